@@ -1,0 +1,126 @@
+"""Turn the raw outputs of bench/run.sh into the Markdown results table.
+
+    report.py OUTDIR RESULTS_MD
+
+OUTDIR/raw/<server>/ holds, per contender:
+  <workload>-<run>.txt   wrk --latency output of each measured run
+  rss_peak_kib           peak RSS of the process tree under load
+  rss_idle_kib           RSS of the process tree after seeding, before load
+  coldstart.json         {"median_ms": ..., "samples_ms": [...]}
+  binary_bytes           size of the stripped binary (Rust contenders)
+OUTDIR/notes.md is copied under the table. Every figure of a workload is the
+median over its runs, except errors, which are summed over all runs.
+"""
+import json
+import re
+import statistics
+import sys
+from pathlib import Path
+
+SERVERS = [("articles", "articles"), ("fastapi", "FastAPI"), ("flask", "Flask"),
+           ("ceiling", "ceiling")]
+WORKLOADS = [("get_id_32", "GET /articles/{id}, 32 conns"),
+             ("list_32", "GET /articles?page=1, 32 conns"),
+             ("post_32", "POST /articles, 32 conns"),
+             ("get_id_256", "GET /articles/{id}, 256 conns")]
+UNIT_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}
+
+
+def parse_wrk(text):
+    """Requests/s, p50 and p99 in ms, and error count of one wrk run."""
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
+    lat = {p: float(v) * UNIT_MS[u] for p, v, u in
+           re.findall(r"^\s+(50|99)%\s+([\d.]+)(us|ms|s|m)\s*$", text, re.M)}
+    errors = sum(int(n) for n in re.findall(r"(?:connect|read|write|timeout) (\d+)",
+                                            text.split("Socket errors:", 1)[1].splitlines()[0])) \
+        if "Socket errors:" in text else 0
+    m = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", text)
+    errors += int(m.group(1)) if m else 0
+    return {"rps": rps, "p50": lat.get("50"), "p99": lat.get("99"), "errors": errors}
+
+
+def load(outdir):
+    data = {}
+    for server, _ in SERVERS:
+        d = outdir / "raw" / server
+        figs = {}
+        for wl, _ in WORKLOADS:
+            runs = [parse_wrk(p.read_text()) for p in sorted(d.glob(f"{wl}-*.txt"))]
+            if runs:
+                figs[wl] = {
+                    "rps": statistics.median(r["rps"] for r in runs),
+                    "p50": statistics.median(r["p50"] for r in runs),
+                    "p99": statistics.median(r["p99"] for r in runs),
+                    "errors": sum(r["errors"] for r in runs),
+                    "runs": len(runs),
+                }
+        for name in ("rss_peak_kib", "rss_idle_kib", "binary_bytes"):
+            if (d / name).exists():
+                figs[name] = float((d / name).read_text().split()[0])
+        if (d / "coldstart.json").exists():
+            figs["coldstart"] = json.loads((d / "coldstart.json").read_text())["median_ms"]
+        data[server] = figs
+    return data
+
+
+def fmt(value, kind):
+    if value is None:
+        return "—"
+    if kind == "rps":
+        return f"{value:,.0f}"
+    if kind == "errors":
+        return f"{value:,.0f}"
+    if kind == "ms":
+        return f"{value:.3f}" if value < 1 else f"{value:.2f}" if value < 100 else f"{value:.0f}"
+    if kind == "mib":
+        return f"{value:.1f}"
+    return str(value)
+
+
+def ratio(a, b):
+    if a is None or b is None or b == 0:
+        return "—"
+    r = a / b
+    return f"{r:.2f}×" if r < 100 else f"{r:.0f}×"
+
+
+def table(data):
+    head = ["workload", "figure"] + [label for _, label in SERVERS] + \
+        [f"articles/{label}" for _, label in SERVERS[1:]]
+    rows = [head, ["---"] * len(head)]
+
+    def row(workload, figure, values, kind, ratios=True):
+        cells = [fmt(values.get(s), kind) for s, _ in SERVERS]
+        a = values.get("articles")
+        rats = [ratio(a, values.get(s)) if ratios else "—" for s, _ in SERVERS[1:]]
+        rows.append([workload, figure] + cells + rats)
+
+    for wl, label in WORKLOADS:
+        for fig, name, kind in (("rps", "requests/s", "rps"), ("p50", "p50 latency (ms)", "ms"),
+                                ("p99", "p99 latency (ms)", "ms"),
+                                ("errors", "errors (sum of runs)", "errors")):
+            values = {s: data[s][wl][fig] for s, _ in SERVERS if wl in data[s]}
+            row(label, name, values, kind, ratios=fig != "errors")
+    mib = lambda s, k: data[s][k] / 1024 if k in data[s] else None
+    row("all GET/POST load", "peak RSS of process tree (MiB)",
+        {s: mib(s, "rss_peak_kib") for s, _ in SERVERS}, "mib")
+    row("after seeding, idle", "RSS of process tree (MiB)",
+        {s: mib(s, "rss_idle_kib") for s, _ in SERVERS}, "mib")
+    row("exec → first 200 on GET /articles/1", "cold start, median of 5 (ms)",
+        {s: data[s].get("coldstart") for s, _ in SERVERS}, "ms")
+    row("release binary", "stripped size (MiB)",
+        {s: data[s]["binary_bytes"] / 2**20 if "binary_bytes" in data[s] else None
+         for s, _ in SERVERS}, "mib")
+    return "\n".join("| " + " | ".join(r) + " |" for r in rows)
+
+
+def main():
+    outdir, results = Path(sys.argv[1]), Path(sys.argv[2])
+    notes = (outdir / "notes.md").read_text() if (outdir / "notes.md").exists() else ""
+    text = "# Benchmark results\n\n" + table(load(outdir)) + "\n\n" + notes
+    results.write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,299 @@
+#!/usr/bin/env bash
+# Benchmark `articles` against the usual Python ways of writing the same API
+# (Flask + gunicorn, FastAPI + uvicorn) and against a bare tiny_http_fork
+# server that answers a fixed body (the "ceiling" of the HTTP layer).
+#
+#   bash bench/run.sh            # full run, about 6-8 minutes after builds
+#
+# Knobs (environment): DURATION (wrk -d, default 5s), RUNS (per workload,
+# default 3), WRK_THREADS (default 1), SKIP_BUILD=1 (reuse existing binaries),
+# CONTENDERS (default "articles fastapi flask ceiling").
+#
+# Fairness rules: every server under test is pinned to CPU 0 and wrk to CPU 1
+# (this is a 2-core machine), every contender holds the same 1,000 seeded
+# articles, and all traffic goes to 127.0.0.1 only. Writes bench/results.md.
+set -euo pipefail
+
+BENCH=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(dirname "$BENCH")
+OUT="$BENCH/out"
+VENV="$BENCH/.venv"
+DURATION=${DURATION:-5s}
+RUNS=${RUNS:-3}
+WRK_THREADS=${WRK_THREADS:-1}
+CONTENDERS=${CONTENDERS:-articles fastapi flask ceiling}
+ARTICLES_WORKERS=4
+SERVER_CPU=0
+LOAD_CPU=1
+
+log() { printf '\n== %s\n' "$*" >&2; }
+
+# ---------------------------------------------------------------- cleanup ---
+# Every process this script starts is recorded in STARTED; on exit (normal,
+# error or Ctrl-C) each one is stopped together with its descendants
+# (gunicorn's workers), by pid.
+STARTED=()
+descendants() {
+  local kid
+  for kid in $(pgrep -P "$1" || true); do
+    echo "$kid"
+    descendants "$kid"
+  done
+}
+kill_tree() {
+  local pid=$1 tree
+  kill -0 "$pid" 2>/dev/null || return 0
+  tree="$pid $(descendants "$pid" | tr '\n' ' ')"
+  kill -TERM $tree 2>/dev/null || true
+  for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  kill -KILL $tree 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+}
+cleanup() {
+  local pid
+  for pid in "${STARTED[@]}"; do kill_tree "$pid"; done
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# ----------------------------------------------------------------- setup ----
+if ! command -v wrk >/dev/null; then
+  log "installing wrk"
+  apt-get update
+  apt-get install -y wrk
+fi
+
+log "Python venv for the peers ($VENV)"
+[ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
+"$VENV/bin/pip" install --quiet --disable-pip-version-check -r "$BENCH/requirements.txt"
+PY="$VENV/bin/python"
+
+ARTICLES_BIN="$ROOT/target/release/articles"
+CEILING_BIN="$BENCH/ceiling/target/release/ceiling"
+if [ "${SKIP_BUILD:-0}" != 1 ]; then
+  log "building the ceiling server (release)"
+  (cd "$BENCH/ceiling" && cargo build --release)
+  if [[ " $CONTENDERS " == *" articles "* ]]; then
+    log "building articles (release)"
+    (cd "$ROOT" && cargo build --release)
+  fi
+fi
+
+rm -rf "$OUT"
+mkdir -p "$OUT/db" "$OUT/raw"/{articles,fastapi,flask,ceiling}
+
+free_port() {
+  "$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# SERVER_CMD=(...) is the pinned command line that serves contender $1 on
+# port $2 with database $3. The same line is used for load and cold start.
+server_cmd() {
+  local name=$1 port=$2 db=$3
+  case $name in
+    articles)
+      # RUST_LOG=warn: no per-request access log, like the peers below.
+      SERVER_CMD=(env RUST_LOG=warn taskset -c $SERVER_CPU "$ARTICLES_BIN" serve
+                  --addr "127.0.0.1:$port" --db "$db" --workers $ARTICLES_WORKERS) ;;
+    fastapi)
+      # One uvicorn worker: one event loop is all one pinned core can use.
+      SERVER_CMD=(env PEER_DB="$db" taskset -c $SERVER_CPU "$VENV/bin/uvicorn" fastapi_app:app
+                  --app-dir "$BENCH/peers" --host 127.0.0.1 --port "$port" --workers 1
+                  --loop uvloop --http httptools --no-access-log --log-level warning) ;;
+    flask)
+      # Two sync workers on the one core: one worker blocks on SQLite I/O,
+      # so a second keeps the core busy. Sync workers close the connection
+      # after every response (no keep-alive); that is how gunicorn sync works.
+      SERVER_CMD=(env PEER_DB="$db" taskset -c $SERVER_CPU "$VENV/bin/gunicorn" flask_app:app
+                  --chdir "$BENCH/peers" --bind "127.0.0.1:$port" --workers 2
+                  --worker-class sync --no-control-socket --log-level warning) ;;
+    ceiling)
+      SERVER_CMD=(taskset -c $SERVER_CPU "$CEILING_BIN" "127.0.0.1:$port" $ARTICLES_WORKERS) ;;
+  esac
+}
+
+# start_server NAME PORT DB: start in the background, wait until the port
+# answers HTTP at all, set SERVER_PID.
+start_server() {
+  local name=$1 port=$2 db=$3
+  server_cmd "$name" "$port" "$db"
+  "${SERVER_CMD[@]}" >"$OUT/raw/$name/server.out" 2>"$OUT/raw/$name/server.err" &
+  SERVER_PID=$!
+  STARTED+=("$SERVER_PID")
+  for _ in $(seq 300); do
+    if [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/articles/1")" != 000 ]; then
+      return 0
+    fi
+    kill -0 "$SERVER_PID" 2>/dev/null || break
+    sleep 0.1
+  done
+  echo "$name did not start; its stderr:" >&2
+  tail -20 "$OUT/raw/$name/server.err" >&2
+  exit 1
+}
+
+stop_server() { kill_tree "$SERVER_PID"; }
+
+# check NAME PORT: one request of each kind, to catch a broken contender
+# before its numbers are taken seriously. Recorded in sanity.txt.
+check() {
+  local name=$1 port=$2 path code
+  for path in /articles/1 "/articles?page=1" /articles/999999; do
+    code=$(curl -s -o "$OUT/raw/$name/body" -w '%{http_code} %{size_download}' \
+           "http://127.0.0.1:$port$path")
+    echo "GET $path -> $code bytes" | tee -a "$OUT/raw/$name/sanity.txt" >&2
+  done
+}
+
+# wrk_run NAME WORKLOAD CONNS PORT [wrk args...]: a 1 s warm-up, then RUNS
+# measured runs, each saved as raw/NAME/WORKLOAD-N.txt for report.py.
+wrk_run() {
+  local name=$1 workload=$2 conns=$3 port=$4 i
+  shift 4
+  local cmd=(taskset -c $LOAD_CPU wrk -t"$WRK_THREADS" -c"$conns" --timeout 2s --latency "$@")
+  "${cmd[@]}" -d1s >/dev/null
+  for i in $(seq "$RUNS"); do
+    "${cmd[@]}" -d"$DURATION" >"$OUT/raw/$name/$workload-$i.txt"
+    grep -E 'Requests/sec|Non-2xx|Socket errors' "$OUT/raw/$name/$workload-$i.txt" \
+      | sed "s|^|  $name $workload #$i: |" >&2
+  done
+}
+
+# measure NAME PORT [POST]: every workload against the running server, with
+# the RSS sampler (on the load CPU) watching the server's process tree.
+measure() {
+  local name=$1 port=$2 with_post=${3:-}
+  local url="http://127.0.0.1:$port"
+  "$PY" "$BENCH/rss_sampler.py" "$SERVER_PID" --once >"$OUT/raw/$name/rss_idle_kib"
+  taskset -c $LOAD_CPU "$PY" "$BENCH/rss_sampler.py" "$SERVER_PID" "$OUT/raw/$name/rss_peak_kib" &
+  local sampler=$!
+  STARTED+=("$sampler")
+  log "$name: load"
+  wrk_run "$name" get_id_32 32 "$port" -s "$BENCH/lua/get_random_id.lua" "$url"
+  wrk_run "$name" list_32 32 "$port" "$url/articles?page=1"
+  wrk_run "$name" get_id_256 256 "$port" -s "$BENCH/lua/get_random_id.lua" "$url"
+  # POST last, so the reads above all saw the same 1,000 articles.
+  if [ -n "$with_post" ]; then
+    wrk_run "$name" post_32 32 "$port" -s "$BENCH/lua/post_article.lua" "$url/articles"
+  fi
+  kill -TERM "$sampler"
+  wait "$sampler" || true
+}
+
+# coldstart NAME DB: exec → first 200 on GET /articles/1, median of 5.
+coldstart() {
+  local name=$1 db=$2 port
+  port=$(free_port)
+  server_cmd "$name" "$port" "$db"
+  log "$name: cold start"
+  taskset -c $LOAD_CPU "$PY" "$BENCH/coldstart.py" "$port" /articles/1 5 -- "${SERVER_CMD[@]}" \
+    >"$OUT/raw/$name/coldstart.json" &
+  local helper=$!
+  STARTED+=("$helper")
+  wait "$helper"
+  cat "$OUT/raw/$name/coldstart.json" >&2
+}
+
+stripped_size() {
+  strip -o "$OUT/stripped" "$1"
+  stat -c %s "$OUT/stripped"
+  rm -f "$OUT/stripped"
+}
+
+# ------------------------------------------------------------- contenders ---
+# articles: seeded through its own HTTP API, as a client would.
+AUTHOR_NOTE="not measured"
+bench_articles() {
+  log "articles"
+  local db="$OUT/db/articles.db" token="" port
+  AUTHOR_NOTE="anonymous (no \`articles user add\`)"
+  # The token is the last line of stdout; stderr goes elsewhere so log lines
+  # cannot be mistaken for it.
+  if "$ARTICLES_BIN" user add bench --db "$db" >"$OUT/raw/articles/user_add.out" \
+       2>"$OUT/raw/articles/user_add.err"; then
+    token=$(tail -n 1 "$OUT/raw/articles/user_add.out" | tr -d '[:space:]')
+  fi
+  if [ -n "$token" ]; then
+    AUTHOR_NOTE="user \`bench\`, bearer token on every POST"
+  fi
+  port=$(free_port)
+  start_server articles "$port" "$db"
+  "$PY" "$BENCH/seed.py" http "http://127.0.0.1:$port" "$token"
+  check articles "$port"
+  stop_server                    # SIGTERM: WAL checkpointed, clean file
+  coldstart articles "$db"
+  port=$(free_port)
+  start_server articles "$port" "$db"
+  BENCH_TOKEN="$token" measure articles "$port" post
+  stop_server
+  stripped_size "$ARTICLES_BIN" >"$OUT/raw/articles/binary_bytes"
+}
+
+# The Python peers: their own SQLite files, seeded directly.
+bench_peer() {
+  local name=$1 db="$OUT/db/$1.db" port
+  log "$name"
+  "$PY" "$BENCH/seed.py" sqlite "$db"
+  coldstart "$name" "$db"
+  port=$(free_port)
+  start_server "$name" "$port" "$db"
+  check "$name" "$port"
+  measure "$name" "$port" post
+  stop_server
+}
+
+# The ceiling: GET workloads only (it has no database to write to).
+bench_ceiling() {
+  local port
+  log "ceiling"
+  coldstart ceiling -
+  port=$(free_port)
+  start_server ceiling "$port" -
+  measure ceiling "$port"
+  stop_server
+  stripped_size "$CEILING_BIN" >"$OUT/raw/ceiling/binary_bytes"
+}
+
+for contender in $CONTENDERS; do
+  case $contender in
+    articles) bench_articles ;;
+    fastapi|flask) bench_peer "$contender" ;;
+    ceiling) bench_ceiling ;;
+    *) echo "unknown contender: $contender" >&2; exit 2 ;;
+  esac
+done
+
+# ----------------------------------------------------------------- report ---
+cat >"$OUT/notes.md" <<EOF
+Ratios are articles ÷ the other column: above 1 is better for requests/s,
+below 1 is better for latency, memory, cold start and size.
+
+How this was measured (bench/run.sh, $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores,
+$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //')):
+- Every server under test pinned to CPU $SERVER_CPU (\`taskset -c $SERVER_CPU\`), wrk and the
+  RSS sampler to CPU $LOAD_CPU. wrk: $WRK_THREADS thread, keep-alive connections,
+  ${DURATION} per run, $RUNS runs per workload after a 1 s warm-up; figures are medians of
+  the runs, errors (non-2xx + socket errors, wrk timeout 2 s) are summed over them.
+- articles: \`articles serve --workers $ARTICLES_WORKERS\`, RUST_LOG=warn; seeded with 1,000
+  POST /articles over HTTP; author: $AUTHOR_NOTE.
+- FastAPI: async SQLAlchemy + aiosqlite, Pydantic response models, uvicorn with
+  uvloop and httptools, 1 worker, no access log.
+- Flask: Flask-SQLAlchemy, gunicorn with 2 sync workers (both on CPU $SERVER_CPU; sync
+  workers close every connection, so wrk reconnects per request).
+- The Python peers' SQLite files (WAL mode, index on created_at) are seeded
+  directly with the same 1,000 articles (~500 chars, 2-4 tags, one author).
+  They do no authentication; POSTs are attributed to the seeded user.
+- ceiling: bare tiny_http_fork, $ARTICLES_WORKERS threads calling recv(), a fixed 344-byte
+  JSON body for every request (GET workloads only): the HTTP layer's limit.
+- Peak RSS: VmRSS summed over the server's process tree (gunicorn/uvicorn
+  workers included), sampled every 100 ms across all of its workloads.
+- Cold start: exec → first 200 on GET /articles/1 with the seeded database,
+  polled every 1 ms, median of 5.
+- Binary size: \`strip\` of the release binary.
+
+Sanity checks (status, bytes) per contender:
+$(for n in articles fastapi flask; do
+    if [ -f "$OUT/raw/$n/sanity.txt" ]; then sed "s/^/- $n: /" "$OUT/raw/$n/sanity.txt"; fi
+  done)
+EOF
+"$PY" "$BENCH/report.py" "$OUT" "$BENCH/results.md"

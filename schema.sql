@@ -1,0 +1,73 @@
+-- The schema of `articles`, embedded in the binary.
+--
+-- Append-only: each "-- migration N: ..." section runs once, in order, inside
+-- its own transaction, and `PRAGMA user_version` records the last one applied.
+-- Never edit a section that has shipped; add a new one below it.
+--
+-- Timestamps are integers: milliseconds since the Unix epoch, UTC.
+
+-- migration 1: articles, their tags and a full-text index
+CREATE TABLE articles (
+    -- AUTOINCREMENT so that the id of a deleted article is never reused.
+    id         INTEGER PRIMARY KEY AUTOINCREMENT,
+    title      TEXT    NOT NULL,
+    content    TEXT    NOT NULL,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL
+);
+
+-- One index per listing order, each ending in id (the tie breaker), so that a
+-- page is read in order from the index instead of sorting the whole table.
+CREATE INDEX articles_by_created ON articles (created_at, id);
+CREATE INDEX articles_by_updated ON articles (updated_at, id);
+CREATE INDEX articles_by_title   ON articles (title, id);
+
+CREATE TABLE article_tags (
+    article_id INTEGER NOT NULL REFERENCES articles (id) ON DELETE CASCADE,
+    tag        TEXT    NOT NULL,
+    PRIMARY KEY (article_id, tag)
+) WITHOUT ROWID;
+
+-- The `tag` filter starts here.
+CREATE INDEX article_tags_by_tag ON article_tags (tag, article_id);
+
+-- Full-text index over title and content; the rows live in `articles`
+-- (external content), the triggers below keep the index in step.
+CREATE VIRTUAL TABLE articles_fts USING fts5 (
+    title, content,
+    content = 'articles', content_rowid = 'id',
+    tokenize = 'unicode61 remove_diacritics 2'
+);
+
+CREATE TRIGGER articles_fts_insert AFTER INSERT ON articles BEGIN
+    INSERT INTO articles_fts (rowid, title, content)
+    VALUES (new.id, new.title, new.content);
+END;
+
+CREATE TRIGGER articles_fts_delete AFTER DELETE ON articles BEGIN
+    INSERT INTO articles_fts (articles_fts, rowid, title, content)
+    VALUES ('delete', old.id, old.title, old.content);
+END;
+
+CREATE TRIGGER articles_fts_update AFTER UPDATE OF title, content ON articles BEGIN
+    INSERT INTO articles_fts (articles_fts, rowid, title, content)
+    VALUES ('delete', old.id, old.title, old.content);
+    INSERT INTO articles_fts (rowid, title, content)
+    VALUES (new.id, new.title, new.content);
+END;
+
+-- The number of articles, kept by triggers so that the unfiltered listing's
+-- X-Total-Count is one row read instead of a scan of the whole table.
+CREATE TABLE article_count (
+    only_row INTEGER PRIMARY KEY CHECK (only_row = 1),
+    total    INTEGER NOT NULL
+);
+INSERT INTO article_count (only_row, total) VALUES (1, 0);
+
+CREATE TRIGGER article_count_insert AFTER INSERT ON articles BEGIN
+    UPDATE article_count SET total = total + 1 WHERE only_row = 1;
+END;
+
+CREATE TRIGGER article_count_delete AFTER DELETE ON articles BEGIN
+    UPDATE article_count SET total = total - 1 WHERE only_row = 1;
+END;

@@ -1,0 +1,335 @@
+//! The command line: subcommands, flags and their `ARTICLES_*` variables.
+//!
+//! A flag wins over its variable; a variable wins over the default. Any bad
+//! flag or value is a `ConfigError`, which `main` prints on one line and
+//! turns into exit status 2.
+
+use std::fmt;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::time::Duration;
+
+/// Default listening address.
+pub const DEFAULT_ADDR: &str = "127.0.0.1:8080";
+/// Default database file.
+pub const DEFAULT_DB: &str = "articles.db";
+/// Default request body limit: 1 MiB.
+pub const DEFAULT_MAX_BODY: u64 = 1024 * 1024;
+/// Largest accepted `--max-body`: 1 GiB.
+pub const MAX_MAX_BODY: u64 = 1024 * 1024 * 1024;
+/// Default idle timeout in seconds: how long a connection may send nothing.
+pub const DEFAULT_IDLE_TIMEOUT_SECS: u64 = 30;
+/// Most worker threads or pooled connections accepted.
+pub const MAX_THREADS: u64 = 1024;
+
+/// The usage text of `--help`.
+pub const USAGE: &str = "\
+articles: an article REST API over SQLite, in one binary.
+
+Usage:
+  articles [serve] [--addr HOST:PORT] [--db PATH] [--workers N] [--pool-size N]
+                   [--max-body BYTES] [--idle-timeout SECONDS]
+  articles migrate [--db PATH]
+  articles --help | --version
+
+Options (each also read from the environment variable shown):
+  --addr HOST:PORT          listen address; port 0 picks a free port
+                            [ARTICLES_ADDR, default 127.0.0.1:8080]
+  --db PATH                 SQLite database file, or :memory:
+                            [ARTICLES_DB, default articles.db]
+  --workers N               request worker threads
+                            [ARTICLES_WORKERS, default 2 per CPU, at least 4]
+  --pool-size N             pooled reading connections
+                            [ARTICLES_POOL_SIZE, default: the number of workers]
+  --max-body BYTES          largest request body accepted
+                            [ARTICLES_MAX_BODY, default 1048576]
+  --idle-timeout SECONDS    close a connection that sends nothing for this long
+                            [ARTICLES_IDLE_TIMEOUT, default 30]
+
+Logs go to standard error; RUST_LOG sets the level (default info).
+";
+
+/// A bad flag or value, with a message that names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError(pub String);
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// What the command line asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// Run the server.
+    Serve(Config),
+    /// Apply schema migrations and exit.
+    Migrate {
+        /// The database.
+        db: String,
+    },
+    /// Print usage.
+    Help,
+    /// Print the version.
+    Version,
+}
+
+/// The server's settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// Address to bind.
+    pub addr: SocketAddr,
+    /// SQLite path or `:memory:`.
+    pub db: String,
+    /// Worker threads.
+    pub workers: usize,
+    /// Reading connections in the pool.
+    pub pool_size: u32,
+    /// Request body limit in bytes.
+    pub max_body: u64,
+    /// How long a connection may be silent, and a socket write may block.
+    pub idle_timeout: Duration,
+}
+
+impl Config {
+    /// The defaults, listening on `addr` with database `db`.
+    pub fn new(addr: SocketAddr, db: &str) -> Config {
+        let workers = default_workers();
+        Config {
+            addr,
+            db: db.to_owned(),
+            workers,
+            pool_size: workers as u32,
+            max_body: DEFAULT_MAX_BODY,
+            idle_timeout: Duration::from_secs(DEFAULT_IDLE_TIMEOUT_SECS),
+        }
+    }
+}
+
+/// Two workers per CPU, at least four: handlers block on SQLite and on
+/// client sockets, so a few more threads than cores keep the CPUs busy.
+fn default_workers() -> usize {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    (2 * cpus).max(4)
+}
+
+/// The flags that take a value, with their variables.
+const FLAGS: &[(&str, &str)] = &[
+    ("--addr", "ARTICLES_ADDR"),
+    ("--db", "ARTICLES_DB"),
+    ("--workers", "ARTICLES_WORKERS"),
+    ("--pool-size", "ARTICLES_POOL_SIZE"),
+    ("--max-body", "ARTICLES_MAX_BODY"),
+    ("--idle-timeout", "ARTICLES_IDLE_TIMEOUT"),
+];
+
+/// Parses the arguments (without the program name), reading variables
+/// through `env`.
+pub fn parse<I, S>(args: I, env: impl Fn(&str) -> Option<String>) -> Result<Command, ConfigError>
+where
+    I: IntoIterator<Item = S>,
+    S: Into<String>,
+{
+    let mut args: Vec<String> = args.into_iter().map(Into::into).collect();
+    let subcommand = match args.first().map(String::as_str) {
+        Some("serve" | "migrate") => Some(args.remove(0)),
+        Some(other) if !other.starts_with('-') => {
+            return Err(ConfigError(format!(
+                "unknown command '{other}' (see --help)"
+            )))
+        }
+        _ => None,
+    };
+
+    let mut given: Vec<(&'static str, String)> = Vec::new();
+    let mut rest = args.into_iter();
+    while let Some(arg) = rest.next() {
+        match arg.as_str() {
+            "--help" | "-h" => return Ok(Command::Help),
+            "--version" | "-V" => return Ok(Command::Version),
+            _ => {}
+        }
+        let (name, inline) = match arg.split_once('=') {
+            Some((name, value)) => (name.to_owned(), Some(value.to_owned())),
+            None => (arg.clone(), None),
+        };
+        let Some(&(flag, _)) = FLAGS.iter().find(|(flag, _)| *flag == name) else {
+            return Err(ConfigError(format!(
+                "unknown argument '{arg}' (see --help)"
+            )));
+        };
+        let value = match inline.or_else(|| rest.next()) {
+            Some(value) => value,
+            None => return Err(ConfigError(format!("{flag} needs a value"))),
+        };
+        given.push((flag, value));
+    }
+
+    let value = |flag: &str| -> Option<(String, String)> {
+        let from_flag = given
+            .iter()
+            .rev()
+            .find(|(name, _)| *name == flag)
+            .map(|(_, value)| (flag.to_owned(), value.clone()));
+        from_flag.or_else(|| {
+            let (_, var) = FLAGS.iter().find(|(name, _)| *name == flag)?;
+            env(var).map(|value| ((*var).to_owned(), value))
+        })
+    };
+
+    let db = match value("--db") {
+        Some((source, db)) if db.is_empty() => {
+            return Err(ConfigError(format!("{source} must not be empty")))
+        }
+        Some((_, db)) => db,
+        None => DEFAULT_DB.to_owned(),
+    };
+    if subcommand.as_deref() == Some("migrate") {
+        if let Some((flag, _)) = given.iter().find(|(flag, _)| *flag != "--db") {
+            return Err(ConfigError(format!("{flag} does not apply to migrate")));
+        }
+        return Ok(Command::Migrate { db });
+    }
+
+    let addr = match value("--addr") {
+        Some((source, text)) => parse_addr(&source, &text)?,
+        None => DEFAULT_ADDR.parse().expect("valid default address"),
+    };
+    let mut config = Config::new(addr, &db);
+    if let Some((source, text)) = value("--workers") {
+        config.workers = number(&source, &text, 1, MAX_THREADS)? as usize;
+        config.pool_size = config.workers as u32;
+    }
+    if let Some((source, text)) = value("--pool-size") {
+        config.pool_size = number(&source, &text, 1, MAX_THREADS)? as u32;
+    }
+    if let Some((source, text)) = value("--max-body") {
+        config.max_body = number(&source, &text, 1, MAX_MAX_BODY)?;
+    }
+    if let Some((source, text)) = value("--idle-timeout") {
+        config.idle_timeout = Duration::from_secs(number(&source, &text, 1, 3600)?);
+    }
+    Ok(Command::Serve(config))
+}
+
+fn parse_addr(source: &str, text: &str) -> Result<SocketAddr, ConfigError> {
+    let bad = || ConfigError(format!("{source}: '{text}' is not a HOST:PORT address"));
+    if !text.contains(':') {
+        return Err(bad());
+    }
+    text.to_socket_addrs()
+        .map_err(|_| bad())?
+        .next()
+        .ok_or_else(bad)
+}
+
+fn number(source: &str, text: &str, min: u64, max: u64) -> Result<u64, ConfigError> {
+    text.parse::<u64>()
+        .ok()
+        .filter(|n| (min..=max).contains(n))
+        .ok_or_else(|| {
+            ConfigError(format!(
+                "{source}: '{text}' is not an integer from {min} to {max}"
+            ))
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn no_env(_: &str) -> Option<String> {
+        None
+    }
+
+    fn serve(args: &[&str], env: impl Fn(&str) -> Option<String>) -> Config {
+        match parse(args.iter().copied(), env).unwrap() {
+            Command::Serve(config) => config,
+            other => panic!("expected serve, got {other:?}"),
+        }
+    }
+
+    fn error(args: &[&str]) -> String {
+        parse(args.iter().copied(), no_env).unwrap_err().0
+    }
+
+    #[test]
+    fn defaults_to_serve_with_documented_defaults() {
+        let config = serve(&[], no_env);
+        assert_eq!(config.addr.to_string(), DEFAULT_ADDR);
+        assert_eq!(config.db, DEFAULT_DB);
+        assert_eq!(config.max_body, 1_048_576);
+        assert!(config.workers >= 4);
+        assert_eq!(config.pool_size as usize, config.workers);
+    }
+
+    #[test]
+    fn reads_flags_in_both_forms() {
+        let config = serve(
+            &[
+                "serve",
+                "--addr",
+                "127.0.0.1:0",
+                "--db=x.db",
+                "--workers",
+                "3",
+                "--pool-size=2",
+                "--max-body",
+                "10",
+            ],
+            no_env,
+        );
+        assert_eq!(config.addr.port(), 0);
+        assert_eq!(config.db, "x.db");
+        assert_eq!(
+            (config.workers, config.pool_size, config.max_body),
+            (3, 2, 10)
+        );
+    }
+
+    #[test]
+    fn a_flag_wins_over_its_variable() {
+        let env = |name: &str| match name {
+            "ARTICLES_DB" => Some("env.db".to_owned()),
+            "ARTICLES_WORKERS" => Some("7".to_owned()),
+            _ => None,
+        };
+        let config = serve(&["--db", "flag.db"], env);
+        assert_eq!(config.db, "flag.db");
+        assert_eq!(config.workers, 7);
+    }
+
+    #[test]
+    fn bad_values_name_the_flag_or_variable() {
+        assert!(error(&["--workers", "0"]).contains("--workers"));
+        assert!(error(&["--workers", "abc"]).contains("--workers"));
+        assert!(error(&["--addr", "nope"]).contains("--addr"));
+        assert!(error(&["--max-body", "-1"]).contains("--max-body"));
+        assert!(error(&["--bogus"]).contains("--bogus"));
+        assert!(error(&["--db"]).contains("needs a value"));
+        assert!(error(&["frobnicate"]).contains("frobnicate"));
+        let env = |name: &str| (name == "ARTICLES_POOL_SIZE").then(|| "x".to_owned());
+        let err = parse(Vec::<String>::new(), env).unwrap_err().0;
+        assert!(err.contains("ARTICLES_POOL_SIZE"), "{err}");
+    }
+
+    #[test]
+    fn migrate_takes_only_db() {
+        assert_eq!(
+            parse(["migrate", "--db", "m.db"], no_env).unwrap(),
+            Command::Migrate { db: "m.db".into() }
+        );
+        assert!(error(&["migrate", "--workers", "2"]).contains("--workers"));
+    }
+
+    #[test]
+    fn help_and_version() {
+        assert_eq!(parse(["--help"], no_env).unwrap(), Command::Help);
+        assert_eq!(
+            parse(["serve", "--version"], no_env).unwrap(),
+            Command::Version
+        );
+    }
+}

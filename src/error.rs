@@ -1,0 +1,236 @@
+//! `ApiError`, the one error type of every handler, and its single rendering
+//! as `application/problem+json` (RFC 9457).
+//!
+//! 4xx details are written for the client. 5xx details go to the log only;
+//! the client gets a generic sentence and the request id that finds the log
+//! line.
+
+use std::fmt;
+
+use serde::Serialize;
+
+use crate::response::{reason_phrase, Reply, PROBLEM_JSON};
+use crate::store::StoreError;
+
+/// Seconds a client is asked to wait after a 503.
+pub const RETRY_AFTER_SECONDS: u32 = 1;
+
+/// One validation problem: which field or query parameter, and what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FieldError {
+    /// The field (`title`, `tags[2]`) or query parameter (`page`).
+    pub field: String,
+    /// What is wrong with it, as a sentence fragment.
+    pub message: String,
+}
+
+impl FieldError {
+    /// A problem with `field`.
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> FieldError {
+        FieldError {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Everything a request can fail with, by status.
+#[derive(Debug)]
+pub enum ApiError {
+    /// 400: the body is not UTF-8, not JSON, or not a JSON object.
+    BadRequest(String),
+    /// 404: no such article or no such route.
+    NotFound(&'static str),
+    /// 405: the path exists, not for this method; carries the `Allow` value.
+    MethodNotAllowed(&'static str),
+    /// 408: the client stopped sending its body.
+    Timeout,
+    /// 411: a write with neither `Content-Length` nor chunked encoding.
+    LengthRequired,
+    /// 413: the body is larger than the limit (in bytes).
+    TooLarge(u64),
+    /// 415: the body is not `application/json`.
+    UnsupportedMediaType,
+    /// 422: one entry per invalid field or parameter.
+    Validation(Vec<FieldError>),
+    /// 503: the database is busy or unreachable; detail for the client.
+    Unavailable(&'static str),
+    /// 507: the disk is full.
+    InsufficientStorage,
+    /// 500: a bug. The message is logged, never sent.
+    Internal(String),
+}
+
+impl ApiError {
+    /// The HTTP status of this error.
+    pub fn status(&self) -> u16 {
+        match self {
+            ApiError::BadRequest(_) => 400,
+            ApiError::NotFound(_) => 404,
+            ApiError::MethodNotAllowed(_) => 405,
+            ApiError::Timeout => 408,
+            ApiError::LengthRequired => 411,
+            ApiError::TooLarge(_) => 413,
+            ApiError::UnsupportedMediaType => 415,
+            ApiError::Validation(_) => 422,
+            ApiError::Unavailable(_) => 503,
+            ApiError::InsufficientStorage => 507,
+            ApiError::Internal(_) => 500,
+        }
+    }
+
+    /// The sentence sent as `detail`.
+    fn detail(&self) -> String {
+        match self {
+            ApiError::BadRequest(detail) => detail.clone(),
+            ApiError::NotFound(detail) | ApiError::Unavailable(detail) => (*detail).to_owned(),
+            ApiError::MethodNotAllowed(allow) => {
+                format!("Method not allowed here; allowed: {allow}")
+            }
+            ApiError::Timeout => "The request body was not received in time".to_owned(),
+            ApiError::LengthRequired => {
+                "A request body needs Content-Length or chunked encoding".to_owned()
+            }
+            ApiError::TooLarge(limit) => {
+                format!("The request body is larger than the limit of {limit} bytes")
+            }
+            ApiError::UnsupportedMediaType => {
+                "The request body must be JSON, with Content-Type: application/json".to_owned()
+            }
+            ApiError::Validation(_) => "Validation failed".to_owned(),
+            ApiError::InsufficientStorage => {
+                "The server's disk is full; the write was not made".to_owned()
+            }
+            ApiError::Internal(_) => {
+                "Internal server error; quote the request_id when reporting it".to_owned()
+            }
+        }
+    }
+
+    /// Renders the error as a problem+json reply carrying `request_id`.
+    pub fn into_reply(self, request_id: &str) -> Reply {
+        let status = self.status();
+        let body = Problem {
+            kind: "about:blank",
+            title: reason_phrase(status),
+            status,
+            detail: self.detail(),
+            errors: match &self {
+                ApiError::Validation(errors) => Some(errors),
+                _ => None,
+            },
+            request_id,
+        };
+        let body = serde_json::to_vec(&body).expect("serializable problem");
+        let reply = Reply::with_body(status, PROBLEM_JSON, body);
+        match self {
+            ApiError::MethodNotAllowed(allow) => reply.header("Allow", allow),
+            ApiError::Unavailable(_) | ApiError::InsufficientStorage => {
+                reply.header("Retry-After", RETRY_AFTER_SECONDS.to_string())
+            }
+            ApiError::TooLarge(_) | ApiError::Timeout => reply.header("Connection", "close"),
+            _ => reply,
+        }
+    }
+}
+
+impl fmt::Display for ApiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ApiError::Internal(message) => write!(f, "internal error: {message}"),
+            other => write!(f, "{} {}", other.status(), other.detail()),
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(err: StoreError) -> ApiError {
+        match err {
+            StoreError::Busy(_) => {
+                ApiError::Unavailable("The database is busy; retry after the indicated delay")
+            }
+            StoreError::Unavailable(_) => ApiError::Unavailable(
+                "The database is unavailable; retry after the indicated delay",
+            ),
+            StoreError::Full => ApiError::InsufficientStorage,
+            StoreError::Internal(message) => ApiError::Internal(message),
+            StoreError::Schema(message) => ApiError::Internal(message),
+        }
+    }
+}
+
+/// The wire shape of an error.
+#[derive(Serialize)]
+struct Problem<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    title: &'static str,
+    status: u16,
+    detail: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    errors: Option<&'a Vec<FieldError>>,
+    request_id: &'a str,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body(reply: &Reply) -> serde_json::Value {
+        serde_json::from_slice(&reply.body).unwrap()
+    }
+
+    #[test]
+    fn maps_each_error_to_its_status() {
+        assert_eq!(ApiError::BadRequest("x".into()).status(), 400);
+        assert_eq!(ApiError::NotFound("x").status(), 404);
+        assert_eq!(ApiError::MethodNotAllowed("GET").status(), 405);
+        assert_eq!(ApiError::LengthRequired.status(), 411);
+        assert_eq!(ApiError::TooLarge(1).status(), 413);
+        assert_eq!(ApiError::UnsupportedMediaType.status(), 415);
+        assert_eq!(ApiError::Validation(vec![]).status(), 422);
+        assert_eq!(ApiError::Unavailable("x").status(), 503);
+        assert_eq!(ApiError::Internal("x".into()).status(), 500);
+    }
+
+    #[test]
+    fn renders_problem_json_with_request_id() {
+        let reply = ApiError::NotFound("Article not found").into_reply("req-1");
+        assert_eq!(reply.status, 404);
+        assert_eq!(reply.header_value("content-type"), Some(PROBLEM_JSON));
+        let json = body(&reply);
+        assert_eq!(json["type"], "about:blank");
+        assert_eq!(json["title"], "Not Found");
+        assert_eq!(json["status"], 404);
+        assert_eq!(json["detail"], "Article not found");
+        assert_eq!(json["request_id"], "req-1");
+        assert!(json.get("errors").is_none());
+    }
+
+    #[test]
+    fn validation_lists_every_problem() {
+        let reply = ApiError::Validation(vec![
+            FieldError::new("title", "must be 1 to 200 characters"),
+            FieldError::new("tags[0]", "must not be blank"),
+        ])
+        .into_reply("r");
+        let json = body(&reply);
+        assert_eq!(json["detail"], "Validation failed");
+        assert_eq!(json["errors"][1]["field"], "tags[0]");
+    }
+
+    #[test]
+    fn internal_details_never_reach_the_client() {
+        let reply = ApiError::Internal("disk I/O error at /secret/path".into()).into_reply("r");
+        let text = String::from_utf8(reply.body).unwrap();
+        assert!(!text.contains("/secret/path"));
+    }
+
+    #[test]
+    fn unavailable_carries_retry_after_and_405_carries_allow() {
+        let reply = ApiError::Unavailable("busy").into_reply("r");
+        assert_eq!(reply.header_value("retry-after"), Some("1"));
+        let reply = ApiError::MethodNotAllowed("GET, HEAD").into_reply("r");
+        assert_eq!(reply.header_value("allow"), Some("GET, HEAD"));
+    }
+}

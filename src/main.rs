@@ -1,0 +1,62 @@
+//! The `articles` binary: parse the command line, run the library, map the
+//! outcome to an exit status (0 done, 1 failed, 2 bad usage).
+
+use std::process::ExitCode;
+
+use articles::config::{self, Command, USAGE};
+use articles::server::Server;
+use articles::App;
+
+fn main() -> ExitCode {
+    let command = match config::parse(std::env::args().skip(1), |name| std::env::var(name).ok()) {
+        Ok(command) => command,
+        Err(err) => {
+            eprintln!("articles: {err}");
+            return ExitCode::from(2);
+        }
+    };
+    init_logging();
+    match run(command) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("articles: {err}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// Logs to standard error, one line per record: RFC 3339 time, level,
+/// target, message. `RUST_LOG` sets the level; the default is `info`, which
+/// includes the access log.
+fn init_logging() {
+    use std::io::Write;
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
+        .format(|out, record| {
+            writeln!(
+                out,
+                "{} {:<5} {}: {}",
+                articles::time::rfc3339_millis(articles::time::now_millis()),
+                record.level(),
+                record.target(),
+                record.args()
+            )
+        })
+        .init();
+}
+
+fn run(command: Command) -> Result<(), Box<dyn std::error::Error>> {
+    match command {
+        Command::Help => print!("{USAGE}"),
+        Command::Version => println!("articles {}", env!("CARGO_PKG_VERSION")),
+        Command::Migrate { db } => {
+            let (before, after) = articles::store::Store::migrate(&db)?;
+            println!("schema version {before} -> {after}");
+        }
+        Command::Serve(config) => {
+            let server = Server::start(App::open(config)?)?;
+            println!("listening on http://{}", server.local_addr());
+            server.wait()?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,90 @@
+//! What a handler answers: a status, headers and a fully buffered body.
+//!
+//! Every body is buffered so that `Content-Length` is always exact (the
+//! contract promises it on every response but 204 and 304).
+
+use serde::Serialize;
+
+/// `Content-Type` of every JSON body.
+pub const JSON: &str = "application/json; charset=utf-8";
+/// `Content-Type` of every error body (RFC 9457).
+pub const PROBLEM_JSON: &str = "application/problem+json; charset=utf-8";
+
+/// A response before it is written to the wire.
+#[derive(Debug)]
+pub struct Reply {
+    /// HTTP status code.
+    pub status: u16,
+    /// Header names and values. Values are built by the server from
+    /// validated data only; none is copied from a request unchecked.
+    pub headers: Vec<(&'static str, String)>,
+    /// The body; empty for 204 and 304.
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    /// A reply with a JSON body.
+    pub fn json<T: Serialize + ?Sized>(status: u16, value: &T) -> Reply {
+        // Serializing our own types into memory cannot fail.
+        let body = serde_json::to_vec(value).expect("serializable response");
+        Reply::with_body(status, JSON, body)
+    }
+
+    /// A reply with a body of the given content type.
+    pub fn with_body(status: u16, content_type: &str, body: Vec<u8>) -> Reply {
+        Reply {
+            status,
+            headers: vec![("Content-Type", content_type.to_owned())],
+            body,
+        }
+    }
+
+    /// A reply without a body, such as 204.
+    pub fn empty(status: u16) -> Reply {
+        Reply {
+            status,
+            headers: Vec::new(),
+            body: Vec::new(),
+        }
+    }
+
+    /// Adds a header.
+    pub fn header(mut self, name: &'static str, value: impl Into<String>) -> Reply {
+        self.headers.push((name, value.into()));
+        self
+    }
+
+    /// The value of a header this reply carries, if any.
+    pub fn header_value(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// The reason phrase of a status code we send.
+pub fn reason_phrase(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        201 => "Created",
+        204 => "No Content",
+        304 => "Not Modified",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        408 => "Request Timeout",
+        409 => "Conflict",
+        411 => "Length Required",
+        412 => "Precondition Failed",
+        413 => "Content Too Large",
+        415 => "Unsupported Media Type",
+        422 => "Unprocessable Content",
+        500 => "Internal Server Error",
+        503 => "Service Unavailable",
+        507 => "Insufficient Storage",
+        _ => "Unknown",
+    }
+}

@@ -1,0 +1,131 @@
+//! The route table: which handler serves which method and path.
+
+use tiny_http_fork::Method;
+
+use crate::error::ApiError;
+use crate::handlers::articles;
+use crate::request::Req;
+use crate::response::Reply;
+use crate::App;
+
+/// A known path, with what it carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    /// `/articles`
+    Articles,
+    /// `/articles/{id}`
+    Article(i64),
+}
+
+impl Route {
+    /// Every route pattern, for documentation and metrics.
+    pub const PATTERNS: &'static [&'static str] = &["/articles", "/articles/{id}"];
+
+    /// The route of a path. An article id that is not a positive decimal
+    /// integer of at most 63 bits is a 404, like any unknown path.
+    pub fn resolve(path: &str) -> Result<Route, ApiError> {
+        let segments: Vec<&str> = match path.strip_prefix('/') {
+            Some(rest) => rest.split('/').collect(),
+            None => return Err(no_route()),
+        };
+        match segments.as_slice() {
+            ["articles"] => Ok(Route::Articles),
+            ["articles", id] => parse_id(id)
+                .map(Route::Article)
+                .ok_or(ApiError::NotFound(articles::NOT_FOUND)),
+            _ => Err(no_route()),
+        }
+    }
+
+    /// The pattern this route matched, e.g. `/articles/{id}`.
+    pub fn pattern(&self) -> &'static str {
+        match self {
+            Route::Articles => "/articles",
+            Route::Article(_) => "/articles/{id}",
+        }
+    }
+
+    /// The `Allow` header of this route.
+    pub fn allow(&self) -> &'static str {
+        match self {
+            Route::Articles => "GET, HEAD, POST, OPTIONS",
+            Route::Article(_) => "GET, HEAD, PUT, PATCH, DELETE, OPTIONS",
+        }
+    }
+}
+
+/// Sends a request to its handler. `HEAD` runs the `GET` handler; the HTTP
+/// layer leaves out the body.
+pub fn dispatch(app: &App, req: &mut Req<'_>) -> Result<Reply, ApiError> {
+    let route = Route::resolve(&req.path)?;
+    match (&req.method, route) {
+        (Method::Get | Method::Head, Route::Articles) => articles::list(app, req),
+        (Method::Post, Route::Articles) => articles::create(app, req),
+        (Method::Get | Method::Head, Route::Article(id)) => articles::show(app, req, id),
+        (Method::Put, Route::Article(id)) => articles::replace(app, req, id),
+        (Method::Patch, Route::Article(id)) => articles::patch(app, req, id),
+        (Method::Delete, Route::Article(id)) => articles::delete(app, req, id),
+        (Method::Options, route) => Ok(Reply::empty(204).header("Allow", route.allow())),
+        (_, route) => Err(ApiError::MethodNotAllowed(route.allow())),
+    }
+}
+
+fn no_route() -> ApiError {
+    ApiError::NotFound("No such route")
+}
+
+/// A positive decimal integer that fits in 63 bits: digits only, no sign.
+fn parse_id(text: &str) -> Option<i64> {
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    text.parse::<i64>().ok().filter(|id| *id > 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resolves_known_paths() {
+        assert_eq!(Route::resolve("/articles").unwrap(), Route::Articles);
+        assert_eq!(Route::resolve("/articles/42").unwrap(), Route::Article(42));
+        assert_eq!(
+            Route::resolve("/articles/9223372036854775807").unwrap(),
+            Route::Article(i64::MAX)
+        );
+    }
+
+    #[test]
+    fn bad_ids_and_unknown_paths_are_404() {
+        for path in [
+            "/articles/0",
+            "/articles/-1",
+            "/articles/+1",
+            "/articles/1.0",
+            "/articles/1e3",
+            "/articles/abc",
+            "/articles/9223372036854775808",
+            "/articles/%31",
+            "/articles/1/",
+            "/articles/",
+            "/articles//1",
+            "/articles/1/../2",
+            "/",
+            "*",
+            "",
+            "/Articles",
+        ] {
+            let err = Route::resolve(path).unwrap_err();
+            assert_eq!(err.status(), 404, "{path}");
+        }
+    }
+
+    #[test]
+    fn patterns_cover_every_route() {
+        for route in [Route::Articles, Route::Article(1)] {
+            assert!(Route::PATTERNS.contains(&route.pattern()));
+            assert!(route.allow().contains("OPTIONS"));
+        }
+    }
+}

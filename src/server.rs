@@ -1,0 +1,367 @@
+//! The HTTP server: our accept loop feeding tiny_http's connection threads,
+//! one request queue, a fixed pool of workers, and the one function that
+//! wraps every request (request id, panic catching, access log).
+
+use std::io::{self, Cursor, Write};
+use std::mem::ManuallyDrop;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::fd::{AsRawFd, FromRawFd};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use tiny_http_fork::util::{MessageQueueSender, MessagesQueue, TaskPool};
+use tiny_http_fork::{Header, Listener, Message, Method, Request, Response, SslContextWrap};
+
+use crate::error::ApiError;
+use crate::request::{sane_request_id, Req};
+use crate::response::{reason_phrase, Reply};
+use crate::time::{http_date, now_millis};
+use crate::{ids, router, App};
+
+/// Pause after an accept error that may pass (out of file descriptors, a
+/// thread that could not start), so the loop does not spin.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
+
+/// Most threads at once that discard the rest of an oversized or stalled
+/// body after its 413 or 408 was sent, so that workers never do it.
+const MAX_DISCARDERS: usize = 64;
+
+/// Longest request path written to the access log.
+const MAX_LOGGED_PATH: usize = 256;
+
+/// A running server.
+pub struct Server {
+    local_addr: SocketAddr,
+    accept: JoinHandle<io::Result<()>>,
+    workers: Vec<JoinHandle<()>>,
+    stop: Arc<AtomicBool>,
+    queue: Arc<MessagesQueue<Message>>,
+}
+
+impl Server {
+    /// Binds the listener and starts the accept thread and the workers.
+    pub fn start(app: App) -> io::Result<Server> {
+        let listener = TcpListener::bind(app.config.addr)?;
+        configure_listener(&listener, app.config.idle_timeout)?;
+        let local_addr = listener.local_addr()?;
+
+        let app = Arc::new(app);
+        let queue = Arc::new(MessagesQueue::with_capacity(64));
+        let stop = Arc::new(AtomicBool::new(false));
+        let workers = (0..app.config.workers)
+            .map(|n| {
+                let (app, queue) = (Arc::clone(&app), Arc::clone(&queue));
+                thread::Builder::new()
+                    .name(format!("worker-{n}"))
+                    .spawn(move || work(&app, &queue))
+            })
+            .collect::<io::Result<Vec<_>>>()?;
+        let accept = {
+            let (sender, stop) = (queue.create_sender(), Arc::clone(&stop));
+            thread::Builder::new()
+                .name("accept".into())
+                .spawn(move || accept_loop(Listener::Tcp(listener), &sender, &stop))?
+        };
+        Ok(Server {
+            local_addr,
+            accept,
+            workers,
+            stop,
+            queue,
+        })
+    }
+
+    /// The address actually bound (the port is real even for port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Blocks until the accept loop ends. It ends only on an accept error it
+    /// cannot recover from, returned here so the process can exit non-zero
+    /// and be restarted by its supervisor.
+    pub fn wait(self) -> io::Result<()> {
+        let result = self
+            .accept
+            .join()
+            .unwrap_or_else(|_| Err(io::Error::other("the accept thread panicked")));
+        self.stop.store(true, Ordering::Release);
+        for _ in &self.workers {
+            let _ = self.queue.unblock();
+        }
+        result
+    }
+}
+
+/// Socket options for every connection, set once on the listener: Linux
+/// copies them to each accepted socket, which tiny_http never exposes.
+///
+/// - `TCP_NODELAY`: a response over about 1 KiB would otherwise wait ~40 ms
+///   for a delayed ACK on keep-alive connections.
+/// - `SO_RCVTIMEO`: a connection silent for `idle` is closed (idle
+///   keep-alive, slowloris, a stalled body). On the listener itself it makes
+///   `accept` return `WouldBlock` after `idle` without a connection, which
+///   the accept loop takes as "nothing arrived".
+/// - `SO_SNDTIMEO`: a client that stops reading cannot hold a thread.
+fn configure_listener(listener: &TcpListener, idle: Duration) -> io::Result<()> {
+    // std offers these options only on TcpStream; they are plain setsockopt
+    // calls on the descriptor. ManuallyDrop: the listener keeps ownership.
+    let socket = ManuallyDrop::new(unsafe { TcpStream::from_raw_fd(listener.as_raw_fd()) });
+    socket.set_nodelay(true)?;
+    socket.set_read_timeout(Some(idle))?;
+    socket.set_write_timeout(Some(idle))?;
+    Ok(())
+}
+
+/// What an accept error means for the loop.
+#[derive(Debug, PartialEq, Eq)]
+enum AcceptError {
+    /// The listener's receive timeout passed with no connection.
+    Idle,
+    /// Worth retrying after a pause: out of descriptors or memory, or the
+    /// client went away during the handshake.
+    Transient,
+    /// The listener is broken.
+    Fatal,
+}
+
+fn classify(err: &io::Error) -> AcceptError {
+    // Linux errno values: EMFILE, ENFILE, ENOBUFS, ENOMEM, EPROTO, EPERM.
+    const RETRYABLE_ERRNO: [i32; 6] = [24, 23, 105, 12, 71, 1];
+    match err.kind() {
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => AcceptError::Idle,
+        io::ErrorKind::ConnectionAborted
+        | io::ErrorKind::ConnectionReset
+        | io::ErrorKind::Interrupted => AcceptError::Transient,
+        _ if err
+            .raw_os_error()
+            .is_some_and(|code| RETRYABLE_ERRNO.contains(&code)) =>
+        {
+            AcceptError::Transient
+        }
+        _ => AcceptError::Fatal,
+    }
+}
+
+/// Accepts connections and hands each to a tiny_http connection thread,
+/// which parses its requests into the queue.
+fn accept_loop(
+    listener: Listener,
+    queue: &MessageQueueSender<Message>,
+    stop: &AtomicBool,
+) -> io::Result<()> {
+    let ssl = SslContextWrap::build_ssl_capabilities(None).map_err(io::Error::other)?;
+    let connections = TaskPool::new(None, None)?;
+    while !stop.load(Ordering::Acquire) {
+        match tiny_http_fork::Server::accept_connection(&listener, &ssl) {
+            Ok(client) => {
+                // Starting a thread can fail (and std then panics) when the
+                // process is out of threads; drop that one connection.
+                let started = catch_unwind(AssertUnwindSafe(|| {
+                    tiny_http_fork::Server::new_client(Ok(client), queue.clone(), &connections)
+                }));
+                if !matches!(started, Ok(Ok(()))) {
+                    log::warn!("could not start a connection thread; connection dropped");
+                    thread::sleep(ACCEPT_BACKOFF);
+                }
+            }
+            Err(err) => match classify(&err) {
+                AcceptError::Idle => {}
+                AcceptError::Transient => {
+                    log::warn!("accept failed, retrying: {err}");
+                    thread::sleep(ACCEPT_BACKOFF);
+                }
+                AcceptError::Fatal => {
+                    log::error!("accept failed for good: {err}");
+                    return Err(err);
+                }
+            },
+        }
+    }
+    Ok(())
+}
+
+/// A worker: takes requests off the queue until it is unblocked.
+fn work(app: &App, queue: &MessagesQueue<Message>) {
+    loop {
+        match queue.pop() {
+            Ok(Some(Message::NewRequest(request))) => handle(app, request),
+            Ok(Some(Message::ReaderError(err))) => {
+                // tiny_http has already answered it (400, 417 or 505).
+                log::debug!("malformed request answered by the HTTP layer: {err}");
+            }
+            Ok(Some(Message::ErrorIo(err))) => log::warn!("connection error: {err}"),
+            Ok(None) | Err(_) => return,
+        }
+    }
+}
+
+/// Serves one request: request id, dispatch under `catch_unwind`, error
+/// rendering, response, access log. Everything cross-cutting happens here.
+fn handle(app: &App, mut request: Request) {
+    let started = Instant::now();
+    let request_id = request
+        .headers()
+        .get("X-Request-Id")
+        .map(|value| value.as_str())
+        .filter(|id| sane_request_id(id))
+        .map_or_else(ids::request_id, str::to_owned);
+
+    let mut req = Req::new(&mut request, request_id, app.config.max_body);
+    let outcome = catch_unwind(AssertUnwindSafe(|| router::dispatch(app, &mut req)));
+    let reply = match outcome {
+        Ok(Ok(reply)) => reply,
+        Ok(Err(err)) => {
+            if err.status() >= 500 {
+                log::error!("request {} failed: {err}", req.request_id);
+            }
+            err.into_reply(&req.request_id)
+        }
+        Err(panic) => {
+            let message = panic_message(panic.as_ref());
+            log::error!("request {} panicked: {message}", req.request_id);
+            ApiError::Internal(message).into_reply(&req.request_id)
+        }
+    };
+    let (method, path, request_id) = (
+        req.method.clone(),
+        std::mem::take(&mut req.path),
+        req.request_id.clone(),
+    );
+    drop(req);
+
+    let reply = reply.header("X-Request-Id", request_id.clone());
+    let status = reply.status;
+    let bytes = if method == Method::Head {
+        0
+    } else {
+        reply.body.len()
+    };
+    if let Err(err) = send(request, reply) {
+        log::debug!("response to {request_id} not delivered: {err}");
+    }
+    log::info!(
+        target: "access",
+        "{} {} {status} {bytes} {:.3}ms {request_id}",
+        method.as_str(),
+        loggable(&path),
+        started.elapsed().as_secs_f64() * 1000.0,
+    );
+}
+
+/// Writes a reply. A 408 or 413 leaves the client's body unread; tiny_http
+/// discards it after responding, which takes as long as the client keeps
+/// sending, so that happens on a discard thread rather than a worker.
+fn send(request: Request, reply: Reply) -> io::Result<()> {
+    if matches!(reply.status, 408 | 413) {
+        static DISCARDERS: AtomicUsize = AtomicUsize::new(0);
+        if DISCARDERS.fetch_add(1, Ordering::AcqRel) < MAX_DISCARDERS {
+            let spawned = thread::Builder::new()
+                .name("discard".into())
+                .spawn(move || {
+                    let _ = respond(request, reply);
+                    DISCARDERS.fetch_sub(1, Ordering::AcqRel);
+                });
+            return spawned.map(drop);
+        }
+        DISCARDERS.fetch_sub(1, Ordering::AcqRel);
+    }
+    respond(request, reply)
+}
+
+fn respond(request: Request, reply: Reply) -> io::Result<()> {
+    if matches!(reply.status, 204 | 304) {
+        return respond_without_body(request, reply);
+    }
+    let length = reply.body.len();
+    let mut response = Response::empty(reply.status)
+        .with_data(Cursor::new(reply.body), Some(length))
+        // Never chunk: Content-Length on every response, whatever its size.
+        .with_chunked_threshold(usize::MAX);
+    for (name, value) in &reply.headers {
+        match Header::from_str(name, value) {
+            Ok(header) => response.add_header(header),
+            Err(_) => log::error!("invalid value for response header {name} dropped"),
+        }
+    }
+    request.respond(response)
+}
+
+/// 204 and 304 are written by hand: tiny_http would add `Content-Length: 0`,
+/// which RFC 9110 forbids on a 204 and makes a 304 lie.
+fn respond_without_body(request: Request, reply: Reply) -> io::Result<()> {
+    let mut head = format!(
+        "HTTP/1.1 {} {}\r\nDate: {}\r\n",
+        reply.status,
+        reason_phrase(reply.status),
+        http_date(now_millis())
+    );
+    for (name, value) in &reply.headers {
+        if value.bytes().all(|b| b == b' ' || b.is_ascii_graphic()) {
+            head.push_str(&format!("{name}: {value}\r\n"));
+        } else {
+            log::error!("invalid value for response header {name} dropped");
+        }
+    }
+    head.push_str("\r\n");
+    let mut writer = request.into_writer();
+    writer.write_all(head.as_bytes())?;
+    writer.flush()
+}
+
+/// The text of a panic payload.
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".to_owned())
+}
+
+/// A path made safe for one log line: printable ASCII only, bounded.
+fn loggable(path: &str) -> String {
+    path.chars()
+        .take(MAX_LOGGED_PATH)
+        .map(|c| if c.is_ascii_graphic() { c } else { '?' })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classifies_accept_errors() {
+        let kind = |k| io::Error::from(k);
+        assert_eq!(
+            classify(&kind(io::ErrorKind::WouldBlock)),
+            AcceptError::Idle
+        );
+        assert_eq!(
+            classify(&kind(io::ErrorKind::ConnectionAborted)),
+            AcceptError::Transient
+        );
+        assert_eq!(
+            classify(&io::Error::from_raw_os_error(24)),
+            AcceptError::Transient
+        );
+        assert_eq!(
+            classify(&io::Error::from_raw_os_error(9)),
+            AcceptError::Fatal
+        );
+    }
+
+    #[test]
+    fn log_paths_are_printable_and_bounded() {
+        assert_eq!(loggable("/a\x1b[31m\r\n"), "/a?[31m??");
+        assert_eq!(loggable(&"x".repeat(1000)).len(), MAX_LOGGED_PATH);
+    }
+
+    #[test]
+    fn panic_messages_are_recovered() {
+        let payload = catch_unwind(|| panic!("boom {}", 1)).unwrap_err();
+        assert_eq!(panic_message(payload.as_ref()), "boom 1");
+    }
+}

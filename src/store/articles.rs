@@ -1,0 +1,449 @@
+//! Article SQL.
+
+use rusqlite::types::Value;
+use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
+
+use super::{Store, StoreError};
+use crate::article::{Article, ArticleChange};
+use crate::listing::{ArticleQuery, SortKey};
+use crate::time::now_millis;
+
+/// The columns of an article, tags included as a JSON array in one
+/// correlated subquery, so a page of any size is one statement.
+macro_rules! article_columns {
+    () => {
+        "a.id, a.title, a.content, a.created_at, a.updated_at, \
+         (SELECT json_group_array(tag) FROM \
+            (SELECT tag FROM article_tags WHERE article_id = a.id ORDER BY tag)) AS tags"
+    };
+}
+
+const SELECT_ARTICLE: &str = concat!(
+    "SELECT ",
+    article_columns!(),
+    " FROM articles a WHERE a.id = ?1"
+);
+
+const INSERT_ARTICLE: &str =
+    "INSERT INTO articles (title, content, created_at, updated_at) VALUES (?1, ?2, ?3, ?3)";
+
+const UPDATE_ARTICLE: &str =
+    "UPDATE articles SET title = ?2, content = ?3, updated_at = ?4 WHERE id = ?1";
+
+const DELETE_ARTICLE: &str = "DELETE FROM articles WHERE id = ?1";
+
+const INSERT_TAG: &str = "INSERT INTO article_tags (article_id, tag) VALUES (?1, ?2)";
+
+const DELETE_TAGS: &str = "DELETE FROM article_tags WHERE article_id = ?1";
+
+const COUNT_ALL: &str = "SELECT total FROM article_count WHERE only_row = 1";
+
+/// Listing filters, each a condition on `a` with one parameter.
+const BY_TAG: &str = "a.id IN (SELECT article_id FROM article_tags WHERE tag = ?)";
+const BY_SEARCH: &str = "a.id IN (SELECT rowid FROM articles_fts WHERE articles_fts MATCH ?)";
+
+impl Store {
+    /// One article by id.
+    pub fn article(&self, id: i64) -> Result<Option<Article>, StoreError> {
+        let conn = self.read()?;
+        find(&conn, id)
+    }
+
+    /// One page of articles matching `query`, and how many match in all.
+    /// Two statements whatever the page size, read from one snapshot.
+    pub fn list_articles(&self, query: &ArticleQuery) -> Result<(Vec<Article>, u64), StoreError> {
+        let mut filters = Vec::new();
+        let mut params = Vec::new();
+        if let Some(tag) = &query.tag {
+            filters.push(BY_TAG);
+            params.push(Value::Text(tag.clone()));
+        }
+        if let Some(author) = &query.author {
+            // No users yet: nobody is an author, every author filter is empty.
+            let _ = author;
+            return Ok((Vec::new(), 0));
+        }
+        if let Some(words) = &query.words {
+            if words.is_empty() {
+                return Ok((Vec::new(), 0));
+            }
+            filters.push(BY_SEARCH);
+            params.push(Value::Text(fts_query(words)));
+        }
+        let sql = list_sql(&filters, query);
+
+        let mut conn = self.read()?;
+        let tx = conn.transaction()?;
+        let total: i64 = if filters.is_empty() {
+            tx.prepare_cached(COUNT_ALL)?
+                .query_row([], |row| row.get(0))?
+        } else {
+            tx.prepare_cached(&count_sql(&filters))?
+                .query_row(rusqlite::params_from_iter(&params), |row| row.get(0))?
+        };
+        params.push(Value::Integer(i64::from(query.per_page)));
+        params.push(Value::Integer(query.offset() as i64));
+        let articles = tx
+            .prepare_cached(&sql)?
+            .query_map(rusqlite::params_from_iter(&params), read_article)?
+            .collect::<Result<Vec<_>, _>>()?;
+        tx.finish()?;
+        Ok((articles, total.max(0) as u64))
+    }
+
+    /// Creates an article from a complete change (every field set).
+    pub fn create_article(&self, change: &ArticleChange) -> Result<Article, StoreError> {
+        let (Some(title), Some(content)) = (&change.title, &change.content) else {
+            return Err(StoreError::Internal(
+                "create without title or content".into(),
+            ));
+        };
+        let tags = change.tags.clone().unwrap_or_default();
+        let now = now_millis();
+
+        let mut conn = self.write()?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        tx.prepare_cached(INSERT_ARTICLE)?
+            .execute(params![title, content, now])?;
+        let id = tx.last_insert_rowid();
+        insert_tags(&tx, id, &tags)?;
+        tx.commit()?;
+
+        Ok(Article {
+            id,
+            title: title.clone(),
+            content: content.clone(),
+            tags,
+            author: None,
+            created_at: now,
+            updated_at: now,
+        })
+    }
+
+    /// Changes article `id`, if it exists, with the change `decide` returns
+    /// after seeing the article as it is inside the write transaction (so
+    /// checks made there cannot race another writer); an error from `decide`
+    /// changes nothing. `updated_at` always moves forward, even within one
+    /// millisecond.
+    pub fn update_article<E: From<StoreError>>(
+        &self,
+        id: i64,
+        decide: impl FnOnce(&Article) -> Result<ArticleChange, E>,
+    ) -> Result<Option<Article>, E> {
+        let mut conn = self.write()?;
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(StoreError::from)?;
+        let Some(mut article) = find(&tx, id)? else {
+            return Ok(None);
+        };
+        let change = decide(&article)?;
+
+        if let Some(title) = change.title {
+            article.title = title;
+        }
+        if let Some(content) = change.content {
+            article.content = content;
+        }
+        article.updated_at = now_millis().max(article.updated_at + 1);
+        let result: Result<(), StoreError> = (|| {
+            tx.prepare_cached(UPDATE_ARTICLE)?.execute(params![
+                id,
+                article.title,
+                article.content,
+                article.updated_at
+            ])?;
+            if let Some(tags) = change.tags {
+                tx.prepare_cached(DELETE_TAGS)?.execute([id])?;
+                insert_tags(&tx, id, &tags)?;
+                article.tags = tags;
+            }
+            tx.commit()?;
+            Ok(())
+        })();
+        result?;
+        Ok(Some(article))
+    }
+
+    /// Deletes article `id` if it exists and `guard` lets it; returns the
+    /// article as it was.
+    pub fn delete_article<E: From<StoreError>>(
+        &self,
+        id: i64,
+        guard: impl FnOnce(&Article) -> Result<(), E>,
+    ) -> Result<Option<Article>, E> {
+        let mut conn = self.write()?;
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(StoreError::from)?;
+        let Some(article) = find(&tx, id)? else {
+            return Ok(None);
+        };
+        guard(&article)?;
+        let result: Result<(), StoreError> = (|| {
+            tx.prepare_cached(DELETE_ARTICLE)?.execute([id])?;
+            tx.commit()?;
+            Ok(())
+        })();
+        result?;
+        Ok(Some(article))
+    }
+}
+
+fn find(conn: &Connection, id: i64) -> Result<Option<Article>, StoreError> {
+    Ok(conn
+        .prepare_cached(SELECT_ARTICLE)?
+        .query_row([id], read_article)
+        .optional()?)
+}
+
+fn insert_tags(conn: &Connection, id: i64, tags: &[String]) -> Result<(), StoreError> {
+    let mut insert = conn.prepare_cached(INSERT_TAG)?;
+    for tag in tags {
+        insert.execute(params![id, tag])?;
+    }
+    Ok(())
+}
+
+fn read_article(row: &Row<'_>) -> rusqlite::Result<Article> {
+    let tags: String = row.get(5)?;
+    let tags = serde_json::from_str(&tags).map_err(|err| {
+        rusqlite::Error::FromSqlConversionFailure(5, rusqlite::types::Type::Text, Box::new(err))
+    })?;
+    Ok(Article {
+        id: row.get(0)?,
+        title: row.get(1)?,
+        content: row.get(2)?,
+        created_at: row.get(3)?,
+        updated_at: row.get(4)?,
+        tags,
+        author: None,
+    })
+}
+
+/// The WHERE clause of a listing, or nothing.
+fn where_clause(filters: &[&str]) -> String {
+    if filters.is_empty() {
+        String::new()
+    } else {
+        format!(" WHERE {}", filters.join(" AND "))
+    }
+}
+
+fn count_sql(filters: &[&str]) -> String {
+    format!("SELECT count(*) FROM articles a{}", where_clause(filters))
+}
+
+fn list_sql(filters: &[&str], query: &ArticleQuery) -> String {
+    let column = match query.sort.key {
+        SortKey::Created => "a.created_at",
+        SortKey::Updated => "a.updated_at",
+        SortKey::Title => "a.title",
+    };
+    let direction = if query.sort.descending { "DESC" } else { "ASC" };
+    format!(
+        concat!(
+            "SELECT ",
+            article_columns!(),
+            " FROM articles a{} ORDER BY {} {}, a.id {} LIMIT ? OFFSET ?"
+        ),
+        where_clause(filters),
+        column,
+        direction,
+        direction
+    )
+}
+
+/// An FTS5 query in which every word must appear and nothing the user typed
+/// is FTS5 syntax: each word becomes a quoted string (`"` doubled inside),
+/// and strings side by side are ANDed.
+fn fts_query(words: &[String]) -> String {
+    words
+        .iter()
+        .map(|word| format!("\"{}\"", word.replace('"', "\"\"")))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::listing::ArticleQuery;
+    use crate::urlencoded;
+
+    fn store() -> Store {
+        Store::open(":memory:", 2).unwrap()
+    }
+
+    fn change(title: &str, tags: &[&str]) -> ArticleChange {
+        ArticleChange {
+            title: Some(title.into()),
+            content: Some(format!("content of {title}")),
+            tags: Some(tags.iter().map(|t| t.to_string()).collect()),
+        }
+    }
+
+    fn query(q: &str) -> ArticleQuery {
+        ArticleQuery::parse(&urlencoded::parse(q)).unwrap()
+    }
+
+    fn plan(store: &Store, sql: &str, params: &[Value]) -> Vec<String> {
+        let conn = store.read().unwrap();
+        let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+        stmt.query_map(rusqlite::params_from_iter(params), |row| {
+            row.get::<_, String>(3)
+        })
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+    }
+
+    /// A plan line that reads a whole table rather than searching an index.
+    fn full_scans(lines: &[String]) -> Vec<&String> {
+        lines
+            .iter()
+            .filter(|line| {
+                line.starts_with("SCAN")
+                    && !line.contains("USING INDEX")
+                    && !line.contains("USING COVERING INDEX")
+                    && !line.contains("VIRTUAL TABLE")
+                    // the few tags of one article, already found by key
+                    && !line.starts_with("SCAN (subquery")
+            })
+            .collect()
+    }
+
+    #[test]
+    fn fts_query_quotes_every_word() {
+        let words = vec!["a\"b".to_owned(), "NEAR(x".to_owned(), "*".to_owned()];
+        assert_eq!(fts_query(&words), "\"a\"\"b\" \"NEAR(x\" \"*\"");
+    }
+
+    #[test]
+    fn default_listing_reads_the_index_in_order() {
+        let store = store();
+        let sql = list_sql(&[], &query(""));
+        let lines = plan(&store, &sql, &[Value::Integer(20), Value::Integer(0)]);
+        assert!(full_scans(&lines).is_empty(), "{lines:?}");
+        assert!(
+            !lines.iter().any(|l| l.contains("TEMP B-TREE")),
+            "sorts: {lines:?}"
+        );
+        assert!(
+            lines.iter().any(|l| l.contains("articles_by_created")),
+            "{lines:?}"
+        );
+    }
+
+    #[test]
+    fn every_sort_order_uses_its_index() {
+        let store = store();
+        for (sort, index) in [
+            ("updated_at", "articles_by_updated"),
+            ("-updated_at", "articles_by_updated"),
+            ("title", "articles_by_title"),
+            ("-title", "articles_by_title"),
+            ("created_at", "articles_by_created"),
+        ] {
+            let sql = list_sql(&[], &query(&format!("sort={sort}")));
+            let lines = plan(&store, &sql, &[Value::Integer(20), Value::Integer(0)]);
+            assert!(lines.iter().any(|l| l.contains(index)), "{sort}: {lines:?}");
+            assert!(
+                !lines.iter().any(|l| l.contains("TEMP B-TREE")),
+                "{sort}: {lines:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn filters_avoid_full_scans() {
+        let store = store();
+        let text = Value::Text("x".into());
+        for filters in [vec![BY_TAG], vec![BY_SEARCH], vec![BY_TAG, BY_SEARCH]] {
+            let mut params = vec![text.clone(); filters.len()];
+            let lines = plan(&store, &count_sql(&filters), &params);
+            assert!(
+                full_scans(&lines).is_empty(),
+                "count {filters:?}: {lines:?}"
+            );
+            params.extend([Value::Integer(20), Value::Integer(0)]);
+            let lines = plan(&store, &list_sql(&filters, &query("")), &params);
+            assert!(full_scans(&lines).is_empty(), "list {filters:?}: {lines:?}");
+        }
+    }
+
+    #[test]
+    fn creates_reads_updates_and_deletes() {
+        let store = store();
+        let created = store.create_article(&change("first", &["a", "b"])).unwrap();
+        assert_eq!(store.article(created.id).unwrap().unwrap(), created);
+
+        let patch = ArticleChange {
+            title: Some("renamed".into()),
+            ..ArticleChange::default()
+        };
+        let updated = store
+            .update_article(created.id, |_| Ok::<_, StoreError>(patch))
+            .unwrap()
+            .unwrap();
+        assert_eq!(updated.title, "renamed");
+        assert_eq!(updated.tags, created.tags);
+        assert!(updated.updated_at > created.updated_at);
+        assert_eq!(store.article(created.id).unwrap().unwrap(), updated);
+
+        let deleted = store
+            .delete_article(created.id, |_| Ok::<_, StoreError>(()))
+            .unwrap();
+        assert_eq!(deleted, Some(updated));
+        assert_eq!(store.article(created.id).unwrap(), None);
+    }
+
+    #[test]
+    fn a_refusing_guard_changes_nothing() {
+        let store = store();
+        let created = store.create_article(&change("kept", &[])).unwrap();
+        let refused = store.delete_article(created.id, |_| Err(StoreError::Internal("no".into())));
+        assert!(refused.is_err());
+        assert!(store.article(created.id).unwrap().is_some());
+    }
+
+    #[test]
+    fn lists_filters_searches_and_counts() {
+        let store = store();
+        store
+            .create_article(&change("Rust web servers", &["rust", "web"]))
+            .unwrap();
+        store
+            .create_article(&change("Python web apps", &["python", "web"]))
+            .unwrap();
+        store.create_article(&change("Cooking", &[])).unwrap();
+
+        let (page, total) = store.list_articles(&query("")).unwrap();
+        assert_eq!(total, 3);
+        assert_eq!(page[0].title, "Cooking", "newest first");
+
+        let (page, total) = store.list_articles(&query("tag=web&sort=title")).unwrap();
+        assert_eq!(total, 2);
+        assert_eq!(page[0].title, "Python web apps");
+
+        let (page, total) = store.list_articles(&query("q=WEB+rust")).unwrap();
+        assert_eq!((page.len(), total), (1, 1));
+
+        let (page, total) = store.list_articles(&query("q=%22web%22+OR+NOT")).unwrap();
+        assert_eq!((page.len(), total), (0, 0));
+
+        let (page, total) = store.list_articles(&query("per_page=2&page=2")).unwrap();
+        assert_eq!((page.len(), total), (1, 3));
+    }
+
+    #[test]
+    fn ids_are_never_reused() {
+        let store = store();
+        let first = store.create_article(&change("a", &[])).unwrap();
+        store
+            .delete_article(first.id, |_| Ok::<_, StoreError>(()))
+            .unwrap();
+        let second = store.create_article(&change("b", &[])).unwrap();
+        assert!(second.id > first.id);
+    }
+}

@@ -1,0 +1,218 @@
+//! The storage layer: the only module that knows SQL.
+//!
+//! Two pools over one SQLite database: `readers` (`--pool-size`
+//! connections, `query_only`) for GETs, and `writer`, a single connection,
+//! for every write. One writer means writes queue in the pool, in order,
+//! instead of spinning on SQLite's file lock; WAL lets readers go on while it
+//! writes. Every write runs in a `BEGIN IMMEDIATE` transaction and every
+//! statement is stepped to completion (an unfinished statement pins the WAL
+//! and stops checkpoints).
+//!
+//! Durability: `journal_mode=WAL` with `synchronous=NORMAL`. A write that was
+//! acknowledged survives a crash of the process (SIGKILL, panic, OOM kill);
+//! on power loss or a kernel crash the last transactions before it may roll
+//! back, but the database is never corrupted.
+
+mod articles;
+mod migrate;
+
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use r2d2::{Pool, PooledConnection};
+use r2d2_sqlite::SqliteConnectionManager;
+use rusqlite::{Connection, ErrorCode, OpenFlags};
+
+pub use migrate::{migrate, LATEST_VERSION};
+
+/// How long a statement waits for SQLite's lock, and a request for a pooled
+/// connection, before the request is answered 503.
+pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Statements kept prepared per connection: every listing variant fits.
+const STATEMENT_CACHE: usize = 128;
+
+type Pooled = PooledConnection<SqliteConnectionManager>;
+
+/// Why a storage call failed, by what the caller should do about it.
+#[derive(Debug)]
+pub enum StoreError {
+    /// The database stayed locked, or no connection came free, in time.
+    Busy(String),
+    /// The database file cannot be opened, read or written.
+    Unavailable(String),
+    /// The disk is full.
+    Full,
+    /// The database was written by a newer `articles`, or is not ours.
+    Schema(String),
+    /// Anything else: a bug.
+    Internal(String),
+}
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StoreError::Busy(m) => write!(f, "database busy: {m}"),
+            StoreError::Unavailable(m) => write!(f, "database unavailable: {m}"),
+            StoreError::Full => write!(f, "database or disk is full"),
+            StoreError::Schema(m) => write!(f, "{m}"),
+            StoreError::Internal(m) => write!(f, "database error: {m}"),
+        }
+    }
+}
+
+impl std::error::Error for StoreError {}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(err: rusqlite::Error) -> StoreError {
+        match err.sqlite_error_code() {
+            Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => {
+                StoreError::Busy(err.to_string())
+            }
+            Some(ErrorCode::DiskFull) => StoreError::Full,
+            Some(
+                ErrorCode::SystemIoFailure
+                | ErrorCode::CannotOpen
+                | ErrorCode::ReadOnly
+                | ErrorCode::PermissionDenied
+                | ErrorCode::DatabaseCorrupt
+                | ErrorCode::NotADatabase,
+            ) => StoreError::Unavailable(err.to_string()),
+            _ => StoreError::Internal(err.to_string()),
+        }
+    }
+}
+
+impl From<r2d2::Error> for StoreError {
+    fn from(err: r2d2::Error) -> StoreError {
+        StoreError::Busy(format!("no database connection came free: {err}"))
+    }
+}
+
+/// The database: a pool of readers and one writer.
+pub struct Store {
+    readers: Pool<SqliteConnectionManager>,
+    writer: Pool<SqliteConnectionManager>,
+    /// For `:memory:`, a connection held open for the life of the store: an
+    /// in-memory database lives only while a connection to it is open.
+    _anchor: Option<Mutex<Connection>>,
+}
+
+impl Store {
+    /// Opens (creating if needed) and migrates the database at `location`,
+    /// with `readers` reading connections. `:memory:` is a private in-memory
+    /// database shared by every pooled connection of this store.
+    pub fn open(location: &str, readers: u32) -> Result<Store, StoreError> {
+        let target = Target::of(location);
+        let mut anchor = target.connect()?;
+        configure(&anchor, false)?;
+        if !target.in_memory {
+            // Persistent: set once here, stays set in the file.
+            anchor.pragma_update(None, "journal_mode", "WAL")?;
+        }
+        migrate(&mut anchor)?;
+
+        let store = Store {
+            readers: target.pool(readers, true)?,
+            writer: target.pool(1, false)?,
+            _anchor: target.in_memory.then(|| Mutex::new(anchor)),
+        };
+        Ok(store)
+    }
+
+    /// Applies pending migrations to the database at `location` without
+    /// opening pools; returns the schema version before and after.
+    pub fn migrate(location: &str) -> Result<(u32, u32), StoreError> {
+        let mut conn = Target::of(location).connect()?;
+        configure(&conn, false)?;
+        migrate(&mut conn)
+    }
+
+    fn read(&self) -> Result<Pooled, StoreError> {
+        Ok(self.readers.get()?)
+    }
+
+    fn write(&self) -> Result<Pooled, StoreError> {
+        Ok(self.writer.get()?)
+    }
+
+    /// A round trip to the database, for readiness checks.
+    pub fn ping(&self) -> Result<(), StoreError> {
+        let conn = self.read()?;
+        conn.prepare_cached("SELECT 1")?.query_row([], |_| Ok(()))?;
+        Ok(())
+    }
+}
+
+/// Where the database is and how to open it.
+struct Target {
+    path: String,
+    flags: OpenFlags,
+    in_memory: bool,
+}
+
+impl Target {
+    fn of(location: &str) -> Target {
+        let base = OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        if location == ":memory:" {
+            // A shared-cache in-memory database answers SQLITE_LOCKED to
+            // concurrent writers. The memdb VFS with a name starting in "/"
+            // is shared by every connection of this process and uses
+            // ordinary locks, which the busy timeout waits on.
+            static NEXT: AtomicU64 = AtomicU64::new(0);
+            let n = NEXT.fetch_add(1, Ordering::Relaxed);
+            Target {
+                path: format!("file:/articles-{}-{n}?vfs=memdb", std::process::id()),
+                flags: base | OpenFlags::SQLITE_OPEN_URI,
+                in_memory: true,
+            }
+        } else {
+            Target {
+                path: location.to_owned(),
+                flags: base,
+                in_memory: false,
+            }
+        }
+    }
+
+    fn connect(&self) -> Result<Connection, StoreError> {
+        Ok(Connection::open_with_flags(&self.path, self.flags)?)
+    }
+
+    fn pool(
+        &self,
+        size: u32,
+        read_only: bool,
+    ) -> Result<Pool<SqliteConnectionManager>, StoreError> {
+        let manager = SqliteConnectionManager::file(&self.path)
+            .with_flags(self.flags)
+            .with_init(move |conn| configure(conn, read_only));
+        let pool = Pool::builder()
+            .max_size(size)
+            .min_idle(Some(size))
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connection_timeout(BUSY_TIMEOUT)
+            .test_on_check_out(false)
+            .build(manager)?;
+        Ok(pool)
+    }
+}
+
+/// Per-connection settings.
+fn configure(conn: &Connection, read_only: bool) -> Result<(), rusqlite::Error> {
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    conn.execute_batch(
+        "PRAGMA foreign_keys = ON;
+         PRAGMA synchronous = NORMAL;",
+    )?;
+    if read_only {
+        conn.execute_batch("PRAGMA query_only = ON;")?;
+    }
+    Ok(())
+}

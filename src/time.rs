@@ -1,0 +1,109 @@
+//! Timestamps: milliseconds since the Unix epoch in storage, RFC 3339 on the
+//! wire. Written out by hand because one date format does not justify a
+//! date-time crate.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Milliseconds since the Unix epoch, now.
+pub fn now_millis() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// Formats milliseconds since the epoch as RFC 3339 in UTC with millisecond
+/// precision and a `Z` suffix, e.g. `2026-11-24T21:44:09.123Z`.
+pub fn rfc3339_millis(millis: i64) -> String {
+    let secs = millis.div_euclid(1000);
+    let ms = millis.rem_euclid(1000);
+    let days = secs.div_euclid(86_400);
+    let secs_of_day = secs.rem_euclid(86_400);
+    let (year, month, day) = civil_from_days(days);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{ms:03}Z",
+        secs_of_day / 3600,
+        secs_of_day / 60 % 60,
+        secs_of_day % 60
+    )
+}
+
+/// Formats milliseconds since the epoch as an HTTP date (RFC 9110
+/// IMF-fixdate), e.g. `Sun, 06 Nov 1994 08:49:37 GMT`.
+pub fn http_date(millis: i64) -> String {
+    const WEEKDAYS: [&str; 7] = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let secs = millis.div_euclid(1000);
+    let days = secs.div_euclid(86_400);
+    let secs_of_day = secs.rem_euclid(86_400);
+    let (year, month, day) = civil_from_days(days);
+    // 1970-01-01 was a Thursday.
+    let weekday = WEEKDAYS[(days + 4).rem_euclid(7) as usize];
+    format!(
+        "{weekday}, {day:02} {} {year:04} {:02}:{:02}:{:02} GMT",
+        MONTHS[month as usize - 1],
+        secs_of_day / 3600,
+        secs_of_day / 60 % 60,
+        secs_of_day % 60
+    )
+}
+
+/// Converts days since 1970-01-01 to a proleptic Gregorian (year, month,
+/// day). Howard Hinnant's `civil_from_days` algorithm.
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let day_of_era = z.rem_euclid(146_097);
+    let year_of_era =
+        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let mp = (5 * day_of_year + 2) / 153;
+    let day = (day_of_year - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_the_epoch() {
+        assert_eq!(rfc3339_millis(0), "1970-01-01T00:00:00.000Z");
+    }
+
+    #[test]
+    fn formats_a_known_instant() {
+        // 2026-11-24T21:44:09.123Z
+        assert_eq!(
+            rfc3339_millis(1_795_556_649_123),
+            "2026-11-24T21:44:09.123Z"
+        );
+    }
+
+    #[test]
+    fn handles_leap_days_and_century_rules() {
+        assert_eq!(rfc3339_millis(951_782_400_000), "2000-02-29T00:00:00.000Z");
+        assert_eq!(
+            rfc3339_millis(4_107_542_400_000),
+            "2100-03-01T00:00:00.000Z"
+        );
+    }
+
+    #[test]
+    fn formats_http_dates() {
+        assert_eq!(http_date(784_111_777_000), "Sun, 06 Nov 1994 08:49:37 GMT");
+        assert_eq!(
+            http_date(1_795_556_649_123),
+            "Tue, 24 Nov 2026 21:44:09 GMT"
+        );
+    }
+
+    #[test]
+    fn now_is_after_2020() {
+        assert!(now_millis() > 1_577_836_800_000);
+    }
+}
