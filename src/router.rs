@@ -15,6 +15,10 @@ pub enum Route {
     Articles,
     /// `/articles/{id}`
     Article(i64),
+    /// `/__panic`, debug builds only: lets the test suite prove that a
+    /// panicking handler costs one 500 and nothing more.
+    #[cfg(debug_assertions)]
+    Panic,
 }
 
 impl Route {
@@ -33,6 +37,8 @@ impl Route {
             ["articles", id] => parse_id(id)
                 .map(Route::Article)
                 .ok_or(ApiError::NotFound(articles::NOT_FOUND)),
+            #[cfg(debug_assertions)]
+            ["__panic"] => Ok(Route::Panic),
             _ => Err(no_route()),
         }
     }
@@ -42,6 +48,8 @@ impl Route {
         match self {
             Route::Articles => "/articles",
             Route::Article(_) => "/articles/{id}",
+            #[cfg(debug_assertions)]
+            Route::Panic => "/__panic",
         }
     }
 
@@ -50,6 +58,8 @@ impl Route {
         match self {
             Route::Articles => "GET, HEAD, POST, OPTIONS",
             Route::Article(_) => "GET, HEAD, PUT, PATCH, DELETE, OPTIONS",
+            #[cfg(debug_assertions)]
+            Route::Panic => "GET",
         }
     }
 }
@@ -65,6 +75,8 @@ pub fn dispatch(app: &App, req: &mut Req<'_>) -> Result<Reply, ApiError> {
         (Method::Put, Route::Article(id)) => articles::replace(app, req, id),
         (Method::Patch, Route::Article(id)) => articles::patch(app, req, id),
         (Method::Delete, Route::Article(id)) => articles::delete(app, req, id),
+        #[cfg(debug_assertions)]
+        (Method::Get, Route::Panic) => panic!("deliberate panic for the test suite"),
         (Method::Options, route) => Ok(Reply::empty(204).header("Allow", route.allow())),
         (_, route) => Err(ApiError::MethodNotAllowed(route.allow())),
     }

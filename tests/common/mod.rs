@@ -1,0 +1,315 @@
+//! Test helpers: start the real `articles` binary on port 0 with a temporary
+//! database, and speak HTTP/1.1 to it over plain sockets.
+#![allow(dead_code)] // each test crate uses a different part
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// How long a test waits for any one response.
+pub const TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A temporary directory, removed on drop.
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    pub fn new() -> TempDir {
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let path = std::env::temp_dir().join(format!(
+            "articles-test-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&path).unwrap();
+        TempDir(path)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The `articles` binary under test.
+pub fn binary() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_articles"))
+}
+
+/// A running server process.
+pub struct TestServer {
+    pub child: Child,
+    pub addr: SocketAddr,
+    pub dir: TempDir,
+}
+
+impl TestServer {
+    /// A server on a fresh database file.
+    pub fn start() -> TestServer {
+        TestServer::start_with(&[])
+    }
+
+    /// A server on a fresh database file, with extra arguments.
+    pub fn start_with(args: &[&str]) -> TestServer {
+        let dir = TempDir::new();
+        let db = dir.path().join("test.db");
+        TestServer::start_in(dir, &["--db", db.to_str().unwrap()], args)
+    }
+
+    /// A server in `dir` with `base` then `extra` arguments.
+    pub fn start_in(dir: TempDir, base: &[&str], extra: &[&str]) -> TestServer {
+        let log = std::fs::File::create(dir.path().join("stderr.log")).unwrap();
+        let mut child = binary()
+            .args(["serve", "--addr", "127.0.0.1:0", "--workers", "4"])
+            .args(base)
+            .args(extra)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .expect("start articles");
+        let addr = read_listening_line(&mut child);
+        TestServer { child, addr, dir }
+    }
+
+    /// The database file of a server started with `start` or `start_with`.
+    pub fn db_path(&self) -> PathBuf {
+        self.dir.path().join("test.db")
+    }
+
+    /// Everything the server has logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("stderr.log")).unwrap_or_default()
+    }
+
+    /// A new keep-alive connection.
+    pub fn connect(&self) -> Conn {
+        Conn::open(self.addr)
+    }
+
+    /// One request on a new connection.
+    pub fn request(&self, method: &str, path: &str, headers: &[(&str, &str)], body: Option<&[u8]>) -> Resp {
+        self.connect().request(method, path, headers, body)
+    }
+
+    pub fn get(&self, path: &str) -> Resp {
+        self.request("GET", path, &[], None)
+    }
+
+    /// A JSON write (POST, PUT, PATCH).
+    pub fn send_json(&self, method: &str, path: &str, body: &Value) -> Resp {
+        let body = serde_json::to_vec(body).unwrap();
+        self.request(method, path, &[("Content-Type", "application/json")], Some(&body))
+    }
+
+    pub fn post(&self, body: &Value) -> Resp {
+        self.send_json("POST", "/articles", body)
+    }
+
+    /// Creates an article and returns it.
+    pub fn create(&self, title: &str, content: &str, tags: &[&str]) -> Value {
+        let resp = self.post(&serde_json::json!({"title": title, "content": content, "tags": tags}));
+        assert_eq!(resp.status, 201, "{}", resp.text());
+        resp.json()
+    }
+
+    /// Writes raw bytes on a new connection and returns what the server
+    /// sends until it closes the connection, goes quiet for 300 ms after
+    /// answering, or `wait` passes.
+    pub fn raw(&self, bytes: &[u8], wait: Duration) -> Vec<u8> {
+        let mut stream = TcpStream::connect(self.addr).unwrap();
+        stream.set_read_timeout(Some(wait)).unwrap();
+        let _ = stream.write_all(bytes);
+        let mut out = Vec::new();
+        let deadline = Instant::now() + wait;
+        let mut buf = [0u8; 4096];
+        while Instant::now() < deadline {
+            match stream.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    out.extend_from_slice(&buf[..n]);
+                    stream.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
+                }
+            }
+        }
+        out
+    }
+
+    /// Whether the process is still running.
+    pub fn alive(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
+    }
+
+    /// Sends a signal to the server process.
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{signal}"), &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// Waits for the process to exit, up to `limit`.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Reads `listening on http://HOST:PORT` from the child's standard output.
+fn read_listening_line(child: &mut Child) -> SocketAddr {
+    let stdout = child.stdout.take().unwrap();
+    let mut line = String::new();
+    BufReader::new(stdout).read_line(&mut line).unwrap();
+    let addr = line
+        .trim()
+        .strip_prefix("listening on http://")
+        .unwrap_or_else(|| panic!("unexpected first line: {line:?}"));
+    addr.parse().unwrap()
+}
+
+/// A response as read off the wire.
+#[derive(Debug)]
+pub struct Resp {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Resp {
+    /// The first value of a header, any case.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
+    }
+
+    /// Asserts a problem+json error with this status, and returns its body.
+    pub fn problem(&self, status: u16) -> Value {
+        assert_eq!(self.status, status, "{}", self.text());
+        assert_eq!(
+            self.header("Content-Type"),
+            Some("application/problem+json; charset=utf-8")
+        );
+        let body = self.json();
+        assert_eq!(body["status"], status);
+        assert_eq!(body["type"], "about:blank");
+        assert!(body["detail"].is_string());
+        assert_eq!(body["request_id"].as_str(), self.header("X-Request-Id"));
+        body
+    }
+
+    /// The fields named in a 422's `errors`.
+    pub fn invalid_fields(&self) -> Vec<String> {
+        let body = self.problem(422);
+        body["errors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["field"].as_str().unwrap().to_owned())
+            .collect()
+    }
+}
+
+/// One keep-alive connection.
+pub struct Conn {
+    reader: BufReader<TcpStream>,
+}
+
+impl Conn {
+    pub fn open(addr: SocketAddr) -> Conn {
+        let stream = TcpStream::connect(addr).unwrap();
+        stream.set_read_timeout(Some(TIMEOUT)).unwrap();
+        stream.set_nodelay(true).unwrap();
+        Conn {
+            reader: BufReader::new(stream),
+        }
+    }
+
+    pub fn stream(&mut self) -> &mut TcpStream {
+        self.reader.get_mut()
+    }
+
+    /// Sends a request (adding Host and, with a body, Content-Length) and
+    /// reads its response.
+    pub fn request(&mut self, method: &str, path: &str, headers: &[(&str, &str)], body: Option<&[u8]>) -> Resp {
+        let mut head = format!("{method} {path} HTTP/1.1\r\nHost: test\r\n");
+        for (name, value) in headers {
+            head.push_str(&format!("{name}: {value}\r\n"));
+        }
+        if let Some(body) = body {
+            head.push_str(&format!("Content-Length: {}\r\n", body.len()));
+        }
+        head.push_str("\r\n");
+        let mut bytes = head.into_bytes();
+        bytes.extend_from_slice(body.unwrap_or_default());
+        self.stream().write_all(&bytes).unwrap();
+        self.read_response(method == "HEAD")
+    }
+
+    /// Reads one response; `head` means no body follows whatever the headers say.
+    pub fn read_response(&mut self, head: bool) -> Resp {
+        let mut line = String::new();
+        self.reader.read_line(&mut line).expect("status line");
+        let status = line
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("bad status line {line:?}"));
+        let mut headers = Vec::new();
+        loop {
+            let mut line = String::new();
+            self.reader.read_line(&mut line).expect("header line");
+            let line = line.trim_end();
+            if line.is_empty() {
+                break;
+            }
+            let (name, value) = line.split_once(':').expect("header with colon");
+            headers.push((name.trim().to_owned(), value.trim().to_owned()));
+        }
+        let mut resp = Resp {
+            status,
+            headers,
+            body: Vec::new(),
+        };
+        let length: usize = resp.header("Content-Length").map_or(0, |v| v.parse().unwrap());
+        if !head && !matches!(status, 204 | 304) {
+            resp.body = vec![0; length];
+            self.reader.read_exact(&mut resp.body).expect("body");
+        }
+        resp
+    }
+}
