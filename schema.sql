@@ -71,3 +71,29 @@ END;
 CREATE TRIGGER article_count_delete AFTER DELETE ON articles BEGIN
     UPDATE article_count SET total = total - 1 WHERE only_row = 1;
 END;
+
+-- migration 2: users, their tokens, and authorship
+CREATE TABLE users (
+    id         INTEGER PRIMARY KEY AUTOINCREMENT,
+    username   TEXT    NOT NULL,
+    created_at INTEGER NOT NULL
+);
+
+-- Usernames are ASCII ([A-Za-z0-9_.-]), so NOCASE is exactly
+-- "unique case-insensitively".
+CREATE UNIQUE INDEX users_by_name ON users (username COLLATE NOCASE);
+
+-- Only the SHA-256 of a token is stored; the token itself is shown once.
+CREATE TABLE tokens (
+    hash       BLOB    PRIMARY KEY,
+    user_id    INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    created_at INTEGER NOT NULL
+) WITHOUT ROWID;
+
+CREATE INDEX tokens_by_user ON tokens (user_id);
+
+-- NULL for an anonymous article.
+ALTER TABLE articles ADD COLUMN author_id INTEGER REFERENCES users (id);
+
+-- The `author` filter, in the default order.
+CREATE INDEX articles_by_author ON articles (author_id, created_at, id);

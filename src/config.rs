@@ -8,6 +8,8 @@ use std::fmt;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::Duration;
 
+use crate::auth::{valid_username, AuthMode};
+
 /// Default listening address.
 pub const DEFAULT_ADDR: &str = "127.0.0.1:8080";
 /// Default database file.
@@ -27,8 +29,11 @@ articles: an article REST API over SQLite, in one binary.
 
 Usage:
   articles [serve] [--addr HOST:PORT] [--db PATH] [--workers N] [--pool-size N]
-                   [--max-body BYTES] [--idle-timeout SECONDS]
+                   [--auth open|required] [--max-body BYTES] [--idle-timeout SECONDS]
   articles migrate [--db PATH]
+  articles user add NAME [--db PATH]       create a user; prints a token
+  articles token new NAME [--db PATH]      print another token for NAME
+  articles token revoke NAME [--db PATH]   revoke every token of NAME
   articles --help | --version
 
 Options (each also read from the environment variable shown):
@@ -40,6 +45,9 @@ Options (each also read from the environment variable shown):
                             [ARTICLES_WORKERS, default 2 per CPU, at least 4]
   --pool-size N             pooled reading connections
                             [ARTICLES_POOL_SIZE, default: the number of workers]
+  --auth open|required      open: writes without a token are anonymous;
+                            required: every write needs a bearer token
+                            [ARTICLES_AUTH, default open]
   --max-body BYTES          largest request body accepted
                             [ARTICLES_MAX_BODY, default 1048576]
   --idle-timeout SECONDS    close a connection that sends nothing for this long
@@ -70,6 +78,27 @@ pub enum Command {
         /// The database.
         db: String,
     },
+    /// Create a user and print a first token.
+    UserAdd {
+        /// The database.
+        db: String,
+        /// The new username.
+        name: String,
+    },
+    /// Print a new token for a user.
+    TokenNew {
+        /// The database.
+        db: String,
+        /// The username.
+        name: String,
+    },
+    /// Revoke every token of a user.
+    TokenRevoke {
+        /// The database.
+        db: String,
+        /// The username.
+        name: String,
+    },
     /// Print usage.
     Help,
     /// Print the version.
@@ -87,6 +116,8 @@ pub struct Config {
     pub workers: usize,
     /// Reading connections in the pool.
     pub pool_size: u32,
+    /// Whether writes need a token.
+    pub auth: AuthMode,
     /// Request body limit in bytes.
     pub max_body: u64,
     /// How long a connection may be silent, and a socket write may block.
@@ -102,6 +133,7 @@ impl Config {
             db: db.to_owned(),
             workers,
             pool_size: workers as u32,
+            auth: AuthMode::Open,
             max_body: DEFAULT_MAX_BODY,
             idle_timeout: Duration::from_secs(DEFAULT_IDLE_TIMEOUT_SECS),
         }
@@ -121,6 +153,7 @@ const FLAGS: &[(&str, &str)] = &[
     ("--db", "ARTICLES_DB"),
     ("--workers", "ARTICLES_WORKERS"),
     ("--pool-size", "ARTICLES_POOL_SIZE"),
+    ("--auth", "ARTICLES_AUTH"),
     ("--max-body", "ARTICLES_MAX_BODY"),
     ("--idle-timeout", "ARTICLES_IDLE_TIMEOUT"),
 ];
@@ -132,23 +165,17 @@ where
     I: IntoIterator<Item = S>,
     S: Into<String>,
 {
-    let mut args: Vec<String> = args.into_iter().map(Into::into).collect();
-    let subcommand = match args.first().map(String::as_str) {
-        Some("serve" | "migrate") => Some(args.remove(0)),
-        Some(other) if !other.starts_with('-') => {
-            return Err(ConfigError(format!(
-                "unknown command '{other}' (see --help)"
-            )))
-        }
-        _ => None,
-    };
-
+    let mut words: Vec<String> = Vec::new();
     let mut given: Vec<(&'static str, String)> = Vec::new();
-    let mut rest = args.into_iter();
+    let mut rest = args.into_iter().map(Into::into);
     while let Some(arg) = rest.next() {
         match arg.as_str() {
             "--help" | "-h" => return Ok(Command::Help),
             "--version" | "-V" => return Ok(Command::Version),
+            _ if !arg.starts_with('-') => {
+                words.push(arg);
+                continue;
+            }
             _ => {}
         }
         let (name, inline) = match arg.split_once('=') {
@@ -186,11 +213,37 @@ where
         Some((_, db)) => db,
         None => DEFAULT_DB.to_owned(),
     };
-    if subcommand.as_deref() == Some("migrate") {
-        if let Some((flag, _)) = given.iter().find(|(flag, _)| *flag != "--db") {
-            return Err(ConfigError(format!("{flag} does not apply to migrate")));
+    let words: Vec<&str> = words.iter().map(String::as_str).collect();
+    let admin = match words.as_slice() {
+        [] | ["serve"] => None,
+        ["migrate"] => Some(Command::Migrate { db: db.clone() }),
+        ["user", "add", name] => Some(Command::UserAdd {
+            db: db.clone(),
+            name: username(name)?,
+        }),
+        ["token", "new", name] => Some(Command::TokenNew {
+            db: db.clone(),
+            name: username(name)?,
+        }),
+        ["token", "revoke", name] => Some(Command::TokenRevoke {
+            db: db.clone(),
+            name: username(name)?,
+        }),
+        _ => {
+            let command: String = words.join(" ").chars().take(100).collect();
+            return Err(ConfigError(format!(
+                "unknown command '{command}' (see --help)"
+            )));
         }
-        return Ok(Command::Migrate { db });
+    };
+    if let Some(command) = admin {
+        if let Some((flag, _)) = given.iter().find(|(flag, _)| *flag != "--db") {
+            return Err(ConfigError(format!(
+                "{flag} does not apply to '{}'",
+                words.join(" ")
+            )));
+        }
+        return Ok(command);
     }
 
     let addr = match value("--addr") {
@@ -205,6 +258,17 @@ where
     if let Some((source, text)) = value("--pool-size") {
         config.pool_size = number(&source, &text, 1, MAX_THREADS)? as u32;
     }
+    if let Some((source, text)) = value("--auth") {
+        config.auth = match text.as_str() {
+            "open" => AuthMode::Open,
+            "required" => AuthMode::Required,
+            _ => {
+                return Err(ConfigError(format!(
+                    "{source}: '{text}' is not open or required"
+                )))
+            }
+        };
+    }
     if let Some((source, text)) = value("--max-body") {
         config.max_body = number(&source, &text, 1, MAX_MAX_BODY)?;
     }
@@ -212,6 +276,17 @@ where
         config.idle_timeout = Duration::from_secs(number(&source, &text, 1, 3600)?);
     }
     Ok(Command::Serve(config))
+}
+
+fn username(name: &str) -> Result<String, ConfigError> {
+    if valid_username(name) {
+        Ok(name.to_owned())
+    } else {
+        Err(ConfigError(format!(
+            "'{}' is not a valid username: 1 to 40 characters of A-Z a-z 0-9 _ . -",
+            name.escape_default()
+        )))
+    }
 }
 
 fn parse_addr(source: &str, text: &str) -> Result<SocketAddr, ConfigError> {
@@ -322,6 +397,45 @@ mod tests {
             Command::Migrate { db: "m.db".into() }
         );
         assert!(error(&["migrate", "--workers", "2"]).contains("--workers"));
+    }
+
+    #[test]
+    fn user_and_token_commands() {
+        assert_eq!(
+            parse(["user", "add", "alice", "--db", "u.db"], no_env).unwrap(),
+            Command::UserAdd {
+                db: "u.db".into(),
+                name: "alice".into()
+            }
+        );
+        assert_eq!(
+            parse(["token", "new", "alice"], no_env).unwrap(),
+            Command::TokenNew {
+                db: DEFAULT_DB.into(),
+                name: "alice".into()
+            }
+        );
+        assert_eq!(
+            parse(["token", "revoke", "alice"], no_env).unwrap(),
+            Command::TokenRevoke {
+                db: DEFAULT_DB.into(),
+                name: "alice".into()
+            }
+        );
+        assert!(error(&["user", "add", "bad name!"]).contains("not a valid username"));
+        assert!(error(&["user", "add"]).contains("unknown command"));
+        assert!(error(&["token", "burn", "alice"]).contains("unknown command"));
+        assert!(error(&["user", "add", "alice", "--auth", "open"]).contains("--auth"));
+    }
+
+    #[test]
+    fn auth_mode() {
+        assert_eq!(serve(&[], no_env).auth, AuthMode::Open);
+        assert_eq!(
+            serve(&["--auth", "required"], no_env).auth,
+            AuthMode::Required
+        );
+        assert!(error(&["--auth", "closed"]).contains("--auth"));
     }
 
     #[test]

@@ -39,10 +39,22 @@ impl FieldError {
 pub enum ApiError {
     /// 400: the body is not UTF-8, not JSON, or not a JSON object.
     BadRequest(String),
+    /// 401: a token is missing where one is needed (`invalid: false`), or is
+    /// malformed, unknown or revoked (`invalid: true`).
+    Unauthorized {
+        /// The sentence for the client.
+        detail: &'static str,
+        /// Whether a token was sent but is not valid.
+        invalid: bool,
+    },
+    /// 403: a valid token that may not do this.
+    Forbidden(&'static str),
     /// 404: no such article or no such route.
     NotFound(&'static str),
     /// 405: the path exists, not for this method; carries the `Allow` value.
     MethodNotAllowed(&'static str),
+    /// 409: the request conflicts with the current state.
+    Conflict(&'static str),
     /// 408: the client stopped sending its body.
     Timeout,
     /// 411: a write with neither `Content-Length` nor chunked encoding.
@@ -66,9 +78,12 @@ impl ApiError {
     pub fn status(&self) -> u16 {
         match self {
             ApiError::BadRequest(_) => 400,
+            ApiError::Unauthorized { .. } => 401,
+            ApiError::Forbidden(_) => 403,
             ApiError::NotFound(_) => 404,
             ApiError::MethodNotAllowed(_) => 405,
             ApiError::Timeout => 408,
+            ApiError::Conflict(_) => 409,
             ApiError::LengthRequired => 411,
             ApiError::TooLarge(_) => 413,
             ApiError::UnsupportedMediaType => 415,
@@ -83,7 +98,11 @@ impl ApiError {
     fn detail(&self) -> String {
         match self {
             ApiError::BadRequest(detail) => detail.clone(),
-            ApiError::NotFound(detail) | ApiError::Unavailable(detail) => (*detail).to_owned(),
+            ApiError::Unauthorized { detail, .. }
+            | ApiError::Forbidden(detail)
+            | ApiError::NotFound(detail)
+            | ApiError::Conflict(detail)
+            | ApiError::Unavailable(detail) => (*detail).to_owned(),
             ApiError::MethodNotAllowed(allow) => {
                 format!("Method not allowed here; allowed: {allow}")
             }
@@ -125,6 +144,12 @@ impl ApiError {
         let reply = Reply::with_body(status, PROBLEM_JSON, body);
         match self {
             ApiError::MethodNotAllowed(allow) => reply.header("Allow", allow),
+            ApiError::Unauthorized { invalid: false, .. } => {
+                reply.header("WWW-Authenticate", "Bearer")
+            }
+            ApiError::Unauthorized { invalid: true, .. } => {
+                reply.header("WWW-Authenticate", "Bearer error=\"invalid_token\"")
+            }
             ApiError::Unavailable(_) | ApiError::InsufficientStorage => {
                 reply.header("Retry-After", RETRY_AFTER_SECONDS.to_string())
             }
@@ -153,7 +178,9 @@ impl From<StoreError> for ApiError {
                 "The database is unavailable; retry after the indicated delay",
             ),
             StoreError::Full => ApiError::InsufficientStorage,
-            StoreError::Internal(message) => ApiError::Internal(message),
+            StoreError::Internal(message) | StoreError::Conflict(message) => {
+                ApiError::Internal(message)
+            }
             StoreError::Schema(message) => ApiError::Internal(message),
         }
     }
@@ -183,7 +210,17 @@ mod tests {
     #[test]
     fn maps_each_error_to_its_status() {
         assert_eq!(ApiError::BadRequest("x".into()).status(), 400);
+        assert_eq!(
+            ApiError::Unauthorized {
+                detail: "x",
+                invalid: true
+            }
+            .status(),
+            401
+        );
+        assert_eq!(ApiError::Forbidden("x").status(), 403);
         assert_eq!(ApiError::NotFound("x").status(), 404);
+        assert_eq!(ApiError::Conflict("x").status(), 409);
         assert_eq!(ApiError::MethodNotAllowed("GET").status(), 405);
         assert_eq!(ApiError::LengthRequired.status(), 411);
         assert_eq!(ApiError::TooLarge(1).status(), 413);
@@ -224,6 +261,25 @@ mod tests {
         let reply = ApiError::Internal("disk I/O error at /secret/path".into()).into_reply("r");
         let text = String::from_utf8(reply.body).unwrap();
         assert!(!text.contains("/secret/path"));
+    }
+
+    #[test]
+    fn unauthorized_carries_www_authenticate() {
+        let missing = ApiError::Unauthorized {
+            detail: "x",
+            invalid: false,
+        }
+        .into_reply("r");
+        assert_eq!(missing.header_value("www-authenticate"), Some("Bearer"));
+        let invalid = ApiError::Unauthorized {
+            detail: "x",
+            invalid: true,
+        }
+        .into_reply("r");
+        assert!(invalid
+            .header_value("www-authenticate")
+            .unwrap()
+            .starts_with("Bearer "));
     }
 
     #[test]

@@ -17,7 +17,9 @@
 //! (`article`, `listing`), call the `store` (which owns every SQL
 //! statement), and shape a `Reply`.
 
+pub mod admin;
 pub mod article;
+pub mod auth;
 pub mod config;
 pub mod error;
 pub mod handlers;

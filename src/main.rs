@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use articles::config::{self, Command, USAGE};
 use articles::server::Server;
-use articles::App;
+use articles::{admin, App};
 
 fn main() -> ExitCode {
     let command = match config::parse(std::env::args().skip(1), |name| std::env::var(name).ok()) {
@@ -52,6 +52,9 @@ fn run(command: Command) -> Result<(), Box<dyn std::error::Error>> {
             let (before, after) = articles::store::Store::migrate(&db)?;
             println!("schema version {before} -> {after}");
         }
+        Command::UserAdd { db, name } => println!("{}", admin::user_add(&db, &name)?),
+        Command::TokenNew { db, name } => println!("{}", admin::token_new(&db, &name)?),
+        Command::TokenRevoke { db, name } => println!("{}", admin::token_revoke(&db, &name)?),
         Command::Serve(config) => {
             let server = Server::start(App::open(config)?)?;
             println!("listening on http://{}", server.local_addr());

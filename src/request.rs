@@ -6,6 +6,7 @@ use std::io::{ErrorKind, Read};
 use serde_json::{Map, Value};
 use tiny_http_fork::{Method, Request};
 
+use crate::auth::User;
 use crate::error::ApiError;
 use crate::urlencoded;
 
@@ -23,6 +24,8 @@ pub struct Req<'a> {
     pub query: Vec<(String, String)>,
     /// This request's id, echoed in `X-Request-Id` and the access log.
     pub request_id: String,
+    /// The user behind the bearer token, once authenticated.
+    pub user: Option<User>,
     max_body: u64,
 }
 
@@ -38,6 +41,7 @@ impl<'a> Req<'a> {
             path,
             query,
             request_id,
+            user: None,
             max_body,
         }
     }

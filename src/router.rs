@@ -2,8 +2,9 @@
 
 use tiny_http_fork::Method;
 
+use crate::auth::{self, Credentials, User};
 use crate::error::ApiError;
-use crate::handlers::articles;
+use crate::handlers::{articles, users};
 use crate::request::Req;
 use crate::response::Reply;
 use crate::App;
@@ -15,6 +16,8 @@ pub enum Route {
     Articles,
     /// `/articles/{id}`
     Article(i64),
+    /// `/me`
+    Me,
     /// `/__panic`, debug builds only: lets the test suite prove that a
     /// panicking handler costs one 500 and nothing more.
     #[cfg(debug_assertions)]
@@ -23,7 +26,7 @@ pub enum Route {
 
 impl Route {
     /// Every route pattern, for documentation and metrics.
-    pub const PATTERNS: &'static [&'static str] = &["/articles", "/articles/{id}"];
+    pub const PATTERNS: &'static [&'static str] = &["/articles", "/articles/{id}", "/me"];
 
     /// The route of a path. An article id that is not a positive decimal
     /// integer of at most 63 bits is a 404, like any unknown path.
@@ -34,6 +37,7 @@ impl Route {
         };
         match segments.as_slice() {
             ["articles"] => Ok(Route::Articles),
+            ["me"] => Ok(Route::Me),
             ["articles", id] => parse_id(id)
                 .map(Route::Article)
                 .ok_or(ApiError::NotFound(articles::NOT_FOUND)),
@@ -48,6 +52,7 @@ impl Route {
         match self {
             Route::Articles => "/articles",
             Route::Article(_) => "/articles/{id}",
+            Route::Me => "/me",
             #[cfg(debug_assertions)]
             Route::Panic => "/__panic",
         }
@@ -58,6 +63,7 @@ impl Route {
         match self {
             Route::Articles => "GET, HEAD, POST, OPTIONS",
             Route::Article(_) => "GET, HEAD, PUT, PATCH, DELETE, OPTIONS",
+            Route::Me => "GET, HEAD, OPTIONS",
             #[cfg(debug_assertions)]
             Route::Panic => "GET",
         }
@@ -65,8 +71,10 @@ impl Route {
 }
 
 /// Sends a request to its handler. `HEAD` runs the `GET` handler; the HTTP
-/// layer leaves out the body.
+/// layer leaves out the body. A bearer token, if present, is checked first,
+/// on every request: an invalid one is a 401 whatever the path.
 pub fn dispatch(app: &App, req: &mut Req<'_>) -> Result<Reply, ApiError> {
+    req.user = authenticate(app, req)?;
     let route = Route::resolve(&req.path)?;
     match (&req.method, route) {
         (Method::Get | Method::Head, Route::Articles) => articles::list(app, req),
@@ -75,10 +83,24 @@ pub fn dispatch(app: &App, req: &mut Req<'_>) -> Result<Reply, ApiError> {
         (Method::Put, Route::Article(id)) => articles::replace(app, req, id),
         (Method::Patch, Route::Article(id)) => articles::patch(app, req, id),
         (Method::Delete, Route::Article(id)) => articles::delete(app, req, id),
+        (Method::Get | Method::Head, Route::Me) => users::me(app, req),
         #[cfg(debug_assertions)]
         (Method::Get, Route::Panic) => panic!("deliberate panic for the test suite"),
         (Method::Options, route) => Ok(Reply::empty(204).header("Allow", route.allow())),
         (_, route) => Err(ApiError::MethodNotAllowed(route.allow())),
+    }
+}
+
+/// The user behind the request's bearer token: `None` without one, a 401 for
+/// a malformed, unknown or revoked one.
+fn authenticate(app: &App, req: &Req<'_>) -> Result<Option<User>, ApiError> {
+    match auth::credentials(req.header("Authorization")) {
+        Credentials::None => Ok(None),
+        Credentials::Malformed => Err(auth::token_invalid()),
+        Credentials::Bearer(token) => match app.store.user_by_token(&auth::token_hash(token))? {
+            Some(user) => Ok(Some(user)),
+            None => Err(auth::token_invalid()),
+        },
     }
 }
 
@@ -135,7 +157,7 @@ mod tests {
 
     #[test]
     fn patterns_cover_every_route() {
-        for route in [Route::Articles, Route::Article(1)] {
+        for route in [Route::Articles, Route::Article(1), Route::Me] {
             assert!(Route::PATTERNS.contains(&route.pattern()));
             assert!(route.allow().contains("OPTIONS"));
         }

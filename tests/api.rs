@@ -19,17 +19,26 @@ fn create_then_fetch() {
     let server = TestServer::start();
     let resp = server.post(&json!({"title": "Choosing a framework", "content": "Full text", "tags": ["web", "python", "web"]}));
     assert_eq!(resp.status, 201);
-    assert_eq!(resp.header("Content-Type"), Some("application/json; charset=utf-8"));
+    assert_eq!(
+        resp.header("Content-Type"),
+        Some("application/json; charset=utf-8")
+    );
     let created = resp.json();
     let id = created["id"].as_i64().unwrap();
     assert!(id > 0);
-    assert_eq!(resp.header("Location"), Some(format!("/articles/{id}").as_str()));
+    assert_eq!(
+        resp.header("Location"),
+        Some(format!("/articles/{id}").as_str())
+    );
     assert_eq!(created["title"], "Choosing a framework");
     assert_eq!(created["tags"], json!(["python", "web"]));
     assert_eq!(created["author"], Value::Null);
     let stamp = created["created_at"].as_str().unwrap();
     assert_eq!(stamp.len(), 24, "{stamp}");
-    assert!(stamp.ends_with('Z') && stamp.as_bytes()[19] == b'.', "{stamp}");
+    assert!(
+        stamp.ends_with('Z') && stamp.as_bytes()[19] == b'.',
+        "{stamp}"
+    );
     assert_eq!(created["updated_at"], created["created_at"]);
 
     let fetched = server.get(&format!("/articles/{id}"));
@@ -40,7 +49,13 @@ fn create_then_fetch() {
 #[test]
 fn missing_article_is_404_article_not_found() {
     let server = TestServer::start();
-    for path in ["/articles/1", "/articles/abc", "/articles/0", "/articles/-5", "/articles/99999999999999999999"] {
+    for path in [
+        "/articles/1",
+        "/articles/abc",
+        "/articles/0",
+        "/articles/-5",
+        "/articles/99999999999999999999",
+    ] {
         let body = server.get(path).problem(404);
         assert_eq!(body["detail"], "Article not found", "{path}");
         assert_eq!(body["title"], "Not Found");
@@ -59,9 +74,18 @@ fn lists_newest_first_with_total_and_links() {
     assert_eq!(titles(&resp), ["a5", "a4"]);
     assert_eq!(resp.header("X-Total-Count"), Some("5"));
     let link = resp.header("Link").unwrap();
-    assert!(link.contains("</articles?per_page=2&page=1>; rel=\"first\""), "{link}");
-    assert!(link.contains("</articles?per_page=2&page=3>; rel=\"last\""), "{link}");
-    assert!(link.contains("</articles?per_page=2&page=2>; rel=\"next\""), "{link}");
+    assert!(
+        link.contains("</articles?per_page=2&page=1>; rel=\"first\""),
+        "{link}"
+    );
+    assert!(
+        link.contains("</articles?per_page=2&page=3>; rel=\"last\""),
+        "{link}"
+    );
+    assert!(
+        link.contains("</articles?per_page=2&page=2>; rel=\"next\""),
+        "{link}"
+    );
     assert!(!link.contains("rel=\"prev\""), "{link}");
 
     let last = server.get("/articles?per_page=2&page=3");
@@ -70,7 +94,10 @@ fn lists_newest_first_with_total_and_links() {
     assert_eq!(past.status, 200);
     assert_eq!(past.json(), json!([]));
     let link = past.header("Link").unwrap();
-    assert!(link.contains("</articles?per_page=2&foo=bar&page=3>; rel=\"prev\""), "{link}");
+    assert!(
+        link.contains("</articles?per_page=2&foo=bar&page=3>; rel=\"prev\""),
+        "{link}"
+    );
     assert!(!link.contains("rel=\"next\""), "{link}");
 }
 
@@ -95,12 +122,21 @@ fn filters_by_tag_and_full_text() {
     let by_tag = server.get("/articles?tag=web");
     assert_eq!(titles(&by_tag), ["Python apps", "Rust servers"]);
     assert_eq!(by_tag.header("X-Total-Count"), Some("2"));
-    assert_eq!(titles(&server.get("/articles?tag=Web")), Vec::<String>::new());
+    assert_eq!(
+        titles(&server.get("/articles?tag=Web")),
+        Vec::<String>::new()
+    );
 
     assert_eq!(titles(&server.get("/articles?q=FLASK")), ["Python apps"]);
-    assert_eq!(titles(&server.get("/articles?q=and+fast")), ["Rust servers"]);
+    assert_eq!(
+        titles(&server.get("/articles?q=and+fast")),
+        ["Rust servers"]
+    );
     assert_eq!(titles(&server.get("/articles?q=and%20butter")), ["Baking"]);
-    assert_eq!(titles(&server.get("/articles?q=rust+python")), Vec::<String>::new());
+    assert_eq!(
+        titles(&server.get("/articles?q=rust+python")),
+        Vec::<String>::new()
+    );
     let combined = server.get("/articles?q=and&tag=web");
     assert_eq!(titles(&combined), ["Python apps", "Rust servers"]);
     assert_eq!(combined.header("X-Total-Count"), Some("2"));
@@ -125,21 +161,47 @@ fn sorts_by_every_key_with_ties_broken_by_id() {
     let upper = server.create("Z", "c", &[]);
     let accent = server.create("é", "c", &[]);
 
-    assert_eq!(titles(&server.get("/articles?sort=title")), ["Z", "a", "b", "b", "é"]);
-    assert_eq!(titles(&server.get("/articles?sort=-title")), ["é", "b", "b", "a", "Z"]);
+    assert_eq!(
+        titles(&server.get("/articles?sort=title")),
+        ["Z", "a", "b", "b", "é"]
+    );
+    assert_eq!(
+        titles(&server.get("/articles?sort=-title")),
+        ["é", "b", "b", "a", "Z"]
+    );
     let ids = |resp: common::Resp| -> Vec<Value> {
-        resp.json().as_array().unwrap().iter().map(|a| a["id"].clone()).collect()
+        resp.json()
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["id"].clone())
+            .collect()
     };
     let asc = ids(server.get("/articles?sort=title"));
-    assert_eq!(asc[2..4], [b["id"].clone(), b2["id"].clone()], "ties by id ascending");
+    assert_eq!(
+        asc[2..4],
+        [b["id"].clone(), b2["id"].clone()],
+        "ties by id ascending"
+    );
     let desc = ids(server.get("/articles?sort=-title"));
-    assert_eq!(desc[1..3], [b2["id"].clone(), b["id"].clone()], "ties by id descending");
+    assert_eq!(
+        desc[1..3],
+        [b2["id"].clone(), b["id"].clone()],
+        "ties by id descending"
+    );
 
     let oldest = ids(server.get("/articles?sort=created_at"));
     assert_eq!(oldest[0], b["id"]);
-    server.send_json("PATCH", &format!("/articles/{}", a["id"]), &json!({"content": "new"}));
+    server.send_json(
+        "PATCH",
+        &format!("/articles/{}", a["id"]),
+        &json!({"content": "new"}),
+    );
     assert_eq!(ids(server.get("/articles?sort=-updated_at"))[0], a["id"]);
-    assert_eq!(*ids(server.get("/articles?sort=updated_at")).last().unwrap(), a["id"]);
+    assert_eq!(
+        *ids(server.get("/articles?sort=updated_at")).last().unwrap(),
+        a["id"]
+    );
     let _ = (upper, accent);
 }
 
@@ -148,10 +210,15 @@ fn invalid_query_parameters_are_422_naming_each() {
     let server = TestServer::start();
     assert_eq!(server.get("/articles?page=0").invalid_fields(), ["page"]);
     assert_eq!(server.get("/articles?page=abc").invalid_fields(), ["page"]);
-    assert_eq!(server.get("/articles?per_page=101").invalid_fields(), ["per_page"]);
+    assert_eq!(
+        server.get("/articles?per_page=101").invalid_fields(),
+        ["per_page"]
+    );
     assert_eq!(server.get("/articles?sort=id").invalid_fields(), ["sort"]);
     assert_eq!(
-        server.get("/articles?page=-1&per_page=0&sort=x").invalid_fields(),
+        server
+            .get("/articles?page=-1&per_page=0&sort=x")
+            .invalid_fields(),
         ["page", "per_page", "sort"]
     );
     assert_eq!(server.get("/articles?unknown=1&page=1").status, 200);
@@ -191,11 +258,20 @@ fn put_replaces_and_patch_changes_only_given_fields() {
 #[test]
 fn writes_to_a_missing_article_are_404_whatever_the_body() {
     let server = TestServer::start();
-    server.send_json("PATCH", "/articles/77", &json!({"title": ""})).problem(404);
     server
-        .request("PUT", "/articles/77", &[("Content-Type", "application/json")], Some(b"{nope"))
+        .send_json("PATCH", "/articles/77", &json!({"title": ""}))
         .problem(404);
-    server.request("DELETE", "/articles/77", &[], None).problem(404);
+    server
+        .request(
+            "PUT",
+            "/articles/77",
+            &[("Content-Type", "application/json")],
+            Some(b"{nope"),
+        )
+        .problem(404);
+    server
+        .request("DELETE", "/articles/77", &[], None)
+        .problem(404);
 }
 
 #[test]
@@ -216,41 +292,85 @@ fn delete_is_204_and_ids_are_never_reused() {
 fn validation_errors_list_every_field() {
     let server = TestServer::start();
     let resp = server.post(&json!({"title": "", "content": "  ", "tags": ["ok", " pad", 5]}));
-    assert_eq!(resp.invalid_fields(), ["title", "content", "tags[1]", "tags[2]"]);
+    assert_eq!(
+        resp.invalid_fields(),
+        ["title", "content", "tags[1]", "tags[2]"]
+    );
     let body = resp.json();
     assert_eq!(body["detail"], "Validation failed");
     assert_eq!(body["title"], "Unprocessable Content");
     assert_eq!(body["errors"][0]["message"], "must be 1 to 200 characters");
 
     let long_title = "x".repeat(201);
-    assert_eq!(server.post(&json!({"title": long_title, "content": "c"})).invalid_fields(), ["title"]);
+    assert_eq!(
+        server
+            .post(&json!({"title": long_title, "content": "c"}))
+            .invalid_fields(),
+        ["title"]
+    );
     let many: Vec<String> = (0..21).map(|n| format!("t{n}")).collect();
-    assert_eq!(server.post(&json!({"title": "t", "content": "c", "tags": many})).invalid_fields(), ["tags"]);
-    assert_eq!(server.post(&json!({"content": "c"})).invalid_fields(), ["title"]);
-    assert_eq!(server.get("/articles").header("X-Total-Count"), Some("0"), "nothing was written");
+    assert_eq!(
+        server
+            .post(&json!({"title": "t", "content": "c", "tags": many}))
+            .invalid_fields(),
+        ["tags"]
+    );
+    assert_eq!(
+        server.post(&json!({"content": "c"})).invalid_fields(),
+        ["title"]
+    );
+    assert_eq!(
+        server.get("/articles").header("X-Total-Count"),
+        Some("0"),
+        "nothing was written"
+    );
 }
 
 #[test]
 fn bad_bodies_are_400_415_411() {
     let server = TestServer::start();
     let json_type = [("Content-Type", "application/json")];
-    let body = server.request("POST", "/articles", &json_type, Some(b"{\"title\": ")).problem(400);
-    assert!(body["detail"].as_str().unwrap().contains("not valid JSON"));
-    server.request("POST", "/articles", &json_type, Some(b"[1,2]")).problem(400);
-    server.request("POST", "/articles", &json_type, Some(b"\"text\"")).problem(400);
-    server
-        .request("POST", "/articles", &json_type, Some(b"{\"title\":\"\xff\xfe\",\"content\":\"c\"}"))
+    let body = server
+        .request("POST", "/articles", &json_type, Some(b"{\"title\": "))
         .problem(400);
-    server.request("POST", "/articles", &json_type, Some(b"")).problem(400);
+    assert!(body["detail"].as_str().unwrap().contains("not valid JSON"));
+    server
+        .request("POST", "/articles", &json_type, Some(b"[1,2]"))
+        .problem(400);
+    server
+        .request("POST", "/articles", &json_type, Some(b"\"text\""))
+        .problem(400);
+    server
+        .request(
+            "POST",
+            "/articles",
+            &json_type,
+            Some(b"{\"title\":\"\xff\xfe\",\"content\":\"c\"}"),
+        )
+        .problem(400);
+    server
+        .request("POST", "/articles", &json_type, Some(b""))
+        .problem(400);
 
     let plain = [("Content-Type", "text/plain")];
-    server.request("POST", "/articles", &plain, Some(b"{}")).problem(415);
-    server.request("POST", "/articles", &[], Some(b"{}")).problem(415);
+    server
+        .request("POST", "/articles", &plain, Some(b"{}"))
+        .problem(415);
+    server
+        .request("POST", "/articles", &[], Some(b"{}"))
+        .problem(415);
     let with_charset = [("Content-Type", "Application/JSON; charset=UTF-8")];
-    let ok = server.request("POST", "/articles", &with_charset, Some(br#"{"title":"t","content":"c"}"#));
+    let ok = server.request(
+        "POST",
+        "/articles",
+        &with_charset,
+        Some(br#"{"title":"t","content":"c"}"#),
+    );
     assert_eq!(ok.status, 201);
 
-    server.request("POST", "/articles", &json_type, None).problem(411);
+    server
+        .request("POST", "/articles", &json_type, None)
+        .problem(411);
 }
 
 #[test]
@@ -259,9 +379,17 @@ fn method_not_allowed_lists_allowed_methods() {
     let resp = server.request("DELETE", "/articles", &[], None);
     resp.problem(405);
     assert_eq!(resp.header("Allow"), Some("GET, HEAD, POST, OPTIONS"));
-    let resp = server.request("POST", "/articles/1", &[("Content-Type", "application/json")], Some(b"{}"));
+    let resp = server.request(
+        "POST",
+        "/articles/1",
+        &[("Content-Type", "application/json")],
+        Some(b"{}"),
+    );
     resp.problem(405);
-    assert_eq!(resp.header("Allow"), Some("GET, HEAD, PUT, PATCH, DELETE, OPTIONS"));
+    assert_eq!(
+        resp.header("Allow"),
+        Some("GET, HEAD, PUT, PATCH, DELETE, OPTIONS")
+    );
 }
 
 #[test]
@@ -269,8 +397,13 @@ fn options_and_head() {
     let server = TestServer::start();
     let resp = server.request("OPTIONS", "/articles/1", &[], None);
     assert_eq!(resp.status, 204);
-    assert_eq!(resp.header("Allow"), Some("GET, HEAD, PUT, PATCH, DELETE, OPTIONS"));
-    server.request("OPTIONS", "/nowhere", &[], None).problem(404);
+    assert_eq!(
+        resp.header("Allow"),
+        Some("GET, HEAD, PUT, PATCH, DELETE, OPTIONS")
+    );
+    server
+        .request("OPTIONS", "/nowhere", &[], None)
+        .problem(404);
 
     let created = server.create("t", "c", &[]);
     let path = format!("/articles/{}", created["id"]);
@@ -301,7 +434,10 @@ fn request_ids_are_echoed_when_sane_and_made_otherwise() {
     assert_eq!(resp.json()["request_id"], id.as_str());
     std::thread::sleep(std::time::Duration::from_millis(100));
     let log = server.log();
-    let line = log.lines().find(|l| l.contains(&id)).expect("access log line");
+    let line = log
+        .lines()
+        .find(|l| l.contains(&id))
+        .expect("access log line");
     assert!(line.contains("GET /articles/1 404"), "{line}");
     assert!(line.contains("ms"), "{line}");
 }
@@ -321,7 +457,11 @@ fn every_response_but_204_has_content_length() {
         server.get("/articles?page=0"),
         server.request("PUT", "/articles", &[], None),
     ] {
-        let length: usize = resp.header("Content-Length").expect("Content-Length").parse().unwrap();
+        let length: usize = resp
+            .header("Content-Length")
+            .expect("Content-Length")
+            .parse()
+            .unwrap();
         assert_eq!(length, resp.body.len());
         assert_eq!(resp.header("Transfer-Encoding"), None);
     }
@@ -344,10 +484,19 @@ fn keep_alive_serves_many_requests_on_one_connection() {
     let mut conn = server.connect();
     for n in 0..50 {
         let body = serde_json::to_vec(&json!({"title": format!("t{n}"), "content": "c"})).unwrap();
-        let resp = conn.request("POST", "/articles", &[("Content-Type", "application/json")], Some(&body));
+        let resp = conn.request(
+            "POST",
+            "/articles",
+            &[("Content-Type", "application/json")],
+            Some(&body),
+        );
         assert_eq!(resp.status, 201);
     }
-    assert_eq!(conn.request("GET", "/articles", &[], None).header("X-Total-Count"), Some("50"));
+    assert_eq!(
+        conn.request("GET", "/articles", &[], None)
+            .header("X-Total-Count"),
+        Some("50")
+    );
 }
 
 #[test]
@@ -360,10 +509,21 @@ fn memory_database_serves_concurrent_writers() {
             std::thread::spawn(move || {
                 let mut conn = common::Conn::open(addr);
                 for n in 0..25 {
-                    let body = serde_json::to_vec(&json!({"title": format!("{t}-{n}"), "content": "c"})).unwrap();
-                    let resp = conn.request("POST", "/articles", &[("Content-Type", "application/json")], Some(&body));
+                    let body =
+                        serde_json::to_vec(&json!({"title": format!("{t}-{n}"), "content": "c"}))
+                            .unwrap();
+                    let resp = conn.request(
+                        "POST",
+                        "/articles",
+                        &[("Content-Type", "application/json")],
+                        Some(&body),
+                    );
                     assert_eq!(resp.status, 201, "{}", resp.text());
-                    assert_eq!(conn.request("GET", "/articles?per_page=5", &[], None).status, 200);
+                    assert_eq!(
+                        conn.request("GET", "/articles?per_page=5", &[], None)
+                            .status,
+                        200
+                    );
                 }
             })
         })
@@ -386,5 +546,8 @@ fn data_survives_a_restart() {
     let dir = std::mem::replace(&mut first.dir, common::TempDir::new());
     drop(first);
     let second = TestServer::start_in(dir, &["--db", &db], &[]);
-    assert_eq!(second.get(&format!("/articles/{}", created["id"])).json(), created);
+    assert_eq!(
+        second.get(&format!("/articles/{}", created["id"])).json(),
+        created
+    );
 }

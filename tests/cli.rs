@@ -25,7 +25,15 @@ fn help_and_version_exit_zero() {
     let help = run(&["--help"], &[]);
     assert!(help.status.success());
     let text = String::from_utf8(help.stdout).unwrap();
-    for flag in ["--addr", "--db", "--workers", "--pool-size", "--max-body", "ARTICLES_DB", "migrate"] {
+    for flag in [
+        "--addr",
+        "--db",
+        "--workers",
+        "--pool-size",
+        "--max-body",
+        "ARTICLES_DB",
+        "migrate",
+    ] {
         assert!(text.contains(flag), "help lacks {flag}");
     }
     let version = run(&["--version"], &[]);
@@ -46,7 +54,11 @@ fn bad_flags_and_values_exit_2_with_one_line_naming_them() {
         (vec!["--db"], vec![], "--db"),
         (vec!["launch"], vec![], "launch"),
         (vec![], vec![("ARTICLES_WORKERS", "-3")], "ARTICLES_WORKERS"),
-        (vec![], vec![("ARTICLES_IDLE_TIMEOUT", "0")], "ARTICLES_IDLE_TIMEOUT"),
+        (
+            vec![],
+            vec![("ARTICLES_IDLE_TIMEOUT", "0")],
+            "ARTICLES_IDLE_TIMEOUT",
+        ),
     ] {
         let output = run(&args, &env);
         assert_eq!(output.status.code(), Some(2), "{args:?} {env:?}");
@@ -71,8 +83,17 @@ fn variables_configure_the_server_and_flags_win() {
         .spawn()
         .unwrap();
     let mut line = String::new();
-    std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.take().unwrap()), &mut line).unwrap();
-    let addr: std::net::SocketAddr = line.trim().strip_prefix("listening on http://").unwrap().parse().unwrap();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    let addr: std::net::SocketAddr = line
+        .trim()
+        .strip_prefix("listening on http://")
+        .unwrap()
+        .parse()
+        .unwrap();
     assert_ne!(addr.port(), 0, "the real port is printed");
     let resp = common::Conn::open(addr).request(
         "POST",
@@ -81,7 +102,10 @@ fn variables_configure_the_server_and_flags_win() {
         Some(br#"{"title":"t","content":"c"}"#),
     );
     assert_eq!(resp.status, 413, "ARTICLES_MAX_BODY applies");
-    assert!(flag_db.exists() && !env_db.exists(), "--db wins over ARTICLES_DB");
+    assert!(
+        flag_db.exists() && !env_db.exists(),
+        "--db wins over ARTICLES_DB"
+    );
     child.kill().unwrap();
     child.wait().unwrap();
 }
@@ -106,7 +130,11 @@ fn migrate_creates_the_schema_once() {
     let second = run(&["migrate"], &[("ARTICLES_DB", db)]);
     assert!(second.status.success());
     let out = String::from_utf8_lossy(&second.stdout).into_owned();
-    let (before, after) = out.trim().trim_start_matches("schema version ").split_once(" -> ").unwrap();
+    let (before, after) = out
+        .trim()
+        .trim_start_matches("schema version ")
+        .split_once(" -> ")
+        .unwrap();
     assert_eq!(before, after, "nothing left to apply: {out}");
 }
 
@@ -117,7 +145,10 @@ fn a_database_from_a_newer_version_is_refused() {
     let conn = rusqlite::Connection::open(&db).unwrap();
     conn.pragma_update(None, "user_version", 9999).unwrap();
     drop(conn);
-    let output = run(&["--addr", "127.0.0.1:0", "--db", db.to_str().unwrap()], &[]);
+    let output = run(
+        &["--addr", "127.0.0.1:0", "--db", db.to_str().unwrap()],
+        &[],
+    );
     assert_eq!(output.status.code(), Some(1));
     assert!(stderr(&output).contains("newer"), "{}", stderr(&output));
     let output = run(&["migrate", "--db", db.to_str().unwrap()], &[]);

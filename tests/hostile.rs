@@ -23,7 +23,11 @@ fn status_of(bytes: &[u8]) -> Option<u16> {
 fn assert_serving(server: &TestServer) {
     let started = Instant::now();
     assert_eq!(server.get("/articles").status, 200);
-    assert!(started.elapsed() < Duration::from_secs(2), "slow: {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "slow: {:?}",
+        started.elapsed()
+    );
 }
 
 #[test]
@@ -38,7 +42,12 @@ fn huge_content_length_with_short_body_is_413_at_once() {
         stream.write_all(head.as_bytes()).unwrap();
         let mut buf = [0u8; 1024];
         let n = stream.read(&mut buf).unwrap();
-        assert_eq!(status_of(&buf[..n]), Some(413), "{length}: {}", String::from_utf8_lossy(&buf[..n]));
+        assert_eq!(
+            status_of(&buf[..n]),
+            Some(413),
+            "{length}: {}",
+            String::from_utf8_lossy(&buf[..n])
+        );
         // Leave the connection open and stalled: the only worker must still
         // be free for others.
         assert_serving(&server);
@@ -55,7 +64,10 @@ fn an_unparsable_content_length_is_rejected() {
         );
         let reply = server.raw(head.as_bytes(), SHORT);
         let status = status_of(&reply);
-        assert!(matches!(status, Some(400..=499)) || reply.is_empty(), "{length}: {status:?}");
+        assert!(
+            matches!(status, Some(400..=499)) || reply.is_empty(),
+            "{length}: {status:?}"
+        );
     }
     assert_serving(&server);
 }
@@ -116,7 +128,12 @@ fn expect_continue_with_an_oversize_body_is_413_without_100() {
     let server = TestServer::start_with(&["--max-body", "1000"]);
     let request = b"POST /articles HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nContent-Length: 5000\r\nExpect: 100-continue\r\n\r\n";
     let reply = server.raw(request, Duration::from_millis(1500));
-    assert_eq!(status_of(&reply), Some(413), "{}", String::from_utf8_lossy(&reply));
+    assert_eq!(
+        status_of(&reply),
+        Some(413),
+        "{}",
+        String::from_utf8_lossy(&reply)
+    );
     assert_serving(&server);
 }
 
@@ -124,7 +141,9 @@ fn expect_continue_with_an_oversize_body_is_413_without_100() {
 fn a_stalled_body_times_out_with_408() {
     let server = TestServer::start_with(&["--idle-timeout", "1", "--workers", "1"]);
     let mut stream = TcpStream::connect(server.addr).unwrap();
-    stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
     let head = format!(
         "POST /articles HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nContent-Length: 5000\r\n\r\n{}",
         "x".repeat(2000)
@@ -133,7 +152,12 @@ fn a_stalled_body_times_out_with_408() {
     let started = Instant::now();
     let mut buf = [0u8; 1024];
     let n = stream.read(&mut buf).unwrap();
-    assert_eq!(status_of(&buf[..n]), Some(408), "{}", String::from_utf8_lossy(&buf[..n]));
+    assert_eq!(
+        status_of(&buf[..n]),
+        Some(408),
+        "{}",
+        String::from_utf8_lossy(&buf[..n])
+    );
     assert!(started.elapsed() < Duration::from_secs(4));
     assert_serving(&server);
 }
@@ -147,17 +171,28 @@ fn idle_connections_are_closed_after_the_idle_timeout() {
     let mut rest = Vec::new();
     let _ = conn.stream().read_to_end(&mut rest);
     let waited = started.elapsed();
-    assert!(waited >= Duration::from_millis(800) && waited < Duration::from_secs(5), "{waited:?}");
+    assert!(
+        waited >= Duration::from_millis(800) && waited < Duration::from_secs(5),
+        "{waited:?}"
+    );
 }
 
 #[test]
 fn malformed_requests_get_4xx_or_a_close_never_5xx() {
     let server = TestServer::start();
-    let long_url = format!("GET /articles?q={} HTTP/1.1\r\nHost: t\r\n\r\n", "a".repeat(100_000));
-    let big_header = format!("GET /articles HTTP/1.1\r\nHost: t\r\nX-Big: {}\r\n\r\n", "b".repeat(1_000_000));
+    let long_url = format!(
+        "GET /articles?q={} HTTP/1.1\r\nHost: t\r\n\r\n",
+        "a".repeat(100_000)
+    );
+    let big_header = format!(
+        "GET /articles HTTP/1.1\r\nHost: t\r\nX-Big: {}\r\n\r\n",
+        "b".repeat(1_000_000)
+    );
     let many_headers = format!(
         "GET /articles HTTP/1.1\r\nHost: t\r\n{}\r\n",
-        (0..5000).map(|n| format!("X-H{n}: v\r\n")).collect::<String>()
+        (0..5000)
+            .map(|n| format!("X-H{n}: v\r\n"))
+            .collect::<String>()
     );
     let cases: Vec<(&str, Vec<u8>)> = vec![
         ("garbage", b"\x00\x01\x02garbage\r\n\r\n".to_vec()),
@@ -198,12 +233,31 @@ fn malformed_requests_get_4xx_or_a_close_never_5xx() {
 fn search_syntax_is_plain_text() {
     let server = TestServer::start();
     server.create("C++ and \"quotes\"", "NEAR OR AND NOT", &[]);
-    for q in ["%22", "*", "NEAR(a+b)", "a+OR+b", "-x", "^start", "title:x", "(", ")", "%22unterminated", "AND", "NOT+c", "{a}", "c%2B%2B"] {
+    for q in [
+        "%22",
+        "*",
+        "NEAR(a+b)",
+        "a+OR+b",
+        "-x",
+        "^start",
+        "title:x",
+        "(",
+        ")",
+        "%22unterminated",
+        "AND",
+        "NOT+c",
+        "{a}",
+        "c%2B%2B",
+    ] {
         let resp = server.get(&format!("/articles?q={q}"));
         assert_eq!(resp.status, 200, "q={q}: {}", resp.text());
     }
     let found = server.get("/articles?q=NEAR+OR");
-    assert_eq!(found.json().as_array().unwrap().len(), 1, "operators are words");
+    assert_eq!(
+        found.json().as_array().unwrap().len(),
+        1,
+        "operators are words"
+    );
     let found = server.get("/articles?q=%22quotes%22");
     assert_eq!(found.json().as_array().unwrap().len(), 1);
 }
@@ -212,12 +266,22 @@ fn search_syntax_is_plain_text() {
 fn sql_in_every_parameter_is_data() {
     let server = TestServer::start();
     server.create("keep me", "safe", &["t"]);
-    let attacks = ["'", "' OR 1=1 --", "x'); DROP TABLE articles; --", "1; DELETE FROM articles", "\" OR \"\"=\""];
+    let attacks = [
+        "'",
+        "' OR 1=1 --",
+        "x'); DROP TABLE articles; --",
+        "1; DELETE FROM articles",
+        "\" OR \"\"=\"",
+    ];
     for attack in attacks {
         let encoded: String = attack.bytes().map(|b| format!("%{b:02X}")).collect();
         for param in ["tag", "author", "q", "sort", "page", "per_page"] {
             let resp = server.get(&format!("/articles?{param}={encoded}"));
-            assert!(matches!(resp.status, 200 | 422), "{param}={attack}: {}", resp.status);
+            assert!(
+                matches!(resp.status, 200 | 422),
+                "{param}={attack}: {}",
+                resp.status
+            );
             if resp.status == 200 {
                 assert!(resp.json().as_array().unwrap().len() <= 1);
             }
@@ -226,18 +290,28 @@ fn sql_in_every_parameter_is_data() {
         assert_eq!(resp.status, 201);
         assert_eq!(resp.json()["title"], attack);
     }
-    assert_eq!(server.get("/articles?tag=t").header("X-Total-Count"), Some("1"));
+    assert_eq!(
+        server.get("/articles?tag=t").header("X-Total-Count"),
+        Some("1")
+    );
 }
 
 #[test]
 fn hostile_json_is_400_or_422() {
     let server = TestServer::start();
-    let deep = format!("{{\"title\":{}1{}}}", "[".repeat(50_000), "]".repeat(50_000));
+    let deep = format!(
+        "{{\"title\":{}1{}}}",
+        "[".repeat(50_000),
+        "]".repeat(50_000)
+    );
     let cases: Vec<(&[u8], u16)> = vec![
         (deep.as_bytes(), 400),
         (br#"{"title":"a\ud800b","content":"c"}"#, 400),
         (br#"{"title":1e999999,"content":"c"}"#, 400),
-        (br#"{"title":123456789012345678901234567890,"content":"c"}"#, 422),
+        (
+            br#"{"title":123456789012345678901234567890,"content":"c"}"#,
+            422,
+        ),
         (br#"{"title":"t\u0000","content":"c"}"#, 422),
         (br#"{"title":"t","content":"nul\u0000inside"}"#, 422),
         (br#"{"title":"a","title":"b","content":"c"}"#, 201),
@@ -245,8 +319,18 @@ fn hostile_json_is_400_or_422() {
         (b"\xef\xbb\xbf{\"title\":\"t\",\"content\":\"c\"}", 400),
     ];
     for (body, expected) in cases {
-        let resp = server.request("POST", "/articles", &[("Content-Type", "application/json")], Some(body));
-        assert_eq!(resp.status, expected, "{}", String::from_utf8_lossy(&body[..body.len().min(80)]));
+        let resp = server.request(
+            "POST",
+            "/articles",
+            &[("Content-Type", "application/json")],
+            Some(body),
+        );
+        assert_eq!(
+            resp.status,
+            expected,
+            "{}",
+            String::from_utf8_lossy(&body[..body.len().min(80)])
+        );
         if expected >= 400 {
             resp.problem(expected);
         }

@@ -1,6 +1,7 @@
 //! `/articles` and `/articles/{id}`.
 
 use crate::article::{parse_change, ArticleChange, WriteKind};
+use crate::auth;
 use crate::error::ApiError;
 use crate::listing::{link_header, ArticleQuery};
 use crate::request::Req;
@@ -20,10 +21,11 @@ pub fn list(app: &App, req: &mut Req<'_>) -> Result<Reply, ApiError> {
         .header("Link", link_header(&req.path, &req.query, &query, total)))
 }
 
-/// `POST /articles`: 201 with `Location`.
+/// `POST /articles`: 201 with `Location`; the author is the token's user.
 pub fn create(app: &App, req: &mut Req<'_>) -> Result<Reply, ApiError> {
+    auth::writer(req.user.as_ref(), app.config.auth)?;
     let change = read_change(req, WriteKind::Create)?;
-    let article = app.store.create_article(&change)?;
+    let article = app.store.create_article(&change, req.user.as_ref())?;
     Ok(Reply::json(201, &article).header("Location", format!("/articles/{}", article.id)))
 }
 
@@ -46,22 +48,30 @@ pub fn patch(app: &App, req: &mut Req<'_>, id: i64) -> Result<Reply, ApiError> {
     update(app, req, id, WriteKind::Patch)
 }
 
-/// `DELETE /articles/{id}`: 204.
-pub fn delete(app: &App, _req: &mut Req<'_>, id: i64) -> Result<Reply, ApiError> {
+/// `DELETE /articles/{id}`: 204. Only the author may delete an article
+/// that has one.
+pub fn delete(app: &App, req: &mut Req<'_>, id: i64) -> Result<Reply, ApiError> {
+    let user = auth::writer(req.user.as_ref(), app.config.auth)?;
     app.store
-        .delete_article(id, |_| Ok::<_, ApiError>(()))?
+        .delete_article(id, |current| auth::may_modify(user, current))?
         .ok_or(ApiError::NotFound(NOT_FOUND))?;
     Ok(Reply::empty(204))
 }
 
 /// PUT and PATCH. The body is read before the write transaction (a slow
-/// client must not hold the writer) but its errors are reported only once the
-/// article is known to exist: a missing article is a 404 whatever the body.
+/// client must not hold the writer), but its errors come after the checks
+/// the contract puts first: 401, then 403 and 404 (against the article as it
+/// is inside the transaction), then the body.
 fn update(app: &App, req: &mut Req<'_>, id: i64, kind: WriteKind) -> Result<Reply, ApiError> {
+    auth::writer(req.user.as_ref(), app.config.auth)?;
     let change = read_change(req, kind);
+    let user = req.user.as_ref();
     let article = app
         .store
-        .update_article(id, |_current| change)?
+        .update_article(id, |current| {
+            auth::may_modify(user, current)?;
+            change
+        })?
         .ok_or(ApiError::NotFound(NOT_FOUND))?;
     Ok(Reply::json(200, &article))
 }

@@ -3,3 +3,4 @@
 //! SQL.
 
 pub mod articles;
+pub mod users;

@@ -4,28 +4,28 @@ use rusqlite::types::Value;
 use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
 
 use super::{Store, StoreError};
-use crate::article::{Article, ArticleChange};
+use crate::article::{Article, ArticleChange, Author};
+use crate::auth::User;
 use crate::listing::{ArticleQuery, SortKey};
 use crate::time::now_millis;
 
-/// The columns of an article, tags included as a JSON array in one
+/// The columns of an article and the tables they come from, tags included as a JSON array in one
 /// correlated subquery, so a page of any size is one statement.
 macro_rules! article_columns {
     () => {
         "a.id, a.title, a.content, a.created_at, a.updated_at, \
          (SELECT json_group_array(tag) FROM \
-            (SELECT tag FROM article_tags WHERE article_id = a.id ORDER BY tag)) AS tags"
+            (SELECT tag FROM article_tags WHERE article_id = a.id ORDER BY tag)) AS tags, \
+         u.id, u.username \
+         FROM articles a LEFT JOIN users u ON u.id = a.author_id"
     };
 }
 
-const SELECT_ARTICLE: &str = concat!(
-    "SELECT ",
-    article_columns!(),
-    " FROM articles a WHERE a.id = ?1"
-);
+const SELECT_ARTICLE: &str = concat!("SELECT ", article_columns!(), " WHERE a.id = ?1");
 
 const INSERT_ARTICLE: &str =
-    "INSERT INTO articles (title, content, created_at, updated_at) VALUES (?1, ?2, ?3, ?3)";
+    "INSERT INTO articles (title, content, created_at, updated_at, author_id) \
+     VALUES (?1, ?2, ?3, ?3, ?4)";
 
 const UPDATE_ARTICLE: &str =
     "UPDATE articles SET title = ?2, content = ?3, updated_at = ?4 WHERE id = ?1";
@@ -40,6 +40,7 @@ const COUNT_ALL: &str = "SELECT total FROM article_count WHERE only_row = 1";
 
 /// Listing filters, each a condition on `a` with one parameter.
 const BY_TAG: &str = "a.id IN (SELECT article_id FROM article_tags WHERE tag = ?)";
+const BY_AUTHOR: &str = "a.author_id = (SELECT id FROM users WHERE username = ? COLLATE NOCASE)";
 const BY_SEARCH: &str = "a.id IN (SELECT rowid FROM articles_fts WHERE articles_fts MATCH ?)";
 
 impl Store {
@@ -59,9 +60,8 @@ impl Store {
             params.push(Value::Text(tag.clone()));
         }
         if let Some(author) = &query.author {
-            // No users yet: nobody is an author, every author filter is empty.
-            let _ = author;
-            return Ok((Vec::new(), 0));
+            filters.push(BY_AUTHOR);
+            params.push(Value::Text(author.clone()));
         }
         if let Some(words) = &query.words {
             if words.is_empty() {
@@ -91,8 +91,13 @@ impl Store {
         Ok((articles, total.max(0) as u64))
     }
 
-    /// Creates an article from a complete change (every field set).
-    pub fn create_article(&self, change: &ArticleChange) -> Result<Article, StoreError> {
+    /// Creates an article from a complete change (every field set), written
+    /// by `author` (`None`: anonymous).
+    pub fn create_article(
+        &self,
+        change: &ArticleChange,
+        author: Option<&User>,
+    ) -> Result<Article, StoreError> {
         let (Some(title), Some(content)) = (&change.title, &change.content) else {
             return Err(StoreError::Internal(
                 "create without title or content".into(),
@@ -103,8 +108,12 @@ impl Store {
 
         let mut conn = self.write()?;
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        tx.prepare_cached(INSERT_ARTICLE)?
-            .execute(params![title, content, now])?;
+        tx.prepare_cached(INSERT_ARTICLE)?.execute(params![
+            title,
+            content,
+            now,
+            author.map(|user| user.id)
+        ])?;
         let id = tx.last_insert_rowid();
         insert_tags(&tx, id, &tags)?;
         tx.commit()?;
@@ -114,7 +123,10 @@ impl Store {
             title: title.clone(),
             content: content.clone(),
             tags,
-            author: None,
+            author: author.map(|user| Author {
+                id: user.id,
+                username: user.username.clone(),
+            }),
             created_at: now,
             updated_at: now,
         })
@@ -217,7 +229,13 @@ fn read_article(row: &Row<'_>) -> rusqlite::Result<Article> {
         created_at: row.get(3)?,
         updated_at: row.get(4)?,
         tags,
-        author: None,
+        author: match row.get::<_, Option<i64>>(6)? {
+            Some(id) => Some(Author {
+                id,
+                username: row.get(7)?,
+            }),
+            None => None,
+        },
     })
 }
 
@@ -245,7 +263,7 @@ fn list_sql(filters: &[&str], query: &ArticleQuery) -> String {
         concat!(
             "SELECT ",
             article_columns!(),
-            " FROM articles a{} ORDER BY {} {}, a.id {} LIMIT ? OFFSET ?"
+            "{} ORDER BY {} {}, a.id {} LIMIT ? OFFSET ?"
         ),
         where_clause(filters),
         column,
@@ -359,7 +377,12 @@ mod tests {
     fn filters_avoid_full_scans() {
         let store = store();
         let text = Value::Text("x".into());
-        for filters in [vec![BY_TAG], vec![BY_SEARCH], vec![BY_TAG, BY_SEARCH]] {
+        for filters in [
+            vec![BY_TAG],
+            vec![BY_SEARCH],
+            vec![BY_AUTHOR],
+            vec![BY_TAG, BY_SEARCH, BY_AUTHOR],
+        ] {
             let mut params = vec![text.clone(); filters.len()];
             let lines = plan(&store, &count_sql(&filters), &params);
             assert!(
@@ -375,7 +398,9 @@ mod tests {
     #[test]
     fn creates_reads_updates_and_deletes() {
         let store = store();
-        let created = store.create_article(&change("first", &["a", "b"])).unwrap();
+        let created = store
+            .create_article(&change("first", &["a", "b"]), None)
+            .unwrap();
         assert_eq!(store.article(created.id).unwrap().unwrap(), created);
 
         let patch = ArticleChange {
@@ -401,7 +426,7 @@ mod tests {
     #[test]
     fn a_refusing_guard_changes_nothing() {
         let store = store();
-        let created = store.create_article(&change("kept", &[])).unwrap();
+        let created = store.create_article(&change("kept", &[]), None).unwrap();
         let refused = store.delete_article(created.id, |_| Err(StoreError::Internal("no".into())));
         assert!(refused.is_err());
         assert!(store.article(created.id).unwrap().is_some());
@@ -411,12 +436,12 @@ mod tests {
     fn lists_filters_searches_and_counts() {
         let store = store();
         store
-            .create_article(&change("Rust web servers", &["rust", "web"]))
+            .create_article(&change("Rust web servers", &["rust", "web"]), None)
             .unwrap();
         store
-            .create_article(&change("Python web apps", &["python", "web"]))
+            .create_article(&change("Python web apps", &["python", "web"]), None)
             .unwrap();
-        store.create_article(&change("Cooking", &[])).unwrap();
+        store.create_article(&change("Cooking", &[]), None).unwrap();
 
         let (page, total) = store.list_articles(&query("")).unwrap();
         assert_eq!(total, 3);
@@ -439,11 +464,11 @@ mod tests {
     #[test]
     fn ids_are_never_reused() {
         let store = store();
-        let first = store.create_article(&change("a", &[])).unwrap();
+        let first = store.create_article(&change("a", &[]), None).unwrap();
         store
             .delete_article(first.id, |_| Ok::<_, StoreError>(()))
             .unwrap();
-        let second = store.create_article(&change("b", &[])).unwrap();
+        let second = store.create_article(&change("b", &[]), None).unwrap();
         assert!(second.id > first.id);
     }
 }

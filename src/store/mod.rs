@@ -15,6 +15,7 @@
 
 mod articles;
 mod migrate;
+mod users;
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -45,6 +46,8 @@ pub enum StoreError {
     Unavailable(String),
     /// The disk is full.
     Full,
+    /// A uniqueness rule was broken (a taken username).
+    Conflict(String),
     /// The database was written by a newer `articles`, or is not ours.
     Schema(String),
     /// Anything else: a bug.
@@ -57,6 +60,7 @@ impl fmt::Display for StoreError {
             StoreError::Busy(m) => write!(f, "database busy: {m}"),
             StoreError::Unavailable(m) => write!(f, "database unavailable: {m}"),
             StoreError::Full => write!(f, "database or disk is full"),
+            StoreError::Conflict(m) => write!(f, "{m}"),
             StoreError::Schema(m) => write!(f, "{m}"),
             StoreError::Internal(m) => write!(f, "database error: {m}"),
         }
@@ -72,6 +76,7 @@ impl From<rusqlite::Error> for StoreError {
                 StoreError::Busy(err.to_string())
             }
             Some(ErrorCode::DiskFull) => StoreError::Full,
+            Some(ErrorCode::ConstraintViolation) => StoreError::Conflict(err.to_string()),
             Some(
                 ErrorCode::SystemIoFailure
                 | ErrorCode::CannotOpen

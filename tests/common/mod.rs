@@ -98,7 +98,13 @@ impl TestServer {
     }
 
     /// One request on a new connection.
-    pub fn request(&self, method: &str, path: &str, headers: &[(&str, &str)], body: Option<&[u8]>) -> Resp {
+    pub fn request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<&[u8]>,
+    ) -> Resp {
         self.connect().request(method, path, headers, body)
     }
 
@@ -109,7 +115,12 @@ impl TestServer {
     /// A JSON write (POST, PUT, PATCH).
     pub fn send_json(&self, method: &str, path: &str, body: &Value) -> Resp {
         let body = serde_json::to_vec(body).unwrap();
-        self.request(method, path, &[("Content-Type", "application/json")], Some(&body))
+        self.request(
+            method,
+            path,
+            &[("Content-Type", "application/json")],
+            Some(&body),
+        )
     }
 
     pub fn post(&self, body: &Value) -> Resp {
@@ -118,7 +129,8 @@ impl TestServer {
 
     /// Creates an article and returns it.
     pub fn create(&self, title: &str, content: &str, tags: &[&str]) -> Value {
-        let resp = self.post(&serde_json::json!({"title": title, "content": content, "tags": tags}));
+        let resp =
+            self.post(&serde_json::json!({"title": title, "content": content, "tags": tags}));
         assert_eq!(resp.status, 201, "{}", resp.text());
         resp.json()
     }
@@ -138,7 +150,9 @@ impl TestServer {
                 Ok(0) | Err(_) => break,
                 Ok(n) => {
                     out.extend_from_slice(&buf[..n]);
-                    stream.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
+                    stream
+                        .set_read_timeout(Some(Duration::from_millis(300)))
+                        .unwrap();
                 }
             }
         }
@@ -265,7 +279,13 @@ impl Conn {
 
     /// Sends a request (adding Host and, with a body, Content-Length) and
     /// reads its response.
-    pub fn request(&mut self, method: &str, path: &str, headers: &[(&str, &str)], body: Option<&[u8]>) -> Resp {
+    pub fn request(
+        &mut self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<&[u8]>,
+    ) -> Resp {
         let mut head = format!("{method} {path} HTTP/1.1\r\nHost: test\r\n");
         for (name, value) in headers {
             head.push_str(&format!("{name}: {value}\r\n"));
@@ -305,7 +325,9 @@ impl Conn {
             headers,
             body: Vec::new(),
         };
-        let length: usize = resp.header("Content-Length").map_or(0, |v| v.parse().unwrap());
+        let length: usize = resp
+            .header("Content-Length")
+            .map_or(0, |v| v.parse().unwrap());
         if !head && !matches!(status, 204 | 304) {
             resp.body = vec![0; length];
             self.reader.read_exact(&mut resp.body).expect("body");

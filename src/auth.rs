@@ -1,0 +1,252 @@
+//! Users and bearer tokens: making tokens, hashing them, reading them from
+//! requests, and the rules of who may write what.
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::article::Article;
+use crate::error::ApiError;
+use crate::time::rfc3339_millis;
+
+/// Every token starts with this, so secret scanners can recognise a leaked
+/// one.
+pub const TOKEN_PREFIX: &str = "art_";
+/// Random bytes in a token.
+pub const TOKEN_BYTES: usize = 32;
+/// Longest username.
+pub const MAX_USERNAME_CHARS: usize = 40;
+
+/// Whether writes need a token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthMode {
+    /// A write without `Authorization` is anonymous (the default).
+    Open,
+    /// Every write needs a valid token.
+    Required,
+}
+
+/// A user.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct User {
+    /// Assigned by the server.
+    pub id: i64,
+    /// 1 to 40 of `[A-Za-z0-9_.-]`, unique case-insensitively.
+    pub username: String,
+    /// Milliseconds since the epoch; RFC 3339 on the wire.
+    #[serde(serialize_with = "as_rfc3339")]
+    pub created_at: i64,
+}
+
+fn as_rfc3339<S: serde::Serializer>(millis: &i64, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(&rfc3339_millis(*millis))
+}
+
+/// Whether `name` is a valid username.
+pub fn valid_username(name: &str) -> bool {
+    (1..=MAX_USERNAME_CHARS).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+}
+
+/// A new token: the prefix and 32 bytes of the OS's randomness, base64url.
+pub fn new_token() -> Result<String, getrandom::Error> {
+    let mut bytes = [0u8; TOKEN_BYTES];
+    getrandom::fill(&mut bytes)?;
+    Ok(format!("{TOKEN_PREFIX}{}", base64url(&bytes)))
+}
+
+/// What the database keeps of a token. Tokens carry 256 random bits, so a
+/// plain SHA-256 is enough: there is nothing to brute-force, and it lets a
+/// token be found by its hash in an index.
+pub fn token_hash(token: &str) -> [u8; 32] {
+    Sha256::digest(token.as_bytes()).into()
+}
+
+/// Unpadded base64url (RFC 4648 §5).
+fn base64url(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, b)| n | u32::from(*b) << (16 - 8 * i));
+        for i in 0..=chunk.len() {
+            out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
+        }
+    }
+    out
+}
+
+/// The credentials a request carries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Credentials<'a> {
+    /// No `Authorization` header.
+    None,
+    /// `Bearer <token>`.
+    Bearer(&'a str),
+    /// Anything else: another scheme, no token, stray spaces.
+    Malformed,
+}
+
+/// Reads an `Authorization` header. The scheme is case-insensitive.
+pub fn credentials(header: Option<&str>) -> Credentials<'_> {
+    let Some(header) = header else {
+        return Credentials::None;
+    };
+    match header.split_once(' ') {
+        Some((scheme, token))
+            if scheme.eq_ignore_ascii_case("bearer")
+                && !token.is_empty()
+                && !token.contains(char::is_whitespace) =>
+        {
+            Credentials::Bearer(token)
+        }
+        _ => Credentials::Malformed,
+    }
+}
+
+/// 401 for a request without a token where one is needed.
+pub fn token_required() -> ApiError {
+    ApiError::Unauthorized {
+        detail: "A bearer token is required",
+        invalid: false,
+    }
+}
+
+/// 401 for a token that is malformed, unknown or revoked.
+pub fn token_invalid() -> ApiError {
+    ApiError::Unauthorized {
+        detail: "The bearer token is invalid or revoked",
+        invalid: true,
+    }
+}
+
+/// The writer of a request, checked against the auth mode.
+pub fn writer(user: Option<&User>, mode: AuthMode) -> Result<Option<&User>, ApiError> {
+    match (user, mode) {
+        (None, AuthMode::Required) => Err(token_required()),
+        (user, _) => Ok(user),
+    }
+}
+
+/// Whether `user` may modify or delete `article`: anyone may change an
+/// anonymous article, only its author one that has an author.
+pub fn may_modify(user: Option<&User>, article: &Article) -> Result<(), ApiError> {
+    match (&article.author, user) {
+        (None, _) => Ok(()),
+        (Some(_), None) => Err(token_required()),
+        (Some(author), Some(user)) if author.id == user.id => Ok(()),
+        (Some(_), Some(_)) => Err(ApiError::Forbidden(
+            "Only the author may modify or delete this article",
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::article::Author;
+
+    fn user(id: i64) -> User {
+        User {
+            id,
+            username: format!("u{id}"),
+            created_at: 0,
+        }
+    }
+
+    fn article(author: Option<i64>) -> Article {
+        Article {
+            id: 1,
+            title: "t".into(),
+            content: "c".into(),
+            tags: vec![],
+            author: author.map(|id| Author {
+                id,
+                username: format!("u{id}"),
+            }),
+            created_at: 0,
+            updated_at: 0,
+        }
+    }
+
+    #[test]
+    fn usernames() {
+        assert!(valid_username("alice"));
+        assert!(valid_username("A.b_c-9"));
+        assert!(valid_username(&"x".repeat(40)));
+        for bad in ["", "a b", "ünï", "a/b", "a@b", &"x".repeat(41)] {
+            assert!(!valid_username(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn tokens_are_prefixed_random_and_url_safe() {
+        let (a, b) = (new_token().unwrap(), new_token().unwrap());
+        assert_ne!(a, b);
+        assert!(a.starts_with(TOKEN_PREFIX));
+        assert_eq!(a.len(), TOKEN_PREFIX.len() + 43);
+        assert!(a
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b'-'));
+    }
+
+    #[test]
+    fn base64url_matches_rfc_4648_vectors() {
+        assert_eq!(base64url(b""), "");
+        assert_eq!(base64url(b"f"), "Zg");
+        assert_eq!(base64url(b"fo"), "Zm8");
+        assert_eq!(base64url(b"foo"), "Zm9v");
+        assert_eq!(base64url(b"foob"), "Zm9vYg");
+        assert_eq!(base64url(&[0xfb, 0xff]), "-_8");
+    }
+
+    #[test]
+    fn hashes_are_sha256() {
+        let hash = token_hash("abc");
+        assert_eq!(hash[..4], [0xba, 0x78, 0x16, 0xbf]);
+    }
+
+    #[test]
+    fn reads_bearer_credentials() {
+        assert_eq!(credentials(None), Credentials::None);
+        assert_eq!(credentials(Some("Bearer abc")), Credentials::Bearer("abc"));
+        assert_eq!(credentials(Some("bEaReR abc")), Credentials::Bearer("abc"));
+        for bad in [
+            "Basic abc",
+            "Bearer",
+            "Bearer ",
+            "Bearer a b",
+            "abc",
+            "Bearer  abc",
+        ] {
+            assert_eq!(credentials(Some(bad)), Credentials::Malformed, "{bad}");
+        }
+    }
+
+    #[test]
+    fn ownership_rules() {
+        assert!(may_modify(None, &article(None)).is_ok());
+        assert!(may_modify(Some(&user(2)), &article(None)).is_ok());
+        assert!(may_modify(Some(&user(2)), &article(Some(2))).is_ok());
+        assert_eq!(
+            may_modify(None, &article(Some(2))).unwrap_err().status(),
+            401
+        );
+        assert_eq!(
+            may_modify(Some(&user(3)), &article(Some(2)))
+                .unwrap_err()
+                .status(),
+            403
+        );
+    }
+
+    #[test]
+    fn required_mode_needs_a_writer() {
+        assert!(writer(None, AuthMode::Open).unwrap().is_none());
+        assert_eq!(writer(None, AuthMode::Required).unwrap_err().status(), 401);
+        assert!(writer(Some(&user(1)), AuthMode::Required).is_ok());
+    }
+}

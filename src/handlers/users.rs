@@ -1,0 +1,13 @@
+//! `/me`.
+
+use crate::auth;
+use crate::error::ApiError;
+use crate::request::Req;
+use crate::response::Reply;
+use crate::App;
+
+/// `GET /me`: the user behind the bearer token.
+pub fn me(_app: &App, req: &mut Req<'_>) -> Result<Reply, ApiError> {
+    let user = req.user.as_ref().ok_or_else(auth::token_required)?;
+    Ok(Reply::json(200, user))
+}

@@ -1,0 +1,121 @@
+//! User and token SQL.
+
+use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
+
+use super::{Store, StoreError};
+use crate::auth::User;
+use crate::time::now_millis;
+
+const INSERT_USER: &str = "INSERT INTO users (username, created_at) VALUES (?1, ?2)";
+
+const INSERT_TOKEN: &str = "INSERT INTO tokens (hash, user_id, created_at) VALUES (?1, ?2, ?3)";
+
+const USER_BY_NAME: &str =
+    "SELECT id, username, created_at FROM users WHERE username = ?1 COLLATE NOCASE";
+
+const USER_BY_TOKEN: &str = "SELECT u.id, u.username, u.created_at \
+     FROM tokens t JOIN users u ON u.id = t.user_id WHERE t.hash = ?1";
+
+const DELETE_TOKENS: &str = "DELETE FROM tokens WHERE user_id = ?1";
+
+impl Store {
+    /// Creates a user with a first token (given by its hash), in one
+    /// transaction. A taken name (in any case) is `StoreError::Conflict`.
+    pub fn create_user(&self, username: &str, token_hash: &[u8]) -> Result<User, StoreError> {
+        let mut conn = self.write()?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        if find_by_name(&tx, username)?.is_some() {
+            return Err(StoreError::Conflict(format!(
+                "the username '{username}' is taken"
+            )));
+        }
+        let now = now_millis();
+        tx.prepare_cached(INSERT_USER)?
+            .execute(params![username, now])?;
+        let user = User {
+            id: tx.last_insert_rowid(),
+            username: username.to_owned(),
+            created_at: now,
+        };
+        tx.prepare_cached(INSERT_TOKEN)?
+            .execute(params![token_hash, user.id, now])?;
+        tx.commit()?;
+        Ok(user)
+    }
+
+    /// Adds a token (by its hash) to the user named `username`, if any.
+    pub fn add_token(&self, username: &str, token_hash: &[u8]) -> Result<Option<User>, StoreError> {
+        let mut conn = self.write()?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let Some(user) = find_by_name(&tx, username)? else {
+            return Ok(None);
+        };
+        tx.prepare_cached(INSERT_TOKEN)?
+            .execute(params![token_hash, user.id, now_millis()])?;
+        tx.commit()?;
+        Ok(Some(user))
+    }
+
+    /// Revokes every token of the user named `username`, if any; returns the
+    /// user and how many tokens were revoked.
+    pub fn revoke_tokens(&self, username: &str) -> Result<Option<(User, usize)>, StoreError> {
+        let mut conn = self.write()?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let Some(user) = find_by_name(&tx, username)? else {
+            return Ok(None);
+        };
+        let revoked = tx.prepare_cached(DELETE_TOKENS)?.execute([user.id])?;
+        tx.commit()?;
+        Ok(Some((user, revoked)))
+    }
+
+    /// The user a token (by its hash) belongs to, if it is valid.
+    pub fn user_by_token(&self, token_hash: &[u8]) -> Result<Option<User>, StoreError> {
+        let conn = self.read()?;
+        let user = conn
+            .prepare_cached(USER_BY_TOKEN)?
+            .query_row([token_hash], read_user)
+            .optional()?;
+        Ok(user)
+    }
+}
+
+fn find_by_name(conn: &Connection, username: &str) -> Result<Option<User>, StoreError> {
+    Ok(conn
+        .prepare_cached(USER_BY_NAME)?
+        .query_row([username], read_user)
+        .optional()?)
+}
+
+fn read_user(row: &Row<'_>) -> rusqlite::Result<User> {
+    Ok(User {
+        id: row.get(0)?,
+        username: row.get(1)?,
+        created_at: row.get(2)?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn users_tokens_and_revocation() {
+        let store = Store::open(":memory:", 1).unwrap();
+        let alice = store.create_user("Alice", b"hash-1").unwrap();
+        assert!(matches!(
+            store.create_user("alice", b"hash-x"),
+            Err(StoreError::Conflict(_))
+        ));
+        assert_eq!(store.user_by_token(b"hash-1").unwrap(), Some(alice.clone()));
+        assert_eq!(
+            store.add_token("ALICE", b"hash-2").unwrap(),
+            Some(alice.clone())
+        );
+        assert_eq!(store.user_by_token(b"hash-2").unwrap(), Some(alice.clone()));
+        assert_eq!(store.add_token("bob", b"hash-3").unwrap(), None);
+        assert_eq!(store.revoke_tokens("alice").unwrap(), Some((alice, 2)));
+        assert_eq!(store.user_by_token(b"hash-1").unwrap(), None);
+        assert_eq!(store.revoke_tokens("bob").unwrap(), None);
+    }
+}
