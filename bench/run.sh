@@ -45,7 +45,8 @@ kill_tree() {
   kill -0 "$pid" 2>/dev/null || return 0
   tree="$pid $(descendants "$pid" | tr '\n' ' ')"
   kill -TERM $tree 2>/dev/null || true
-  for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  # up to 12 s: articles drains requests for up to 10 s (--shutdown-timeout)
+  for _ in $(seq 120); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
   kill -KILL $tree 2>/dev/null || true
   wait "$pid" 2>/dev/null || true
 }
