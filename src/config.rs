@@ -9,6 +9,7 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::Duration;
 
 use crate::auth::{valid_username, AuthMode};
+use crate::cors::{valid_origin, CorsPolicy};
 
 /// Default listening address.
 pub const DEFAULT_ADDR: &str = "127.0.0.1:8080";
@@ -20,6 +21,8 @@ pub const DEFAULT_MAX_BODY: u64 = 1024 * 1024;
 pub const MAX_MAX_BODY: u64 = 1024 * 1024 * 1024;
 /// Default idle timeout in seconds: how long a connection may send nothing.
 pub const DEFAULT_IDLE_TIMEOUT_SECS: u64 = 30;
+/// Default grace period for requests in flight at shutdown, in seconds.
+pub const DEFAULT_SHUTDOWN_TIMEOUT_SECS: u64 = 10;
 /// Most worker threads or pooled connections accepted.
 pub const MAX_THREADS: u64 = 1024;
 
@@ -29,7 +32,8 @@ articles: an article REST API over SQLite, in one binary.
 
 Usage:
   articles [serve] [--addr HOST:PORT] [--db PATH] [--workers N] [--pool-size N]
-                   [--auth open|required] [--max-body BYTES] [--idle-timeout SECONDS]
+                   [--auth open|required] [--max-body BYTES] [--cors-origin ORIGIN]
+                   [--shutdown-timeout SECONDS] [--idle-timeout SECONDS]
   articles migrate [--db PATH]
   articles user add NAME [--db PATH]       create a user; prints a token
   articles token new NAME [--db PATH]      print another token for NAME
@@ -50,6 +54,10 @@ Options (each also read from the environment variable shown):
                             [ARTICLES_AUTH, default open]
   --max-body BYTES          largest request body accepted
                             [ARTICLES_MAX_BODY, default 1048576]
+  --cors-origin ORIGIN      allow browser calls from ORIGIN (repeatable; * for any)
+                            [ARTICLES_CORS_ORIGIN, comma-separated; default none]
+  --shutdown-timeout SECONDS  grace period for requests in flight on SIGTERM/SIGINT
+                            [ARTICLES_SHUTDOWN_TIMEOUT, default 10]
   --idle-timeout SECONDS    close a connection that sends nothing for this long
                             [ARTICLES_IDLE_TIMEOUT, default 30]
 
@@ -122,6 +130,10 @@ pub struct Config {
     pub max_body: u64,
     /// How long a connection may be silent, and a socket write may block.
     pub idle_timeout: Duration,
+    /// Browser origins allowed by CORS; `None`: no CORS header, ever.
+    pub cors: Option<CorsPolicy>,
+    /// How long requests in flight may take to finish on shutdown.
+    pub shutdown_timeout: Duration,
 }
 
 impl Config {
@@ -136,6 +148,8 @@ impl Config {
             auth: AuthMode::Open,
             max_body: DEFAULT_MAX_BODY,
             idle_timeout: Duration::from_secs(DEFAULT_IDLE_TIMEOUT_SECS),
+            cors: None,
+            shutdown_timeout: Duration::from_secs(DEFAULT_SHUTDOWN_TIMEOUT_SECS),
         }
     }
 }
@@ -156,6 +170,8 @@ const FLAGS: &[(&str, &str)] = &[
     ("--auth", "ARTICLES_AUTH"),
     ("--max-body", "ARTICLES_MAX_BODY"),
     ("--idle-timeout", "ARTICLES_IDLE_TIMEOUT"),
+    ("--cors-origin", "ARTICLES_CORS_ORIGIN"),
+    ("--shutdown-timeout", "ARTICLES_SHUTDOWN_TIMEOUT"),
 ];
 
 /// Parses the arguments (without the program name), reading variables
@@ -204,6 +220,31 @@ where
             let (_, var) = FLAGS.iter().find(|(name, _)| *name == flag)?;
             env(var).map(|value| ((*var).to_owned(), value))
         })
+    };
+
+    // A repeatable flag: every occurrence, or else the variable split on
+    // commas; each with the name of where it came from.
+    let values = |flag: &str| -> Vec<(String, String)> {
+        let from_flags: Vec<(String, String)> = given
+            .iter()
+            .filter(|(name, _)| *name == flag)
+            .map(|(_, value)| (flag.to_owned(), value.clone()))
+            .collect();
+        if !from_flags.is_empty() {
+            return from_flags;
+        }
+        let Some((_, var)) = FLAGS.iter().find(|(name, _)| *name == flag) else {
+            return Vec::new();
+        };
+        env(var)
+            .map(|list| {
+                list.split(',')
+                    .map(str::trim)
+                    .filter(|v| !v.is_empty())
+                    .map(|v| ((*var).to_owned(), v.to_owned()))
+                    .collect()
+            })
+            .unwrap_or_default()
     };
 
     let db = match value("--db") {
@@ -274,6 +315,21 @@ where
     }
     if let Some((source, text)) = value("--idle-timeout") {
         config.idle_timeout = Duration::from_secs(number(&source, &text, 1, 3600)?);
+    }
+    if let Some((source, text)) = value("--shutdown-timeout") {
+        config.shutdown_timeout = Duration::from_secs(number(&source, &text, 0, 3600)?);
+    }
+    let origins = values("--cors-origin");
+    if !origins.is_empty() {
+        if let Some((source, bad)) = origins.iter().find(|(_, o)| !valid_origin(o)) {
+            return Err(ConfigError(format!(
+                "{source}: '{}' is not * or an origin like https://host:port",
+                bad.escape_default()
+            )));
+        }
+        config.cors = Some(CorsPolicy::new(
+            origins.into_iter().map(|(_, o)| o).collect(),
+        ));
     }
     Ok(Command::Serve(config))
 }
@@ -426,6 +482,39 @@ mod tests {
         assert!(error(&["user", "add"]).contains("unknown command"));
         assert!(error(&["token", "burn", "alice"]).contains("unknown command"));
         assert!(error(&["user", "add", "alice", "--auth", "open"]).contains("--auth"));
+    }
+
+    #[test]
+    fn cors_origins_repeat_or_come_from_a_list() {
+        let config = serve(
+            &[
+                "--cors-origin",
+                "https://a.example",
+                "--cors-origin=http://b:3000",
+            ],
+            no_env,
+        );
+        assert_eq!(
+            config.cors,
+            Some(CorsPolicy::Origins(vec![
+                "https://a.example".into(),
+                "http://b:3000".into()
+            ]))
+        );
+        let env = |name: &str| (name == "ARTICLES_CORS_ORIGIN").then(|| "https://x, *".to_owned());
+        assert_eq!(serve(&[], env).cors, Some(CorsPolicy::Any));
+        assert_eq!(serve(&[], no_env).cors, None);
+        assert!(error(&["--cors-origin", "https://a/path"]).contains("--cors-origin"));
+    }
+
+    #[test]
+    fn shutdown_timeout() {
+        assert_eq!(serve(&[], no_env).shutdown_timeout, Duration::from_secs(10));
+        assert_eq!(
+            serve(&["--shutdown-timeout", "0"], no_env).shutdown_timeout,
+            Duration::ZERO
+        );
+        assert!(error(&["--shutdown-timeout", "x"]).contains("--shutdown-timeout"));
     }
 
     #[test]

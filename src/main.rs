@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use articles::config::{self, Command, USAGE};
 use articles::server::Server;
-use articles::{admin, App};
+use articles::{admin, signals, App};
 
 fn main() -> ExitCode {
     let command = match config::parse(std::env::args().skip(1), |name| std::env::var(name).ok()) {
@@ -56,7 +56,17 @@ fn run(command: Command) -> Result<(), Box<dyn std::error::Error>> {
         Command::TokenNew { db, name } => println!("{}", admin::token_new(&db, &name)?),
         Command::TokenRevoke { db, name } => println!("{}", admin::token_revoke(&db, &name)?),
         Command::Serve(config) => {
+            // Before any thread starts, so that every thread inherits the mask.
+            let termination = signals::block_termination()?;
             let server = Server::start(App::open(config)?)?;
+            let shutdown = server.shutdown_handle();
+            std::thread::Builder::new()
+                .name("signals".into())
+                .spawn(move || {
+                    let signal = termination.wait();
+                    log::info!("{signal} received: finishing requests in flight, then stopping");
+                    shutdown.shutdown();
+                })?;
             println!("listening on http://{}", server.local_addr());
             server.wait()?;
         }

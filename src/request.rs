@@ -26,6 +26,8 @@ pub struct Req<'a> {
     pub request_id: String,
     /// The user behind the bearer token, once authenticated.
     pub user: Option<User>,
+    /// The route pattern the path matched, once routed (for metrics).
+    pub route: Option<&'static str>,
     max_body: u64,
 }
 
@@ -42,6 +44,7 @@ impl<'a> Req<'a> {
             query,
             request_id,
             user: None,
+            route: None,
             max_body,
         }
     }

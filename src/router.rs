@@ -4,7 +4,7 @@ use tiny_http_fork::Method;
 
 use crate::auth::{self, Credentials, User};
 use crate::error::ApiError;
-use crate::handlers::{articles, users};
+use crate::handlers::{articles, ops, users};
 use crate::request::Req;
 use crate::response::Reply;
 use crate::App;
@@ -18,6 +18,14 @@ pub enum Route {
     Article(i64),
     /// `/me`
     Me,
+    /// `/healthz`
+    Healthz,
+    /// `/readyz`
+    Readyz,
+    /// `/metrics`
+    Metrics,
+    /// `/openapi.json`
+    OpenApi,
     /// `/__panic`, debug builds only: lets the test suite prove that a
     /// panicking handler costs one 500 and nothing more.
     #[cfg(debug_assertions)]
@@ -26,7 +34,15 @@ pub enum Route {
 
 impl Route {
     /// Every route pattern, for documentation and metrics.
-    pub const PATTERNS: &'static [&'static str] = &["/articles", "/articles/{id}", "/me"];
+    pub const PATTERNS: &'static [&'static str] = &[
+        "/articles",
+        "/articles/{id}",
+        "/me",
+        "/healthz",
+        "/readyz",
+        "/metrics",
+        "/openapi.json",
+    ];
 
     /// The route of a path. An article id that is not a positive decimal
     /// integer of at most 63 bits is a 404, like any unknown path.
@@ -38,6 +54,10 @@ impl Route {
         match segments.as_slice() {
             ["articles"] => Ok(Route::Articles),
             ["me"] => Ok(Route::Me),
+            ["healthz"] => Ok(Route::Healthz),
+            ["readyz"] => Ok(Route::Readyz),
+            ["metrics"] => Ok(Route::Metrics),
+            ["openapi.json"] => Ok(Route::OpenApi),
             ["articles", id] => parse_id(id)
                 .map(Route::Article)
                 .ok_or(ApiError::NotFound(articles::NOT_FOUND)),
@@ -53,6 +73,10 @@ impl Route {
             Route::Articles => "/articles",
             Route::Article(_) => "/articles/{id}",
             Route::Me => "/me",
+            Route::Healthz => "/healthz",
+            Route::Readyz => "/readyz",
+            Route::Metrics => "/metrics",
+            Route::OpenApi => "/openapi.json",
             #[cfg(debug_assertions)]
             Route::Panic => "/__panic",
         }
@@ -63,7 +87,9 @@ impl Route {
         match self {
             Route::Articles => "GET, HEAD, POST, OPTIONS",
             Route::Article(_) => "GET, HEAD, PUT, PATCH, DELETE, OPTIONS",
-            Route::Me => "GET, HEAD, OPTIONS",
+            Route::Me | Route::Healthz | Route::Readyz | Route::Metrics | Route::OpenApi => {
+                "GET, HEAD, OPTIONS"
+            }
             #[cfg(debug_assertions)]
             Route::Panic => "GET",
         }
@@ -74,8 +100,12 @@ impl Route {
 /// layer leaves out the body. A bearer token, if present, is checked first,
 /// on every request: an invalid one is a 401 whatever the path.
 pub fn dispatch(app: &App, req: &mut Req<'_>) -> Result<Reply, ApiError> {
+    let route = Route::resolve(&req.path);
+    if let Ok(route) = &route {
+        req.route = Some(route.pattern());
+    }
     req.user = authenticate(app, req)?;
-    let route = Route::resolve(&req.path)?;
+    let route = route?;
     match (&req.method, route) {
         (Method::Get | Method::Head, Route::Articles) => articles::list(app, req),
         (Method::Post, Route::Articles) => articles::create(app, req),
@@ -84,6 +114,10 @@ pub fn dispatch(app: &App, req: &mut Req<'_>) -> Result<Reply, ApiError> {
         (Method::Patch, Route::Article(id)) => articles::patch(app, req, id),
         (Method::Delete, Route::Article(id)) => articles::delete(app, req, id),
         (Method::Get | Method::Head, Route::Me) => users::me(app, req),
+        (Method::Get | Method::Head, Route::Healthz) => ops::healthz(app, req),
+        (Method::Get | Method::Head, Route::Readyz) => ops::readyz(app, req),
+        (Method::Get | Method::Head, Route::Metrics) => ops::metrics(app, req),
+        (Method::Get | Method::Head, Route::OpenApi) => ops::openapi(app, req),
         #[cfg(debug_assertions)]
         (Method::Get, Route::Panic) => panic!("deliberate panic for the test suite"),
         (Method::Options, route) => Ok(Reply::empty(204).header("Allow", route.allow())),
@@ -157,7 +191,15 @@ mod tests {
 
     #[test]
     fn patterns_cover_every_route() {
-        for route in [Route::Articles, Route::Article(1), Route::Me] {
+        for route in [
+            Route::Articles,
+            Route::Article(1),
+            Route::Me,
+            Route::Healthz,
+            Route::Readyz,
+            Route::Metrics,
+            Route::OpenApi,
+        ] {
             assert!(Route::PATTERNS.contains(&route.pattern()));
             assert!(route.allow().contains("OPTIONS"));
         }

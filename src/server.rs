@@ -19,7 +19,7 @@ use crate::error::ApiError;
 use crate::request::{sane_request_id, Req};
 use crate::response::{reason_phrase, Reply};
 use crate::time::{http_date, now_millis};
-use crate::{ids, router, App};
+use crate::{cors, ids, metrics, router, App};
 
 /// Pause after an accept error that may pass (out of file descriptors, a
 /// thread that could not start), so the loop does not spin.
@@ -34,17 +34,40 @@ const MAX_LOGGED_PATH: usize = 256;
 
 /// A running server.
 pub struct Server {
+    app: Arc<App>,
     local_addr: SocketAddr,
     accept: JoinHandle<io::Result<()>>,
     workers: Vec<JoinHandle<()>>,
-    stop: Arc<AtomicBool>,
     queue: Arc<MessagesQueue<Message>>,
+    shutdown: ShutdownHandle,
+}
+
+/// Starts a graceful shutdown from any thread (a signal waiter, a test).
+#[derive(Clone)]
+pub struct ShutdownHandle {
+    app: Arc<App>,
+    stop: Arc<AtomicBool>,
+    listener: Arc<TcpListener>,
+}
+
+impl ShutdownHandle {
+    /// Readiness turns 503, the listener stops accepting, and `Server::wait`
+    /// lets the requests already received finish.
+    pub fn shutdown(&self) {
+        self.app.begin_shutdown();
+        self.stop.store(true, Ordering::Release);
+        // Wakes the accept loop at once: on Linux, shutting down a listening
+        // socket makes a blocked accept fail, and refuses new connections.
+        let socket =
+            ManuallyDrop::new(unsafe { TcpStream::from_raw_fd(self.listener.as_raw_fd()) });
+        let _ = socket.shutdown(std::net::Shutdown::Both);
+    }
 }
 
 impl Server {
     /// Binds the listener and starts the accept thread and the workers.
     pub fn start(app: App) -> io::Result<Server> {
-        let listener = TcpListener::bind(app.config.addr)?;
+        let listener = Arc::new(TcpListener::bind(app.config.addr)?);
         configure_listener(&listener, app.config.idle_timeout)?;
         let local_addr = listener.local_addr()?;
 
@@ -60,18 +83,32 @@ impl Server {
             })
             .collect::<io::Result<Vec<_>>>()?;
         let accept = {
+            // The accept loop gets its own descriptor of the same socket, so
+            // the shutdown handle's stays valid whenever the loop ends.
             let (sender, stop) = (queue.create_sender(), Arc::clone(&stop));
+            let listener = Listener::Tcp(listener.try_clone()?);
             thread::Builder::new()
                 .name("accept".into())
-                .spawn(move || accept_loop(Listener::Tcp(listener), &sender, &stop))?
+                .spawn(move || accept_loop(listener, &sender, &stop))?
+        };
+        let shutdown = ShutdownHandle {
+            app: Arc::clone(&app),
+            stop,
+            listener,
         };
         Ok(Server {
+            app,
             local_addr,
             accept,
             workers,
-            stop,
             queue,
+            shutdown,
         })
+    }
+
+    /// A handle that starts a graceful shutdown.
+    pub fn shutdown_handle(&self) -> ShutdownHandle {
+        self.shutdown.clone()
     }
 
     /// The address actually bound (the port is real even for port 0).
@@ -79,19 +116,44 @@ impl Server {
         self.local_addr
     }
 
-    /// Blocks until the accept loop ends. It ends only on an accept error it
-    /// cannot recover from, returned here so the process can exit non-zero
-    /// and be restarted by its supervisor.
+    /// Blocks until the server stops, and stops it gracefully.
+    ///
+    /// After a shutdown (see `ShutdownHandle`): the requests already queued
+    /// or running finish, for at most `--shutdown-timeout`; then the WAL is
+    /// checkpointed. An accept error the loop cannot recover from is
+    /// returned at once, so the process exits non-zero and its supervisor
+    /// restarts it.
     pub fn wait(self) -> io::Result<()> {
-        let result = self
+        let accepted = self
             .accept
             .join()
             .unwrap_or_else(|_| Err(io::Error::other("the accept thread panicked")));
-        self.stop.store(true, Ordering::Release);
+        self.shutdown.shutdown();
+        accepted?;
+
+        // Each worker stops at the first unblock marker it takes; the markers
+        // queue behind every request already received.
+        let deadline = Instant::now() + self.app.config.shutdown_timeout;
         for _ in &self.workers {
             let _ = self.queue.unblock();
         }
-        result
+        while self.workers.iter().any(|w| !w.is_finished()) && Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(5));
+        }
+        let unfinished = self.workers.iter().filter(|w| !w.is_finished()).count();
+        if unfinished > 0 {
+            log::warn!(
+                "{unfinished} request(s) still running after the grace period; stopping anyway"
+            );
+        }
+        for worker in self.workers.into_iter().filter(|w| w.is_finished()) {
+            let _ = worker.join();
+        }
+        match self.app.store.checkpoint() {
+            Ok(()) => log::info!("database checkpointed; stopped"),
+            Err(err) => log::warn!("checkpoint at shutdown failed: {err}"),
+        }
+        Ok(())
     }
 }
 
@@ -154,8 +216,12 @@ fn accept_loop(
 ) -> io::Result<()> {
     let ssl = SslContextWrap::build_ssl_capabilities(None).map_err(io::Error::other)?;
     let connections = TaskPool::new(None, None)?;
-    while !stop.load(Ordering::Acquire) {
-        match tiny_http_fork::Server::accept_connection(&listener, &ssl) {
+    loop {
+        let accepted = tiny_http_fork::Server::accept_connection(&listener, &ssl);
+        if stop.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        match accepted {
             Ok(client) => {
                 // Starting a thread can fail (and std then panics) when the
                 // process is out of threads; drop that one connection.
@@ -180,7 +246,6 @@ fn accept_loop(
             },
         }
     }
-    Ok(())
 }
 
 /// A worker: takes requests off the queue until it is unblocked.
@@ -209,6 +274,7 @@ fn handle(app: &App, mut request: Request) {
         .filter(|id| sane_request_id(id))
         .map_or_else(ids::request_id, str::to_owned);
 
+    app.metrics.start();
     let mut req = Req::new(&mut request, request_id, app.config.max_body);
     let outcome = catch_unwind(AssertUnwindSafe(|| router::dispatch(app, &mut req)));
     let reply = match outcome {
@@ -225,6 +291,15 @@ fn handle(app: &App, mut request: Request) {
             ApiError::Internal(message).into_reply(&req.request_id)
         }
     };
+    let reply = match &app.config.cors {
+        Some(policy) => {
+            let preflight = req.method == Method::Options
+                && req.header("Access-Control-Request-Method").is_some();
+            cors::decorate(policy, req.header("Origin"), preflight, reply)
+        }
+        None => reply,
+    };
+    let route = req.route.unwrap_or(metrics::UNMATCHED);
     let (method, path, request_id) = (
         req.method.clone(),
         std::mem::take(&mut req.path),
@@ -242,6 +317,8 @@ fn handle(app: &App, mut request: Request) {
     if let Err(err) = send(request, reply) {
         log::debug!("response to {request_id} not delivered: {err}");
     }
+    app.metrics
+        .finish(method.as_str(), route, status, started.elapsed());
     log::info!(
         target: "access",
         "{} {} {status} {bytes} {:.3}ms {request_id}",

@@ -3,4 +3,5 @@
 //! SQL.
 
 pub mod articles;
+pub mod ops;
 pub mod users;

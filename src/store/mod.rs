@@ -69,10 +69,14 @@ impl fmt::Display for StoreError {
 
 impl std::error::Error for StoreError {}
 
+/// Busy or locked database errors and pool time-outs, for `/metrics`.
+static BUSY_ERRORS: AtomicU64 = AtomicU64::new(0);
+
 impl From<rusqlite::Error> for StoreError {
     fn from(err: rusqlite::Error) -> StoreError {
         match err.sqlite_error_code() {
             Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => {
+                BUSY_ERRORS.fetch_add(1, Ordering::Relaxed);
                 StoreError::Busy(err.to_string())
             }
             Some(ErrorCode::DiskFull) => StoreError::Full,
@@ -92,6 +96,7 @@ impl From<rusqlite::Error> for StoreError {
 
 impl From<r2d2::Error> for StoreError {
     fn from(err: r2d2::Error) -> StoreError {
+        BUSY_ERRORS.fetch_add(1, Ordering::Relaxed);
         StoreError::Busy(format!("no database connection came free: {err}"))
     }
 }
@@ -143,10 +148,40 @@ impl Store {
         Ok(self.writer.get()?)
     }
 
-    /// A round trip to the database, for readiness checks.
-    pub fn ping(&self) -> Result<(), StoreError> {
-        let conn = self.read()?;
+    /// A round trip to the database within `limit`, for readiness checks.
+    pub fn ping(&self, limit: Duration) -> Result<(), StoreError> {
+        let conn = self.readers.get_timeout(limit)?;
         conn.prepare_cached("SELECT 1")?.query_row([], |_| Ok(()))?;
+        Ok(())
+    }
+
+    /// (pool, connections in use, idle connections) of each pool.
+    pub fn pool_states(&self) -> Vec<(&'static str, u32, u32)> {
+        [("read", &self.readers), ("write", &self.writer)]
+            .into_iter()
+            .map(|(name, pool)| {
+                let state = pool.state();
+                (
+                    name,
+                    state.connections - state.idle_connections,
+                    state.idle_connections,
+                )
+            })
+            .collect()
+    }
+
+    /// How many operations found the database busy or waited too long for a
+    /// connection, since the process started.
+    pub fn busy_errors() -> u64 {
+        BUSY_ERRORS.load(Ordering::Relaxed)
+    }
+
+    /// Copies the WAL into the database and truncates it, so a clean stop
+    /// leaves one self-contained file (SQLite removes the empty WAL when the
+    /// last connection closes).
+    pub fn checkpoint(&self) -> Result<(), StoreError> {
+        let conn = self.write()?;
+        conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
         Ok(())
     }
 }

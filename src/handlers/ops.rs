@@ -1,0 +1,55 @@
+//! What an operator's tooling calls: liveness, readiness, metrics and the
+//! OpenAPI document.
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::error::ApiError;
+use crate::metrics::Snapshot;
+use crate::request::Req;
+use crate::response::{Reply, JSON};
+use crate::store::Store;
+use crate::App;
+
+/// How long readiness waits for the database.
+pub const READY_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// `Content-Type` of `/metrics`.
+pub const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// The OpenAPI 3.1 document, embedded at build time.
+pub const OPENAPI: &str = include_str!("../openapi.json");
+
+/// `GET /healthz`: the process answers.
+pub fn healthz(_app: &App, _req: &mut Req<'_>) -> Result<Reply, ApiError> {
+    Ok(Reply::json(200, &json!({"status": "ok"})))
+}
+
+/// `GET /readyz`: the database answers within `READY_TIMEOUT` and no
+/// shutdown is under way.
+pub fn readyz(app: &App, _req: &mut Req<'_>) -> Result<Reply, ApiError> {
+    if app.shutting_down() {
+        return Err(ApiError::Unavailable("The server is shutting down"));
+    }
+    if let Err(err) = app.store.ping(READY_TIMEOUT) {
+        log::warn!("readiness check failed: {err}");
+        return Err(ApiError::Unavailable("The database does not answer"));
+    }
+    Ok(Reply::json(200, &json!({"status": "ready"})))
+}
+
+/// `GET /metrics`: Prometheus text format 0.0.4.
+pub fn metrics(app: &App, _req: &mut Req<'_>) -> Result<Reply, ApiError> {
+    let snapshot = Snapshot {
+        pools: app.store.pool_states(),
+        db_busy_total: Store::busy_errors(),
+    };
+    let body = app.metrics.render(&snapshot).into_bytes();
+    Ok(Reply::with_body(200, PROMETHEUS_TEXT, body))
+}
+
+/// `GET /openapi.json`.
+pub fn openapi(_app: &App, _req: &mut Req<'_>) -> Result<Reply, ApiError> {
+    Ok(Reply::with_body(200, JSON, OPENAPI.as_bytes().to_vec()))
+}

@@ -1,0 +1,276 @@
+//! Prometheus metrics, kept in fixed tables of atomics: recording a request
+//! is a handful of relaxed increments, no lock and no allocation.
+//!
+//! Label values come from closed sets (methods, route patterns, statuses),
+//! so a client cannot grow the series count with odd requests.
+
+use std::fmt::Write;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::time::Duration;
+
+use crate::router::Route;
+
+/// Methods with a label of their own; anything else counts as `other`.
+const METHODS: [&str; 8] = [
+    "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "other",
+];
+
+/// Statuses with a label of their own; anything else counts as `other`.
+const STATUSES: [u16; 21] = [
+    200, 201, 204, 304, 400, 401, 403, 404, 405, 408, 409, 411, 412, 413, 415, 422, 500, 503, 505,
+    507, 0,
+];
+
+/// The route label of a request that matched no route.
+pub const UNMATCHED: &str = "unmatched";
+
+/// Upper bounds of the latency histogram, in seconds.
+const BUCKETS: [f64; 12] = [
+    0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0,
+];
+
+fn routes() -> impl Iterator<Item = &'static str> {
+    Route::PATTERNS.iter().copied().chain([UNMATCHED])
+}
+
+fn route_index(route: &str) -> usize {
+    routes()
+        .position(|r| r == route)
+        .unwrap_or(Route::PATTERNS.len())
+}
+
+fn method_index(method: &str) -> usize {
+    METHODS
+        .iter()
+        .position(|m| *m == method)
+        .unwrap_or(METHODS.len() - 1)
+}
+
+fn status_index(status: u16) -> usize {
+    STATUSES
+        .iter()
+        .position(|s| *s == status)
+        .unwrap_or(STATUSES.len() - 1)
+}
+
+/// One route's latency histogram.
+#[derive(Default)]
+struct Histogram {
+    /// Cumulative counts are computed when rendering; these are per bucket,
+    /// the last one for observations above every bound.
+    buckets: [AtomicU64; BUCKETS.len() + 1],
+    sum_micros: AtomicU64,
+}
+
+/// Everything the server counts.
+pub struct Metrics {
+    requests: Vec<AtomicU64>,
+    latency: Vec<Histogram>,
+    in_flight: AtomicI64,
+}
+
+/// Gauges read at scrape time from elsewhere.
+pub struct Snapshot {
+    /// (pool name, connections in use, idle connections).
+    pub pools: Vec<(&'static str, u32, u32)>,
+    /// Statements that found the database busy or locked, or waited too long
+    /// for a pooled connection.
+    pub db_busy_total: u64,
+}
+
+impl Default for Metrics {
+    fn default() -> Metrics {
+        let routes = Route::PATTERNS.len() + 1;
+        Metrics {
+            requests: (0..METHODS.len() * routes * STATUSES.len())
+                .map(|_| AtomicU64::new(0))
+                .collect(),
+            latency: (0..routes).map(|_| Histogram::default()).collect(),
+            in_flight: AtomicI64::new(0),
+        }
+    }
+}
+
+impl Metrics {
+    /// A request started.
+    pub fn start(&self) {
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A request finished: count it and its latency.
+    pub fn finish(&self, method: &str, route: &str, status: u16, elapsed: Duration) {
+        self.in_flight.fetch_sub(1, Ordering::Relaxed);
+        let route = route_index(route);
+        let cell = (method_index(method) * (Route::PATTERNS.len() + 1) + route) * STATUSES.len()
+            + status_index(status);
+        self.requests[cell].fetch_add(1, Ordering::Relaxed);
+
+        let histogram = &self.latency[route];
+        let seconds = elapsed.as_secs_f64();
+        let bucket = BUCKETS
+            .iter()
+            .position(|b| seconds <= *b)
+            .unwrap_or(BUCKETS.len());
+        histogram.buckets[bucket].fetch_add(1, Ordering::Relaxed);
+        histogram
+            .sum_micros
+            .fetch_add(elapsed.as_micros() as u64, Ordering::Relaxed);
+    }
+
+    /// Requests being served now.
+    pub fn in_flight(&self) -> i64 {
+        self.in_flight.load(Ordering::Relaxed)
+    }
+
+    /// The text exposition format 0.0.4.
+    pub fn render(&self, snapshot: &Snapshot) -> String {
+        let mut out = String::with_capacity(4096);
+        let routes: Vec<&str> = routes().collect();
+
+        out.push_str("# HELP articles_http_requests_total HTTP requests by method, route pattern and status.\n");
+        out.push_str("# TYPE articles_http_requests_total counter\n");
+        for (m, method) in METHODS.iter().enumerate() {
+            for (r, route) in routes.iter().enumerate() {
+                for (s, status) in STATUSES.iter().enumerate() {
+                    let cell = (m * routes.len() + r) * STATUSES.len() + s;
+                    let count = self.requests[cell].load(Ordering::Relaxed);
+                    if count > 0 {
+                        let status = match status {
+                            0 => "other".to_owned(),
+                            s => s.to_string(),
+                        };
+                        let _ = writeln!(
+                            out,
+                            "articles_http_requests_total{{method=\"{method}\",route=\"{route}\",status=\"{status}\"}} {count}"
+                        );
+                    }
+                }
+            }
+        }
+
+        out.push_str("# HELP articles_http_request_duration_seconds Time from taking a request off the queue to writing its response.\n");
+        out.push_str("# TYPE articles_http_request_duration_seconds histogram\n");
+        for (route, histogram) in routes.iter().zip(&self.latency) {
+            let mut cumulative = 0;
+            for (bound, bucket) in BUCKETS.iter().zip(&histogram.buckets) {
+                cumulative += bucket.load(Ordering::Relaxed);
+                let _ = writeln!(
+                    out,
+                    "articles_http_request_duration_seconds_bucket{{route=\"{route}\",le=\"{bound}\"}} {cumulative}"
+                );
+            }
+            cumulative += histogram.buckets[BUCKETS.len()].load(Ordering::Relaxed);
+            let sum = histogram.sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
+            let _ = writeln!(
+                out,
+                "articles_http_request_duration_seconds_bucket{{route=\"{route}\",le=\"+Inf\"}} {cumulative}\n\
+                 articles_http_request_duration_seconds_sum{{route=\"{route}\"}} {sum}\n\
+                 articles_http_request_duration_seconds_count{{route=\"{route}\"}} {cumulative}"
+            );
+        }
+
+        let _ = writeln!(
+            out,
+            "# HELP articles_http_requests_in_flight Requests being served.\n\
+             # TYPE articles_http_requests_in_flight gauge\n\
+             articles_http_requests_in_flight {}",
+            self.in_flight()
+        );
+        out.push_str(
+            "# HELP articles_db_pool_connections Pooled database connections by pool and state.\n",
+        );
+        out.push_str("# TYPE articles_db_pool_connections gauge\n");
+        for (pool, in_use, idle) in &snapshot.pools {
+            let _ = writeln!(
+                out,
+                "articles_db_pool_connections{{pool=\"{pool}\",state=\"in_use\"}} {in_use}\n\
+                 articles_db_pool_connections{{pool=\"{pool}\",state=\"idle\"}} {idle}"
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP articles_db_busy_errors_total Database operations that found it busy or locked past the timeout.\n\
+             # TYPE articles_db_busy_errors_total counter\n\
+             articles_db_busy_errors_total {}\n\
+             # HELP articles_build_info The running version.\n\
+             # TYPE articles_build_info gauge\n\
+             articles_build_info{{version=\"{}\"}} 1",
+            snapshot.db_busy_total,
+            env!("CARGO_PKG_VERSION")
+        );
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn snapshot() -> Snapshot {
+        Snapshot {
+            pools: vec![("read", 1, 3)],
+            db_busy_total: 2,
+        }
+    }
+
+    #[test]
+    fn counts_requests_by_closed_label_sets() {
+        let metrics = Metrics::default();
+        metrics.start();
+        metrics.finish("GET", "/articles/{id}", 200, Duration::from_micros(300));
+        metrics.start();
+        metrics.finish("BREW", "/nowhere", 418, Duration::from_secs(9));
+        let text = metrics.render(&snapshot());
+        assert!(text.contains(
+            "articles_http_requests_total{method=\"GET\",route=\"/articles/{id}\",status=\"200\"} 1"
+        ));
+        assert!(text.contains(
+            "articles_http_requests_total{method=\"other\",route=\"unmatched\",status=\"other\"} 1"
+        ));
+        assert!(!text.contains("BREW") && !text.contains("/nowhere"));
+        assert!(text.contains("articles_http_requests_in_flight 0"));
+    }
+
+    #[test]
+    fn histogram_buckets_are_cumulative() {
+        let metrics = Metrics::default();
+        for micros in [100, 300, 700, 7_000_000] {
+            metrics.start();
+            metrics.finish("GET", "/articles", 200, Duration::from_micros(micros));
+        }
+        let text = metrics.render(&snapshot());
+        let bucket = |le: &str| {
+            let prefix = format!(
+                "articles_http_request_duration_seconds_bucket{{route=\"/articles\",le=\"{le}\"}} "
+            );
+            text.lines()
+                .find_map(|l| l.strip_prefix(&prefix))
+                .unwrap()
+                .to_owned()
+        };
+        assert_eq!(bucket("0.00025"), "1");
+        assert_eq!(bucket("0.0005"), "2");
+        assert_eq!(bucket("0.001"), "3");
+        assert_eq!(bucket("5"), "3");
+        assert_eq!(bucket("+Inf"), "4");
+        assert!(
+            text.contains("articles_http_request_duration_seconds_count{route=\"/articles\"} 4")
+        );
+    }
+
+    #[test]
+    fn renders_gauges_and_build_info() {
+        let text = Metrics::default().render(&snapshot());
+        assert!(text.contains("articles_db_pool_connections{pool=\"read\",state=\"in_use\"} 1"));
+        assert!(text.contains("articles_db_pool_connections{pool=\"read\",state=\"idle\"} 3"));
+        assert!(text.contains("articles_db_busy_errors_total 2"));
+        assert!(text.contains(&format!(
+            "articles_build_info{{version=\"{}\"}} 1",
+            env!("CARGO_PKG_VERSION")
+        )));
+        for line in text.lines().filter(|l| !l.starts_with('#')) {
+            let value = line.rsplit(' ').next().unwrap();
+            assert!(value.parse::<f64>().is_ok(), "{line}");
+        }
+    }
+}
