@@ -337,3 +337,23 @@ fn hostile_json_is_400_or_422() {
     }
     assert_serving(&server);
 }
+
+#[test]
+fn a_client_that_never_reads_frees_its_worker_after_the_idle_timeout() {
+    let server = TestServer::start_with(&["--workers", "1", "--idle-timeout", "1", "--max-body", "2000000"]);
+    let content = "x".repeat(1_000_000);
+    for n in 0..12 {
+        server.create(&format!("big {n}"), &content, &[]);
+    }
+    // About 12 MB of response, more than loopback socket buffers hold.
+    let mut reader = TcpStream::connect(server.addr).unwrap();
+    reader
+        .write_all(b"GET /articles?per_page=100 HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let started = Instant::now();
+    let mut conn = server.connect();
+    assert_eq!(conn.request("GET", "/healthz", &[], None).status, 200);
+    assert!(started.elapsed() < Duration::from_secs(4), "{:?}", started.elapsed());
+    drop(reader);
+}
