@@ -340,7 +340,14 @@ fn hostile_json_is_400_or_422() {
 
 #[test]
 fn a_client_that_never_reads_frees_its_worker_after_the_idle_timeout() {
-    let server = TestServer::start_with(&["--workers", "1", "--idle-timeout", "1", "--max-body", "2000000"]);
+    let server = TestServer::start_with(&[
+        "--workers",
+        "1",
+        "--idle-timeout",
+        "1",
+        "--max-body",
+        "2000000",
+    ]);
     let content = "x".repeat(1_000_000);
     for n in 0..12 {
         server.create(&format!("big {n}"), &content, &[]);
@@ -354,6 +361,10 @@ fn a_client_that_never_reads_frees_its_worker_after_the_idle_timeout() {
     let started = Instant::now();
     let mut conn = server.connect();
     assert_eq!(conn.request("GET", "/healthz", &[], None).status, 200);
-    assert!(started.elapsed() < Duration::from_secs(4), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
     drop(reader);
 }
