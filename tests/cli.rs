@@ -73,29 +73,17 @@ fn variables_configure_the_server_and_flags_win() {
     let dir = TempDir::new();
     let env_db = dir.path().join("from-env.db");
     let flag_db = dir.path().join("from-flag.db");
-    let mut child = binary()
-        .args(["--addr", "127.0.0.1:0", "--db", flag_db.to_str().unwrap()])
-        .env("ARTICLES_DB", env_db.to_str().unwrap())
-        .env("ARTICLES_ADDR", "127.0.0.1:1")
-        .env("ARTICLES_MAX_BODY", "10")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
-        &mut line,
-    )
-    .unwrap();
-    let addr: std::net::SocketAddr = line
-        .trim()
-        .strip_prefix("listening on http://")
-        .unwrap()
-        .parse()
-        .unwrap();
-    assert_ne!(addr.port(), 0, "the real port is printed");
-    let resp = common::Conn::open(addr).request(
+    let server = TestServer::launch(
+        dir,
+        &["--db", flag_db.to_str().unwrap()],
+        &[
+            ("ARTICLES_DB", env_db.to_str().unwrap()),
+            ("ARTICLES_ADDR", "127.0.0.1:1"),
+            ("ARTICLES_MAX_BODY", "10"),
+        ],
+    );
+    assert_ne!(server.addr.port(), 0, "the real port is printed");
+    let resp = server.request(
         "POST",
         "/articles",
         &[("Content-Type", "application/json")],
@@ -106,8 +94,6 @@ fn variables_configure_the_server_and_flags_win() {
         flag_db.exists() && !env_db.exists(),
         "--db wins over ARTICLES_DB"
     );
-    child.kill().unwrap();
-    child.wait().unwrap();
 }
 
 #[test]

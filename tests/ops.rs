@@ -8,7 +8,7 @@ use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use articles::router::Route;
-use common::{Conn, TestServer};
+use common::TestServer;
 use serde_json::{json, Value};
 
 #[test]
@@ -283,36 +283,18 @@ fn cors_for_configured_origins() {
 
 #[test]
 fn cors_any_origin_from_the_environment() {
-    let dir = common::TempDir::new();
-    let db = dir.path().join("c.db");
-    let mut child = common::binary()
-        .args(["--addr", "127.0.0.1:0", "--db", db.to_str().unwrap()])
-        .env("ARTICLES_CORS_ORIGIN", "https://a.example,*")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
-        &mut line,
-    )
-    .unwrap();
-    let addr = line
-        .trim()
-        .strip_prefix("listening on http://")
-        .unwrap()
-        .parse()
-        .unwrap();
-    let resp = Conn::open(addr).request(
+    let server = TestServer::launch(
+        common::TempDir::new(),
+        &["--db", ":memory:"],
+        &[("ARTICLES_CORS_ORIGIN", "https://a.example,*")],
+    );
+    let resp = server.request(
         "GET",
         "/healthz",
         &[("Origin", "https://anything.example")],
         None,
     );
     assert_eq!(resp.header("Access-Control-Allow-Origin"), Some("*"));
-    child.kill().unwrap();
-    child.wait().unwrap();
 }
 
 /// Starts a POST whose body is only half sent, so a worker is busy reading

@@ -67,11 +67,17 @@ impl TestServer {
 
     /// A server in `dir` with `base` then `extra` arguments.
     pub fn start_in(dir: TempDir, base: &[&str], extra: &[&str]) -> TestServer {
+        let args: Vec<&str> = base.iter().chain(extra).copied().collect();
+        TestServer::launch(dir, &args, &[])
+    }
+
+    /// A server in `dir` on port 0 with `args` and environment variables.
+    pub fn launch(dir: TempDir, args: &[&str], env: &[(&str, &str)]) -> TestServer {
         let log = std::fs::File::create(dir.path().join("stderr.log")).unwrap();
         let mut child = binary()
             .args(["serve", "--addr", "127.0.0.1:0", "--workers", "4"])
-            .args(base)
-            .args(extra)
+            .args(args)
+            .envs(env.iter().copied())
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
