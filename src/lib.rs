@@ -16,13 +16,22 @@
 //! `(method, path)` to a handler in `handlers`; handlers validate input
 //! (`article`, `listing`), call the `store` (which owns every SQL
 //! statement), and shape a `Reply`.
+//!
+//! Checks that must not race another writer (ownership, `If-Match`) run in
+//! a closure the store calls inside the write transaction, on the article as
+//! it is there (`conditional`). A `POST` with an `Idempotency-Key` is
+//! claimed in `App::in_flight` while it runs (a retry meanwhile is a 409)
+//! and saves its response in the same transaction as the article
+//! (`idempotency`, `Store::create_article_once`).
 
 pub mod admin;
 pub mod article;
 pub mod auth;
+pub mod conditional;
 pub mod config;
 pub mod error;
 pub mod handlers;
+pub mod idempotency;
 mod ids;
 pub mod listing;
 pub mod request;
@@ -34,20 +43,28 @@ pub mod time;
 pub mod urlencoded;
 
 use config::Config;
+use idempotency::InFlight;
 use store::Store;
 
-/// Everything a handler can reach: the configuration and the database.
+/// Everything a handler can reach: the configuration, the database and the
+/// idempotency keys in flight.
 pub struct App {
     /// The server's settings.
     pub config: Config,
     /// The database.
     pub store: Store,
+    /// `Idempotency-Key`s whose first request is being processed.
+    pub in_flight: InFlight,
 }
 
 impl App {
     /// Opens (and migrates) the database named by `config`.
     pub fn open(config: Config) -> Result<App, store::StoreError> {
         let store = Store::open(&config.db, config.pool_size)?;
-        Ok(App { config, store })
+        Ok(App {
+            config,
+            store,
+            in_flight: InFlight::default(),
+        })
     }
 }
