@@ -135,6 +135,8 @@ fn if_match_mismatch_is_412_and_changes_nothing() {
         json!({"title": "x"}),
     );
     resp.problem(412);
+    let read = server.request("GET", &path, &[("If-Match", "\"1-1\"")], None);
+    read.problem(412);
     assert_eq!(server.get(&path).json(), before);
     assert_eq!(etag(&server.get(&path)), tag);
 }
