@@ -97,3 +97,26 @@ ALTER TABLE articles ADD COLUMN author_id INTEGER REFERENCES users (id);
 
 -- The `author` filter, in the default order.
 CREATE INDEX articles_by_author ON articles (author_id, created_at, id);
+
+-- migration 3: responses saved for retries of POST /articles with an Idempotency-Key
+CREATE TABLE idempotency_keys (
+    -- The writer's user id; 0 for anonymous writers (user ids start at 1).
+    -- Not NULL: NULLs are distinct in a UNIQUE constraint, so two anonymous
+    -- requests with one key would not collide.
+    scope           INTEGER NOT NULL,
+    idempotency_key TEXT    NOT NULL,
+    -- SHA-256 of the canonical JSON of the request body.
+    fingerprint     BLOB    NOT NULL,
+    created_at      INTEGER NOT NULL,
+    -- The response, replayed as it was: status, headers (a JSON array of
+    -- [name, value] pairs) and body.
+    status          INTEGER NOT NULL,
+    headers         TEXT    NOT NULL,
+    body            BLOB    NOT NULL,
+    UNIQUE (scope, idempotency_key)
+);
+
+-- Expired keys are pruned oldest first, a few at a time, found by this index
+-- and deleted by rowid. (A rowid table on purpose: deleting by a (scope, key)
+-- primary key made SQLite search by scope alone, all anonymous keys at once.)
+CREATE INDEX idempotency_keys_by_age ON idempotency_keys (created_at);

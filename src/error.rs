@@ -12,7 +12,7 @@ use serde::Serialize;
 use crate::response::{reason_phrase, Reply, PROBLEM_JSON};
 use crate::store::StoreError;
 
-/// Seconds a client is asked to wait after a 503.
+/// Seconds a client is asked to wait after a 503 or 409.
 pub const RETRY_AFTER_SECONDS: u32 = 1;
 
 /// One validation problem: which field or query parameter, and what is wrong.
@@ -53,12 +53,15 @@ pub enum ApiError {
     NotFound(&'static str),
     /// 405: the path exists, not for this method; carries the `Allow` value.
     MethodNotAllowed(&'static str),
-    /// 409: the request conflicts with the current state.
+    /// 409: the request conflicts with one in progress (an
+    /// `Idempotency-Key` still in flight); sent with `Retry-After`.
     Conflict(&'static str),
     /// 408: the client stopped sending its body.
     Timeout,
     /// 411: a write with neither `Content-Length` nor chunked encoding.
     LengthRequired,
+    /// 412: `If-Match` or `If-None-Match` says not to go on.
+    PreconditionFailed(&'static str),
     /// 413: the body is larger than the limit (in bytes).
     TooLarge(u64),
     /// 415: the body is not `application/json`.
@@ -85,6 +88,7 @@ impl ApiError {
             ApiError::Timeout => 408,
             ApiError::Conflict(_) => 409,
             ApiError::LengthRequired => 411,
+            ApiError::PreconditionFailed(_) => 412,
             ApiError::TooLarge(_) => 413,
             ApiError::UnsupportedMediaType => 415,
             ApiError::Validation(_) => 422,
@@ -102,6 +106,7 @@ impl ApiError {
             | ApiError::Forbidden(detail)
             | ApiError::NotFound(detail)
             | ApiError::Conflict(detail)
+            | ApiError::PreconditionFailed(detail)
             | ApiError::Unavailable(detail) => (*detail).to_owned(),
             ApiError::MethodNotAllowed(allow) => {
                 format!("Method not allowed here; allowed: {allow}")
@@ -150,7 +155,7 @@ impl ApiError {
             ApiError::Unauthorized { invalid: true, .. } => {
                 reply.header("WWW-Authenticate", "Bearer error=\"invalid_token\"")
             }
-            ApiError::Unavailable(_) | ApiError::InsufficientStorage => {
+            ApiError::Unavailable(_) | ApiError::InsufficientStorage | ApiError::Conflict(_) => {
                 reply.header("Retry-After", RETRY_AFTER_SECONDS.to_string())
             }
             ApiError::TooLarge(_) | ApiError::Timeout => reply.header("Connection", "close"),
@@ -223,6 +228,7 @@ mod tests {
         assert_eq!(ApiError::Conflict("x").status(), 409);
         assert_eq!(ApiError::MethodNotAllowed("GET").status(), 405);
         assert_eq!(ApiError::LengthRequired.status(), 411);
+        assert_eq!(ApiError::PreconditionFailed("x").status(), 412);
         assert_eq!(ApiError::TooLarge(1).status(), 413);
         assert_eq!(ApiError::UnsupportedMediaType.status(), 415);
         assert_eq!(ApiError::Validation(vec![]).status(), 422);
@@ -283,8 +289,10 @@ mod tests {
     }
 
     #[test]
-    fn unavailable_carries_retry_after_and_405_carries_allow() {
+    fn unavailable_and_conflict_carry_retry_after_and_405_carries_allow() {
         let reply = ApiError::Unavailable("busy").into_reply("r");
+        assert_eq!(reply.header_value("retry-after"), Some("1"));
+        let reply = ApiError::Conflict("in flight").into_reply("r");
         assert_eq!(reply.header_value("retry-after"), Some("1"));
         let reply = ApiError::MethodNotAllowed("GET, HEAD").into_reply("r");
         assert_eq!(reply.header_value("allow"), Some("GET, HEAD"));

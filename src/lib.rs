@@ -16,14 +16,23 @@
 //! `(method, path)` to a handler in `handlers`; handlers validate input
 //! (`article`, `listing`), call the `store` (which owns every SQL
 //! statement), and shape a `Reply`.
+//!
+//! Checks that must not race another writer (ownership, `If-Match`) run in
+//! a closure the store calls inside the write transaction, on the article as
+//! it is there (`conditional`). A `POST` with an `Idempotency-Key` is
+//! claimed in `App::in_flight` while it runs (a retry meanwhile is a 409)
+//! and saves its response in the same transaction as the article
+//! (`idempotency`, `Store::create_article_once`).
 
 pub mod admin;
 pub mod article;
 pub mod auth;
+pub mod conditional;
 pub mod config;
 pub mod cors;
 pub mod error;
 pub mod handlers;
+pub mod idempotency;
 mod ids;
 pub mod listing;
 pub mod metrics;
@@ -39,11 +48,12 @@ pub mod urlencoded;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use config::Config;
+use idempotency::InFlight;
 use metrics::Metrics;
 use store::Store;
 
-/// Everything a handler can reach: configuration, database, metrics, and
-/// whether a shutdown is under way.
+/// Everything a handler can reach: configuration, database, metrics, the
+/// idempotency keys in flight, and whether a shutdown is under way.
 pub struct App {
     /// The server's settings.
     pub config: Config,
@@ -51,6 +61,8 @@ pub struct App {
     pub store: Store,
     /// Request counters and latencies.
     pub metrics: Metrics,
+    /// `Idempotency-Key`s whose first request is being processed.
+    pub in_flight: InFlight,
     shutting_down: AtomicBool,
 }
 
@@ -62,6 +74,7 @@ impl App {
             config,
             store,
             metrics: Metrics::default(),
+            in_flight: InFlight::default(),
             shutting_down: AtomicBool::new(false),
         })
     }

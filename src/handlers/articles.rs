@@ -1,11 +1,16 @@
 //! `/articles` and `/articles/{id}`.
 
-use crate::article::{parse_change, ArticleChange, WriteKind};
-use crate::auth;
-use crate::error::ApiError;
+use serde_json::{Map, Value};
+
+use crate::article::{parse_change, Article, ArticleChange, WriteKind};
+use crate::auth::{self, User};
+use crate::conditional::{etag, Preconditions, Verdict};
+use crate::error::{ApiError, FieldError};
+use crate::idempotency::{self, SavedResponse};
 use crate::listing::{link_header, ArticleQuery};
 use crate::request::Req;
 use crate::response::Reply;
+use crate::store::{Creation, KeyedRequest};
 use crate::App;
 
 /// The `detail` of every 404 for an article.
@@ -21,21 +26,35 @@ pub fn list(app: &App, req: &mut Req<'_>) -> Result<Reply, ApiError> {
         .header("Link", link_header(&req.path, &req.query, &query, total)))
 }
 
-/// `POST /articles`: 201 with `Location`; the author is the token's user.
+/// `POST /articles`: 201 with `Location` and `ETag`; the author is the
+/// token's user. With an `Idempotency-Key`, see `create_once`.
 pub fn create(app: &App, req: &mut Req<'_>) -> Result<Reply, ApiError> {
     auth::writer(req.user.as_ref(), app.config.auth)?;
-    let change = read_change(req, WriteKind::Create)?;
-    let article = app.store.create_article(&change, req.user.as_ref())?;
-    Ok(Reply::json(201, &article).header("Location", format!("/articles/{}", article.id)))
+    let key = idempotency_key(req)?;
+    let body = req.json_object()?;
+    let user = req.user.as_ref();
+    match key {
+        Some(key) => create_once(app, user, &key, &body),
+        None => {
+            let change = parse_change(&body, WriteKind::Create)?;
+            Ok(created(&app.store.create_article(&change, user)?))
+        }
+    }
 }
 
-/// `GET /articles/{id}`.
-pub fn show(app: &App, _req: &mut Req<'_>, id: i64) -> Result<Reply, ApiError> {
+/// `GET /articles/{id}` (and HEAD): 200 with `ETag`, or 304 when
+/// `If-None-Match` matches it.
+pub fn show(app: &App, req: &mut Req<'_>, id: i64) -> Result<Reply, ApiError> {
     let article = app
         .store
         .article(id)?
         .ok_or(ApiError::NotFound(NOT_FOUND))?;
-    Ok(Reply::json(200, &article))
+    let tag = etag(&article);
+    match preconditions(req).evaluate(&tag, true) {
+        Verdict::Proceed => Ok(Reply::json(200, &article).header("ETag", tag)),
+        Verdict::NotModified => Ok(Reply::empty(304).header("ETag", tag)),
+        Verdict::Failed(detail) => Err(ApiError::PreconditionFailed(detail)),
+    }
 }
 
 /// `PUT /articles/{id}`: title and content required, tags default to `[]`.
@@ -49,31 +68,110 @@ pub fn patch(app: &App, req: &mut Req<'_>, id: i64) -> Result<Reply, ApiError> {
 }
 
 /// `DELETE /articles/{id}`: 204. Only the author may delete an article
-/// that has one.
+/// that has one; `If-Match` is checked against the article as it is inside
+/// the write transaction.
 pub fn delete(app: &App, req: &mut Req<'_>, id: i64) -> Result<Reply, ApiError> {
     let user = auth::writer(req.user.as_ref(), app.config.auth)?;
+    let conditions = preconditions(req);
     app.store
-        .delete_article(id, |current| auth::may_modify(user, current))?
+        .delete_article(id, |current| {
+            auth::may_modify(user, current)?;
+            check_write(&conditions, current)
+        })?
         .ok_or(ApiError::NotFound(NOT_FOUND))?;
     Ok(Reply::empty(204))
 }
 
 /// PUT and PATCH. The body is read before the write transaction (a slow
 /// client must not hold the writer), but its errors come after the checks
-/// the contract puts first: 401, then 403 and 404 (against the article as it
-/// is inside the transaction), then the body.
+/// the contract puts first: 401, then 403 and 404, then 412, all against the
+/// article as it is inside the transaction (so two writers with the same
+/// `If-Match` cannot both win), then the body.
 fn update(app: &App, req: &mut Req<'_>, id: i64, kind: WriteKind) -> Result<Reply, ApiError> {
     auth::writer(req.user.as_ref(), app.config.auth)?;
     let change = read_change(req, kind);
+    let conditions = preconditions(req);
     let user = req.user.as_ref();
     let article = app
         .store
         .update_article(id, |current| {
             auth::may_modify(user, current)?;
+            check_write(&conditions, current)?;
             change
         })?
         .ok_or(ApiError::NotFound(NOT_FOUND))?;
-    Ok(Reply::json(200, &article))
+    Ok(Reply::json(200, &article).header("ETag", etag(&article)))
+}
+
+/// `POST /articles` with an `Idempotency-Key`: 409 while a request with the
+/// same key (and writer) is in progress; otherwise the first response again
+/// if the key was used in the last 24 hours, with the same body (422 with a
+/// different one); otherwise a creation whose response is saved with it.
+fn create_once(
+    app: &App,
+    user: Option<&User>,
+    key: &str,
+    body: &Map<String, Value>,
+) -> Result<Reply, ApiError> {
+    let scope = user.map_or(idempotency::ANONYMOUS_SCOPE, |user| user.id);
+    let _claim = app.in_flight.claim(scope, key).ok_or(ApiError::Conflict(
+        "A request with this Idempotency-Key is still in progress; retry it later",
+    ))?;
+    let request = KeyedRequest {
+        scope,
+        key,
+        fingerprint: idempotency::fingerprint(body),
+    };
+    let creation = app.store.create_article_once(
+        &request,
+        user,
+        || parse_change(body, WriteKind::Create),
+        |article| SavedResponse::of(&created(article)),
+    )?;
+    match creation {
+        Creation::Created(response) => Ok(response.into_reply()),
+        Creation::Earlier(saved) if saved.fingerprint == request.fingerprint => Ok(saved
+            .response
+            .into_reply()
+            .header("Idempotency-Replayed", "true")),
+        Creation::Earlier(_) => Err(ApiError::Validation(vec![FieldError::new(
+            "Idempotency-Key",
+            "was already used with a different request body",
+        )])),
+    }
+}
+
+/// The 201 answer to a creation.
+fn created(article: &Article) -> Reply {
+    Reply::json(201, article)
+        .header("Location", format!("/articles/{}", article.id))
+        .header("ETag", etag(article))
+}
+
+/// The request's `Idempotency-Key`, if it has one: 400 unless it is 1 to
+/// 255 visible ASCII characters.
+fn idempotency_key(req: &Req<'_>) -> Result<Option<String>, ApiError> {
+    match req.header("Idempotency-Key") {
+        None => Ok(None),
+        Some(key) if idempotency::valid_key(key) => Ok(Some(key.to_owned())),
+        Some(_) => Err(ApiError::BadRequest(
+            "Idempotency-Key must be 1 to 255 visible ASCII characters".into(),
+        )),
+    }
+}
+
+fn preconditions<'r>(req: &'r Req<'_>) -> Preconditions<'r> {
+    Preconditions::parse(req.header("If-Match"), req.header("If-None-Match"))
+}
+
+/// 412 unless the preconditions hold for `current`, the article as it is
+/// inside the write transaction.
+fn check_write(conditions: &Preconditions<'_>, current: &Article) -> Result<(), ApiError> {
+    match conditions.evaluate(&etag(current), false) {
+        Verdict::Failed(detail) => Err(ApiError::PreconditionFailed(detail)),
+        // A write never gets NotModified: a matching If-None-Match fails.
+        Verdict::Proceed | Verdict::NotModified => Ok(()),
+    }
 }
 
 fn read_change(req: &mut Req<'_>, kind: WriteKind) -> Result<ArticleChange, ApiError> {

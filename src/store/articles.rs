@@ -98,38 +98,11 @@ impl Store {
         change: &ArticleChange,
         author: Option<&User>,
     ) -> Result<Article, StoreError> {
-        let (Some(title), Some(content)) = (&change.title, &change.content) else {
-            return Err(StoreError::Internal(
-                "create without title or content".into(),
-            ));
-        };
-        let tags = change.tags.clone().unwrap_or_default();
-        let now = now_millis();
-
         let mut conn = self.write()?;
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        tx.prepare_cached(INSERT_ARTICLE)?.execute(params![
-            title,
-            content,
-            now,
-            author.map(|user| user.id)
-        ])?;
-        let id = tx.last_insert_rowid();
-        insert_tags(&tx, id, &tags)?;
+        let article = insert_article(&tx, change, author)?;
         tx.commit()?;
-
-        Ok(Article {
-            id,
-            title: title.clone(),
-            content: content.clone(),
-            tags,
-            author: author.map(|user| Author {
-                id: user.id,
-                username: user.username.clone(),
-            }),
-            created_at: now,
-            updated_at: now,
-        })
+        Ok(article)
     }
 
     /// Changes article `id`, if it exists, with the change `decide` returns
@@ -207,6 +180,41 @@ fn find(conn: &Connection, id: i64) -> Result<Option<Article>, StoreError> {
         .prepare_cached(SELECT_ARTICLE)?
         .query_row([id], read_article)
         .optional()?)
+}
+
+/// Inserts an article and its tags inside the caller's write transaction.
+pub(super) fn insert_article(
+    conn: &Connection,
+    change: &ArticleChange,
+    author: Option<&User>,
+) -> Result<Article, StoreError> {
+    let (Some(title), Some(content)) = (&change.title, &change.content) else {
+        return Err(StoreError::Internal(
+            "create without title or content".into(),
+        ));
+    };
+    let tags = change.tags.clone().unwrap_or_default();
+    let now = now_millis();
+    conn.prepare_cached(INSERT_ARTICLE)?.execute(params![
+        title,
+        content,
+        now,
+        author.map(|user| user.id)
+    ])?;
+    let id = conn.last_insert_rowid();
+    insert_tags(conn, id, &tags)?;
+    Ok(Article {
+        id,
+        title: title.clone(),
+        content: content.clone(),
+        tags,
+        author: author.map(|user| Author {
+            id: user.id,
+            username: user.username.clone(),
+        }),
+        created_at: now,
+        updated_at: now,
+    })
 }
 
 fn insert_tags(conn: &Connection, id: i64, tags: &[String]) -> Result<(), StoreError> {

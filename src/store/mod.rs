@@ -14,6 +14,7 @@
 //! back, but the database is never corrupted.
 
 mod articles;
+mod idempotency;
 mod migrate;
 mod users;
 
@@ -26,6 +27,7 @@ use r2d2::{Pool, PooledConnection};
 use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::{Connection, ErrorCode, OpenFlags};
 
+pub use idempotency::{Creation, KeyedRequest, SavedKey};
 pub use migrate::{migrate, LATEST_VERSION};
 
 /// How long a statement waits for SQLite's lock, and a request for a pooled

@@ -165,6 +165,35 @@ impl TestServer {
         out
     }
 
+    /// Creates a user on the server's database with the command line and
+    /// returns its token (the last line printed).
+    pub fn add_user(&self, name: &str) -> String {
+        let output = binary()
+            .args([
+                "user",
+                "add",
+                name,
+                "--db",
+                self.db_path().to_str().unwrap(),
+            ])
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{output:?}");
+        let out = String::from_utf8(output.stdout).unwrap();
+        out.lines().last().unwrap().to_owned()
+    }
+
+    /// Kills the server (SIGKILL: no clean shutdown) and starts a new one on
+    /// the same database file, with the default flags.
+    pub fn kill_and_restart(mut self) -> TestServer {
+        self.signal("KILL");
+        self.wait_exit(Duration::from_secs(5));
+        let db = self.db_path();
+        let dir = std::mem::replace(&mut self.dir, TempDir::new());
+        drop(self);
+        TestServer::start_in(dir, &["--db", db.to_str().unwrap()], &[])
+    }
+
     /// Whether the process is still running.
     pub fn alive(&mut self) -> bool {
         self.child.try_wait().unwrap().is_none()

@@ -1,0 +1,303 @@
+//! Idempotency-key SQL: responses saved for retries of `POST /articles`.
+
+use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
+
+use super::articles::insert_article;
+use super::{Store, StoreError};
+use crate::article::{Article, ArticleChange};
+use crate::auth::User;
+use crate::idempotency::{SavedResponse, KEY_LIFETIME_MILLIS};
+use crate::time::now_millis;
+
+/// Most expired keys removed each time a key is saved: bounded work per
+/// request, yet more than one, so the table never holds much beyond the
+/// keys of the last 24 hours.
+const PRUNE_BATCH: i64 = 16;
+
+const SELECT_KEY: &str = "SELECT created_at, fingerprint, status, headers, body \
+     FROM idempotency_keys WHERE scope = ?1 AND idempotency_key = ?2";
+
+const DELETE_KEY: &str = "DELETE FROM idempotency_keys WHERE scope = ?1 AND idempotency_key = ?2";
+
+const INSERT_KEY: &str = "INSERT INTO idempotency_keys \
+     (scope, idempotency_key, fingerprint, created_at, status, headers, body) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
+
+/// The oldest expired keys, at most `?2` of them, found by the age index.
+const PRUNE_KEYS: &str = "DELETE FROM idempotency_keys WHERE rowid IN \
+     (SELECT rowid FROM idempotency_keys WHERE created_at <= ?1 ORDER BY created_at LIMIT ?2)";
+
+/// The idempotency key of one request and the fingerprint of its body.
+#[derive(Debug, Clone, Copy)]
+pub struct KeyedRequest<'a> {
+    /// The writer's user id, or `idempotency::ANONYMOUS_SCOPE`.
+    pub scope: i64,
+    /// The key as sent.
+    pub key: &'a str,
+    /// `idempotency::fingerprint` of the body.
+    pub fingerprint: [u8; 32],
+}
+
+/// A response saved under a key, with the fingerprint of the body that
+/// made it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SavedKey {
+    /// The fingerprint of the first request's body.
+    pub fingerprint: Vec<u8>,
+    /// The first response.
+    pub response: SavedResponse,
+}
+
+/// What `Store::create_article_once` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Creation {
+    /// It created an article, and saved this response under the key.
+    Created(SavedResponse),
+    /// The key was used within its lifetime; nothing was created.
+    Earlier(SavedKey),
+}
+
+impl Store {
+    /// Creates an article at most once per (scope, key) in 24 hours.
+    ///
+    /// Inside one write transaction: a live saved response for the key is
+    /// returned as `Earlier` and nothing is written. Otherwise `decide`
+    /// gives the article to create (its error writes nothing, so a failed
+    /// request leaves the key free), and the article and the response
+    /// `respond` makes for it are written together, so neither can exist
+    /// without the other. Expired keys are pruned on the way, a few at a time.
+    pub fn create_article_once<E: From<StoreError>>(
+        &self,
+        request: &KeyedRequest<'_>,
+        author: Option<&User>,
+        decide: impl FnOnce() -> Result<ArticleChange, E>,
+        respond: impl FnOnce(&Article) -> SavedResponse,
+    ) -> Result<Creation, E> {
+        let now = now_millis();
+        let expired = now - KEY_LIFETIME_MILLIS;
+        let mut conn = self.write()?;
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(StoreError::from)?;
+        match find_key(&tx, request)? {
+            Some((created_at, saved)) if created_at > expired => {
+                return Ok(Creation::Earlier(saved));
+            }
+            Some(_) => delete_key(&tx, request)?,
+            None => {}
+        }
+        let change = decide()?;
+        let result: Result<SavedResponse, StoreError> = (|| {
+            tx.prepare_cached(PRUNE_KEYS)?
+                .execute(params![expired, PRUNE_BATCH])?;
+            let article = insert_article(&tx, &change, author)?;
+            let response = respond(&article);
+            save_key(&tx, request, now, &response)?;
+            tx.commit()?;
+            Ok(response)
+        })();
+        Ok(Creation::Created(result?))
+    }
+}
+
+/// The saved response under a key, with its `created_at`, expired or not.
+fn find_key(
+    conn: &Connection,
+    request: &KeyedRequest<'_>,
+) -> Result<Option<(i64, SavedKey)>, StoreError> {
+    Ok(conn
+        .prepare_cached(SELECT_KEY)?
+        .query_row(params![request.scope, request.key], read_key)
+        .optional()?)
+}
+
+fn delete_key(conn: &Connection, request: &KeyedRequest<'_>) -> Result<(), StoreError> {
+    conn.prepare_cached(DELETE_KEY)?
+        .execute(params![request.scope, request.key])?;
+    Ok(())
+}
+
+fn save_key(
+    conn: &Connection,
+    request: &KeyedRequest<'_>,
+    now: i64,
+    response: &SavedResponse,
+) -> Result<(), StoreError> {
+    let headers = serde_json::to_string(&response.headers)
+        .map_err(|err| StoreError::Internal(format!("saved headers: {err}")))?;
+    conn.prepare_cached(INSERT_KEY)?.execute(params![
+        request.scope,
+        request.key,
+        &request.fingerprint[..],
+        now,
+        response.status,
+        headers,
+        response.body,
+    ])?;
+    Ok(())
+}
+
+fn read_key(row: &Row<'_>) -> rusqlite::Result<(i64, SavedKey)> {
+    let headers: String = row.get(3)?;
+    let headers = serde_json::from_str(&headers).map_err(|err| {
+        rusqlite::Error::FromSqlConversionFailure(3, rusqlite::types::Type::Text, Box::new(err))
+    })?;
+    let saved = SavedKey {
+        fingerprint: row.get(1)?,
+        response: SavedResponse {
+            status: row.get(2)?,
+            headers,
+            body: row.get(4)?,
+        },
+    };
+    Ok((row.get(0)?, saved))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn change(title: &str) -> ArticleChange {
+        ArticleChange {
+            title: Some(title.into()),
+            content: Some("c".into()),
+            tags: Some(vec![]),
+        }
+    }
+
+    fn keyed(key: &str, print: u8) -> KeyedRequest<'_> {
+        KeyedRequest {
+            scope: 0,
+            key,
+            fingerprint: [print; 32],
+        }
+    }
+
+    fn respond(article: &Article) -> SavedResponse {
+        SavedResponse {
+            status: 201,
+            headers: vec![("Location".into(), format!("/articles/{}", article.id))],
+            body: article.title.clone().into_bytes(),
+        }
+    }
+
+    fn create(store: &Store, request: &KeyedRequest<'_>, title: &str) -> Creation {
+        store
+            .create_article_once(
+                request,
+                None,
+                || Ok::<_, StoreError>(change(title)),
+                respond,
+            )
+            .unwrap()
+    }
+
+    fn count(store: &Store, sql: &str) -> i64 {
+        let conn = store.read().unwrap();
+        conn.query_row(sql, [], |row| row.get(0)).unwrap()
+    }
+
+    /// Makes every saved key older than its lifetime.
+    fn expire_all(store: &Store) {
+        let conn = store.write().unwrap();
+        conn.execute(
+            "UPDATE idempotency_keys SET created_at = created_at - ?1",
+            [KEY_LIFETIME_MILLIS + 1],
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn creates_once_then_returns_the_saved_response() {
+        let store = Store::open(":memory:", 1).unwrap();
+        let Creation::Created(first) = create(&store, &keyed("k", 1), "one") else {
+            panic!("not created")
+        };
+        let again = store
+            .create_article_once(
+                &keyed("k", 2),
+                None,
+                || -> Result<ArticleChange, StoreError> { panic!("decided twice") },
+                respond,
+            )
+            .unwrap();
+        assert_eq!(
+            again,
+            Creation::Earlier(SavedKey {
+                fingerprint: vec![1; 32],
+                response: first
+            })
+        );
+        assert_eq!(count(&store, "SELECT count(*) FROM articles"), 1);
+    }
+
+    #[test]
+    fn a_refused_request_leaves_the_key_free() {
+        let store = Store::open(":memory:", 1).unwrap();
+        let refused = store.create_article_once(
+            &keyed("k", 1),
+            None,
+            || Err(StoreError::Internal("invalid".into())),
+            respond,
+        );
+        assert!(refused.is_err());
+        assert_eq!(count(&store, "SELECT count(*) FROM idempotency_keys"), 0);
+        assert!(matches!(
+            create(&store, &keyed("k", 1), "t"),
+            Creation::Created(_)
+        ));
+    }
+
+    #[test]
+    fn an_expired_key_is_used_afresh_and_old_ones_are_pruned() {
+        let store = Store::open(":memory:", 1).unwrap();
+        let keys: Vec<String> = (0..PRUNE_BATCH + 5).map(|n| format!("k{n}")).collect();
+        for key in &keys {
+            create(&store, &keyed(key, 1), "old");
+        }
+        expire_all(&store);
+        assert!(matches!(
+            create(&store, &keyed("k0", 2), "new"),
+            Creation::Created(_)
+        ));
+        // k0 replaced, then at most PRUNE_BATCH of the other expired ones.
+        assert_eq!(
+            count(&store, "SELECT count(*) FROM idempotency_keys"),
+            keys.len() as i64 - PRUNE_BATCH
+        );
+        assert!(matches!(
+            create(&store, &keyed("k0", 3), "third"),
+            Creation::Earlier(SavedKey { ref fingerprint, .. }) if fingerprint == &vec![2; 32]
+        ));
+    }
+
+    #[test]
+    fn keys_are_scoped() {
+        let store = Store::open(":memory:", 1).unwrap();
+        let mut other = keyed("k", 1);
+        other.scope = 7;
+        create(&store, &keyed("k", 1), "anonymous");
+        assert!(matches!(create(&store, &other, "t"), Creation::Created(_)));
+    }
+
+    #[test]
+    fn pruning_reads_the_age_index() {
+        let store = Store::open(":memory:", 1).unwrap();
+        let conn = store.read().unwrap();
+        let mut stmt = conn
+            .prepare(&format!("EXPLAIN QUERY PLAN {PRUNE_KEYS}"))
+            .unwrap();
+        let lines: Vec<String> = stmt
+            .query_map(params![0, PRUNE_BATCH], |row| row.get(3))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert!(
+            lines.iter().any(|l| l.contains("idempotency_keys_by_age")),
+            "{lines:?}"
+        );
+        // Every row deleted is found by rowid, none by scanning.
+        assert!(lines.iter().any(|l| l.contains("(rowid=?)")), "{lines:?}");
+        assert!(!lines.iter().any(|l| l.starts_with("SCAN")), "{lines:?}");
+    }
+}

@@ -1,0 +1,221 @@
+//! `Idempotency-Key` on `POST /articles` through the real binary.
+
+mod common;
+
+use std::sync::{mpsc, Arc, Barrier};
+use std::time::Duration;
+
+use common::{Conn, Resp, TestServer};
+use serde_json::json;
+
+/// POSTs `body` (raw bytes, so formatting can vary) with these headers.
+fn post(server: &TestServer, headers: &[(&str, &str)], body: &str) -> Resp {
+    let mut all = vec![("Content-Type", "application/json")];
+    all.extend_from_slice(headers);
+    server.request("POST", "/articles", &all, Some(body.as_bytes()))
+}
+
+fn total(server: &TestServer) -> String {
+    let resp = server.get("/articles");
+    resp.header("X-Total-Count").unwrap().to_owned()
+}
+
+/// The headers a replay must repeat, and the body.
+fn saved_part(resp: &Resp) -> (u16, [Option<&str>; 3], &[u8]) {
+    (
+        resp.status,
+        [
+            resp.header("Location"),
+            resp.header("ETag"),
+            resp.header("Content-Type"),
+        ],
+        &resp.body,
+    )
+}
+
+const BODY: &str = r#"{"title": "Once", "content": "only once", "tags": ["b", "a"]}"#;
+
+#[test]
+fn a_retry_gets_the_first_response_again_and_creates_nothing() {
+    let server = TestServer::start();
+    let key = [("Idempotency-Key", "order-7f3a:1")];
+    let first = post(&server, &key, BODY);
+    assert_eq!(first.status, 201, "{}", first.text());
+    assert!(first.header("ETag").is_some());
+    assert_eq!(first.header("Idempotency-Replayed"), None);
+
+    // The same JSON value, spelled differently.
+    let same = r#"{ "tags":["b","a"],"content":"only once","title":"\u004fnce" }"#;
+    for body in [BODY, same] {
+        let again = post(&server, &key, body);
+        assert_eq!(saved_part(&again), saved_part(&first));
+        assert_eq!(again.header("Idempotency-Replayed"), Some("true"));
+        assert_ne!(again.header("X-Request-Id"), first.header("X-Request-Id"));
+    }
+    assert_eq!(total(&server), "1");
+    // A replay is the first answer, even after the article has changed.
+    let path = first.header("Location").unwrap();
+    let patch = json!({"title": "changed"}).to_string();
+    let patched = server.request(
+        "PATCH",
+        path,
+        &[("Content-Type", "application/json")],
+        Some(patch.as_bytes()),
+    );
+    assert_eq!(patched.status, 200);
+    assert_eq!(saved_part(&post(&server, &key, BODY)), saved_part(&first));
+}
+
+#[test]
+fn the_same_key_with_a_different_body_is_422() {
+    let server = TestServer::start();
+    let key = [("Idempotency-Key", "k-1")];
+    assert_eq!(post(&server, &key, BODY).status, 201);
+    let other = r#"{"title": "Once", "content": "only once", "tags": ["a", "b"]}"#;
+    let resp = post(&server, &key, other);
+    assert_eq!(resp.invalid_fields(), ["Idempotency-Key"]);
+    assert_eq!(resp.header("Idempotency-Replayed"), None);
+    assert_eq!(total(&server), "1");
+}
+
+#[test]
+fn invalid_keys_are_400_and_create_nothing() {
+    let server = TestServer::start();
+    let long = "k".repeat(256);
+    for key in ["", "two words", long.as_str()] {
+        let resp = post(&server, &[("Idempotency-Key", key)], BODY);
+        resp.problem(400);
+    }
+    assert_eq!(total(&server), "0");
+    let longest = "k".repeat(255);
+    let visible = "!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~";
+    for key in [longest.as_str(), visible] {
+        assert_eq!(
+            post(&server, &[("Idempotency-Key", key)], BODY).status,
+            201,
+            "{key}"
+        );
+    }
+}
+
+#[test]
+fn keys_are_scoped_per_user() {
+    let server = TestServer::start();
+    let alice = format!("Bearer {}", server.add_user("alice"));
+    let bob = format!("Bearer {}", server.add_user("bob"));
+    let key = ("Idempotency-Key", "shared");
+    let by_alice = post(&server, &[key, ("Authorization", &alice)], BODY);
+    let by_bob = post(&server, &[key, ("Authorization", &bob)], BODY);
+    let anonymous = post(&server, &[key], BODY);
+    for resp in [&by_alice, &by_bob, &anonymous] {
+        assert_eq!(resp.status, 201, "{}", resp.text());
+        assert_eq!(resp.header("Idempotency-Replayed"), None);
+    }
+    assert_eq!(by_alice.json()["author"]["username"], "alice");
+    assert_eq!(by_bob.json()["author"]["username"], "bob");
+    assert_eq!(total(&server), "3");
+    let again = post(&server, &[key, ("Authorization", &alice)], BODY);
+    assert_eq!(saved_part(&again), saved_part(&by_alice));
+    let again = post(&server, &[key], BODY);
+    assert_eq!(saved_part(&again), saved_part(&anonymous));
+}
+
+#[test]
+fn a_key_survives_a_restart() {
+    let server = TestServer::start();
+    let key = [("Idempotency-Key", "durable")];
+    let first = post(&server, &key, BODY);
+    assert_eq!(first.status, 201);
+    let server = server.kill_and_restart();
+    let again = post(&server, &key, BODY);
+    assert_eq!(saved_part(&again), saved_part(&first));
+    assert_eq!(again.header("Idempotency-Replayed"), Some("true"));
+    assert_eq!(total(&server), "1");
+}
+
+#[test]
+fn a_failed_request_may_be_retried_with_the_same_key() {
+    let server = TestServer::start();
+    let key = [("Idempotency-Key", "retry-me")];
+    assert_eq!(post(&server, &key, r#"{"title": ""}"#).status, 422);
+    assert_eq!(post(&server, &key, "{").status, 400);
+    let created = post(&server, &key, BODY);
+    assert_eq!(created.status, 201);
+    assert_eq!(created.header("Idempotency-Replayed"), None);
+    assert_eq!(
+        post(&server, &key, BODY).header("Idempotency-Replayed"),
+        Some("true")
+    );
+    assert_eq!(total(&server), "1");
+}
+
+#[test]
+fn a_retry_while_the_first_is_in_flight_is_409() {
+    let server = TestServer::start();
+    // Hold SQLite's write lock so the first request waits, key claimed.
+    let lock = rusqlite::Connection::open(server.db_path()).unwrap();
+    lock.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let (sender, answers) = mpsc::channel();
+    for _ in 0..2 {
+        let (addr, sender) = (server.addr, sender.clone());
+        std::thread::spawn(move || {
+            let headers = [
+                ("Content-Type", "application/json"),
+                ("Idempotency-Key", "slow"),
+            ];
+            let resp =
+                Conn::open(addr).request("POST", "/articles", &headers, Some(BODY.as_bytes()));
+            sender.send(resp).unwrap();
+        });
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let early = answers
+        .recv_timeout(Duration::from_secs(3))
+        .expect("an early answer");
+    early.problem(409);
+    assert_eq!(early.header("Retry-After"), Some("1"));
+    lock.execute_batch("ROLLBACK").unwrap();
+    let late = answers.recv_timeout(Duration::from_secs(10)).unwrap();
+    assert_eq!(late.status, 201, "{}", late.text());
+    assert_eq!(
+        post(&server, &[("Idempotency-Key", "slow")], BODY).header("Idempotency-Replayed"),
+        Some("true")
+    );
+    assert_eq!(total(&server), "1");
+}
+
+#[test]
+fn twenty_concurrent_posts_with_one_key_create_one_article() {
+    let server = TestServer::start();
+    const CLIENTS: usize = 20;
+    let barrier = Arc::new(Barrier::new(CLIENTS));
+    let handles: Vec<_> = (0..CLIENTS)
+        .map(|_| {
+            let (addr, barrier) = (server.addr, Arc::clone(&barrier));
+            std::thread::spawn(move || {
+                let mut conn = Conn::open(addr);
+                let headers = [
+                    ("Content-Type", "application/json"),
+                    ("Idempotency-Key", "burst"),
+                ];
+                barrier.wait();
+                conn.request("POST", "/articles", &headers, Some(BODY.as_bytes()))
+            })
+        })
+        .collect();
+    let answers: Vec<Resp> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    let created: Vec<&Resp> = answers
+        .iter()
+        .filter(|r| r.status == 201 && r.header("Idempotency-Replayed").is_none())
+        .collect();
+    assert_eq!(created.len(), 1);
+    for resp in &answers {
+        match (resp.status, resp.header("Idempotency-Replayed")) {
+            (409, None) => assert_eq!(resp.problem(409)["status"], 409),
+            (201, Some("true")) => assert_eq!(saved_part(resp), saved_part(created[0])),
+            (201, None) => {}
+            other => panic!("unexpected {other:?}: {}", resp.text()),
+        }
+    }
+    assert_eq!(total(&server), "1");
+}
