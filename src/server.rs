@@ -314,11 +314,13 @@ fn handle(app: &App, mut request: Request) {
     } else {
         reply.body.len()
     };
+    // Counted before the write, so a scrape includes every response a client
+    // has already received.
+    app.metrics
+        .finish(method.as_str(), route, status, started.elapsed());
     if let Err(err) = send(request, reply) {
         log::debug!("response to {request_id} not delivered: {err}");
     }
-    app.metrics
-        .finish(method.as_str(), route, status, started.elapsed());
     log::info!(
         target: "access",
         "{} {} {status} {bytes} {:.3}ms {request_id}",
