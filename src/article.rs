@@ -1,11 +1,10 @@
 //! The article resource: its wire shape and the validation of what clients
 //! send. Pure logic, no I/O.
 
-use serde::{Serialize, Serializer};
+use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::error::{ApiError, FieldError};
-use crate::time::rfc3339_millis;
 
 /// Longest title, in Unicode scalar values.
 pub const MAX_TITLE_CHARS: usize = 200;
@@ -28,11 +27,21 @@ pub struct Article {
     /// The user whose token created it; `None` for an anonymous write.
     pub author: Option<Author>,
     /// Milliseconds since the epoch; RFC 3339 on the wire.
-    #[serde(serialize_with = "as_rfc3339")]
+    #[serde(serialize_with = "crate::time::serialize_rfc3339")]
     pub created_at: i64,
     /// Milliseconds since the epoch; RFC 3339 on the wire.
-    #[serde(serialize_with = "as_rfc3339")]
+    #[serde(serialize_with = "crate::time::serialize_rfc3339")]
     pub updated_at: i64,
+}
+
+impl Article {
+    /// About how many bytes its JSON takes: text lengths plus the fixed
+    /// part, so response buffers are sized once.
+    pub fn json_size_hint(&self) -> usize {
+        let tags: usize = self.tags.iter().map(|t| t.len() + 3).sum();
+        let author = self.author.as_ref().map_or(0, |a| a.username.len() + 32);
+        200 + self.title.len() + self.content.len() + tags + author
+    }
 }
 
 /// The author embedded in an article.
@@ -42,10 +51,6 @@ pub struct Author {
     pub id: i64,
     /// The user's name.
     pub username: String,
-}
-
-fn as_rfc3339<S: Serializer>(millis: &i64, serializer: S) -> Result<S::Ok, S::Error> {
-    serializer.serialize_str(&rfc3339_millis(*millis))
 }
 
 /// The fields a write sets. `None` leaves a field as it is (PATCH only: a

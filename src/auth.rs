@@ -6,7 +6,6 @@ use sha2::{Digest, Sha256};
 
 use crate::article::Article;
 use crate::error::ApiError;
-use crate::time::rfc3339_millis;
 
 /// Every token starts with this, so secret scanners can recognise a leaked
 /// one.
@@ -33,12 +32,8 @@ pub struct User {
     /// 1 to 40 of `[A-Za-z0-9_.-]`, unique case-insensitively.
     pub username: String,
     /// Milliseconds since the epoch; RFC 3339 on the wire.
-    #[serde(serialize_with = "as_rfc3339")]
+    #[serde(serialize_with = "crate::time::serialize_rfc3339")]
     pub created_at: i64,
-}
-
-fn as_rfc3339<S: serde::Serializer>(millis: &i64, serializer: S) -> Result<S::Ok, S::Error> {
-    serializer.serialize_str(&rfc3339_millis(*millis))
 }
 
 /// Whether `name` is a valid username.

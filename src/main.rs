@@ -32,10 +32,12 @@ fn init_logging() {
     use std::io::Write;
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
         .format(|out, record| {
+            let mut time = [0u8; 24];
+            articles::time::write_rfc3339_millis(articles::time::now_millis(), &mut time);
+            out.write_all(&time)?;
             writeln!(
                 out,
-                "{} {:<5} {}: {}",
-                articles::time::rfc3339_millis(articles::time::now_millis()),
+                " {:<5} {}: {}",
                 record.level(),
                 record.target(),
                 record.args()

@@ -29,6 +29,7 @@ pub struct Req<'a> {
     /// The route pattern the path matched, once routed (for metrics).
     pub route: Option<&'static str>,
     max_body: u64,
+    body_read: bool,
 }
 
 impl<'a> Req<'a> {
@@ -46,6 +47,7 @@ impl<'a> Req<'a> {
             user: None,
             route: None,
             max_body,
+            body_read: false,
         }
     }
 
@@ -68,6 +70,22 @@ impl<'a> Req<'a> {
         }
         let body = self.read_body(declared.unwrap_or(0))?;
         parse_object(&body)
+    }
+
+    /// Whether no part of the request body is left unread: there was none,
+    /// tiny_http buffered it already (up to 1 KiB, without `Expect`), or it
+    /// was read to the end.
+    pub fn body_settled(&self) -> bool {
+        if self.body_read {
+            return true;
+        }
+        if self.header("Transfer-Encoding").is_some() || self.header("Expect").is_some() {
+            return false;
+        }
+        // An unparsable length counts as no body for tiny_http too.
+        self.header("Content-Length")
+            .and_then(|length| length.trim().parse::<u64>().ok())
+            .is_none_or(|length| length <= 1024)
     }
 
     /// The declared body length: `Some(n)` from Content-Length, `None` for
@@ -94,7 +112,10 @@ impl<'a> Req<'a> {
         let reader = self.inner.as_reader();
         match reader.take(limit + 1).read_to_end(&mut body) {
             Ok(_) if body.len() as u64 > limit => Err(ApiError::TooLarge(limit)),
-            Ok(_) => Ok(body),
+            Ok(_) => {
+                self.body_read = true;
+                Ok(body)
+            }
             Err(err) if matches!(err.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
                 Err(ApiError::Timeout)
             }

@@ -25,8 +25,15 @@ pub struct Reply {
 impl Reply {
     /// A reply with a JSON body.
     pub fn json<T: Serialize + ?Sized>(status: u16, value: &T) -> Reply {
+        Reply::json_sized(status, value, 256)
+    }
+
+    /// A reply with a JSON body expected to be about `size` bytes: sizing the
+    /// buffer up front saves the copies of growing it.
+    pub fn json_sized<T: Serialize + ?Sized>(status: u16, value: &T, size: usize) -> Reply {
+        let mut body = Vec::with_capacity(size);
         // Serializing our own types into memory cannot fail.
-        let body = serde_json::to_vec(value).expect("serializable response");
+        serde_json::to_writer(&mut body, value).expect("serializable response");
         Reply::with_body(status, JSON, body)
     }
 

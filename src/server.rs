@@ -2,6 +2,7 @@
 //! one request queue, a fixed pool of workers, and the one function that
 //! wraps every request (request id, panic catching, access log).
 
+use std::cell::RefCell;
 use std::io::{self, Cursor, Write};
 use std::mem::ManuallyDrop;
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -300,6 +301,7 @@ fn handle(app: &App, mut request: Request) {
         None => reply,
     };
     let route = req.route.unwrap_or(metrics::UNMATCHED);
+    let body_settled = req.body_settled();
     let (method, path, request_id) = (
         req.method.clone(),
         std::mem::take(&mut req.path),
@@ -318,7 +320,7 @@ fn handle(app: &App, mut request: Request) {
     // has already received.
     app.metrics
         .finish(method.as_str(), route, status, started.elapsed());
-    if let Err(err) = send(request, reply) {
+    if let Err(err) = send(request, reply, body_settled) {
         log::debug!("response to {request_id} not delivered: {err}");
     }
     log::info!(
@@ -330,30 +332,88 @@ fn handle(app: &App, mut request: Request) {
     );
 }
 
-/// Writes a reply. A 408 or 413 leaves the client's body unread; tiny_http
-/// discards it after responding, which takes as long as the client keeps
-/// sending, so that happens on a discard thread rather than a worker.
-fn send(request: Request, reply: Reply) -> io::Result<()> {
+/// Writes a reply. Most go out through `write_response`. A request whose
+/// body was not read goes through tiny_http's own writer, which answers
+/// first and then discards the rest of the body, however long the client
+/// takes to send it; for a 408 or 413 that happens on a discard thread, not
+/// a worker.
+fn send(request: Request, reply: Reply, body_settled: bool) -> io::Result<()> {
+    if body_settled {
+        return write_response(request, reply);
+    }
     if matches!(reply.status, 408 | 413) {
         static DISCARDERS: AtomicUsize = AtomicUsize::new(0);
         if DISCARDERS.fetch_add(1, Ordering::AcqRel) < MAX_DISCARDERS {
             let spawned = thread::Builder::new()
                 .name("discard".into())
                 .spawn(move || {
-                    let _ = respond(request, reply);
+                    let _ = respond_then_discard(request, reply);
                     DISCARDERS.fetch_sub(1, Ordering::AcqRel);
                 });
             return spawned.map(drop);
         }
         DISCARDERS.fetch_sub(1, Ordering::AcqRel);
     }
-    respond(request, reply)
+    respond_then_discard(request, reply)
 }
 
-fn respond(request: Request, reply: Reply) -> io::Result<()> {
-    if matches!(reply.status, 204 | 304) {
-        return respond_without_body(request, reply);
+/// Writes the whole response with one write: status line, `Date`,
+/// `Content-Length` (never on 204 and 304, where RFC 9110 forbids or
+/// misreads it), our headers, and the body (not for HEAD). Faster than
+/// tiny_http's writer, which allocates and re-validates every header and
+/// writes piece by piece. A header value with a byte outside printable ASCII
+/// is dropped, so no request data can split a header.
+fn write_response(request: Request, reply: Reply) -> io::Result<()> {
+    let bodyless = matches!(reply.status, 204 | 304);
+    let send_body = !bodyless && *request.method() != Method::Head;
+    let mut out = Vec::with_capacity(256 + if send_body { reply.body.len() } else { 0 });
+    out.extend_from_slice(b"HTTP/1.1 ");
+    out.extend_from_slice(reply.status.to_string().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(reason_phrase(reply.status).as_bytes());
+    out.extend_from_slice(b"\r\nDate: ");
+    with_http_date(|date| out.extend_from_slice(date));
+    if !bodyless {
+        out.extend_from_slice(b"\r\nContent-Length: ");
+        out.extend_from_slice(reply.body.len().to_string().as_bytes());
     }
+    for (name, value) in &reply.headers {
+        if value.bytes().all(|b| b == b' ' || b.is_ascii_graphic()) {
+            out.extend_from_slice(b"\r\n");
+            out.extend_from_slice(name.as_bytes());
+            out.extend_from_slice(b": ");
+            out.extend_from_slice(value.as_bytes());
+        } else {
+            log::error!("invalid value for response header {name} dropped");
+        }
+    }
+    out.extend_from_slice(b"\r\n\r\n");
+    if send_body {
+        out.extend_from_slice(&reply.body);
+    }
+    let mut writer = request.into_writer();
+    writer.write_all(&out)?;
+    writer.flush()
+}
+
+/// The current HTTP date, formatted at most once a second per thread.
+fn with_http_date(use_date: impl FnOnce(&[u8])) {
+    thread_local! {
+        static CACHE: RefCell<(i64, String)> = const { RefCell::new((i64::MIN, String::new())) };
+    }
+    let now = now_millis();
+    CACHE.with_borrow_mut(|(second, text)| {
+        if *second != now / 1000 {
+            *second = now / 1000;
+            *text = http_date(now);
+        }
+        use_date(text.as_bytes());
+    });
+}
+
+/// tiny_http's writer: the response first, then the unread body is
+/// discarded as the request is dropped.
+fn respond_then_discard(request: Request, reply: Reply) -> io::Result<()> {
     let length = reply.body.len();
     let mut response = Response::empty(reply.status)
         .with_data(Cursor::new(reply.body), Some(length))
@@ -366,28 +426,6 @@ fn respond(request: Request, reply: Reply) -> io::Result<()> {
         }
     }
     request.respond(response)
-}
-
-/// 204 and 304 are written by hand: tiny_http would add `Content-Length: 0`,
-/// which RFC 9110 forbids on a 204 and makes a 304 lie.
-fn respond_without_body(request: Request, reply: Reply) -> io::Result<()> {
-    let mut head = format!(
-        "HTTP/1.1 {} {}\r\nDate: {}\r\n",
-        reply.status,
-        reason_phrase(reply.status),
-        http_date(now_millis())
-    );
-    for (name, value) in &reply.headers {
-        if value.bytes().all(|b| b == b' ' || b.is_ascii_graphic()) {
-            head.push_str(&format!("{name}: {value}\r\n"));
-        } else {
-            log::error!("invalid value for response header {name} dropped");
-        }
-    }
-    head.push_str("\r\n");
-    let mut writer = request.into_writer();
-    writer.write_all(head.as_bytes())?;
-    writer.flush()
 }
 
 /// The text of a panic payload.

@@ -15,17 +15,49 @@ pub fn now_millis() -> i64 {
 /// Formats milliseconds since the epoch as RFC 3339 in UTC with millisecond
 /// precision and a `Z` suffix, e.g. `2026-11-24T21:44:09.123Z`.
 pub fn rfc3339_millis(millis: i64) -> String {
+    let mut out = [0u8; 24];
+    write_rfc3339_millis(millis, &mut out);
+    // Only ASCII digits and punctuation were written.
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Serializes milliseconds since the epoch as an RFC 3339 string, for
+/// `#[serde(serialize_with = "crate::time::serialize_rfc3339")]`.
+pub fn serialize_rfc3339<S: serde::Serializer>(
+    millis: &i64,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    let mut text = [0u8; 24];
+    write_rfc3339_millis(*millis, &mut text);
+    serializer.serialize_str(std::str::from_utf8(&text).expect("ASCII timestamp"))
+}
+
+/// Writes `YYYY-MM-DDTHH:MM:SS.mmmZ` into `out` without allocating: it runs
+/// twice per article in every response and once per log line, where
+/// `format!` with padding cost thousands of instructions. Years outside
+/// 0..=9999 are clamped (they cannot come from the system clock).
+pub fn write_rfc3339_millis(millis: i64, out: &mut [u8; 24]) {
     let secs = millis.div_euclid(1000);
-    let ms = millis.rem_euclid(1000);
     let days = secs.div_euclid(86_400);
     let secs_of_day = secs.rem_euclid(86_400);
     let (year, month, day) = civil_from_days(days);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{ms:03}Z",
-        secs_of_day / 3600,
-        secs_of_day / 60 % 60,
-        secs_of_day % 60
-    )
+    let year = year.clamp(0, 9999) as u32;
+    *out = *b"0000-00-00T00:00:00.000Z";
+    put_digits(&mut out[0..4], year);
+    put_digits(&mut out[5..7], month);
+    put_digits(&mut out[8..10], day);
+    put_digits(&mut out[11..13], (secs_of_day / 3600) as u32);
+    put_digits(&mut out[14..16], (secs_of_day / 60 % 60) as u32);
+    put_digits(&mut out[17..19], (secs_of_day % 60) as u32);
+    put_digits(&mut out[20..23], millis.rem_euclid(1000) as u32);
+}
+
+/// Writes `value` as decimal digits, zero-padded to fill `out`.
+fn put_digits(out: &mut [u8], mut value: u32) {
+    for digit in out.iter_mut().rev() {
+        *digit = b'0' + (value % 10) as u8;
+        value /= 10;
+    }
 }
 
 /// Formats milliseconds since the epoch as an HTTP date (RFC 9110

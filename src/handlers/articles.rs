@@ -21,7 +21,8 @@ pub const NOT_FOUND: &str = "Article not found";
 pub fn list(app: &App, req: &mut Req<'_>) -> Result<Reply, ApiError> {
     let query = ArticleQuery::parse(&req.query)?;
     let (articles, total) = app.store.list_articles(&query)?;
-    Ok(Reply::json(200, &articles)
+    let size = articles.iter().map(Article::json_size_hint).sum::<usize>() + 2;
+    Ok(Reply::json_sized(200, &articles, size)
         .header("X-Total-Count", total.to_string())
         .header("Link", link_header(&req.path, &req.query, &query, total)))
 }
@@ -51,7 +52,9 @@ pub fn show(app: &App, req: &mut Req<'_>, id: i64) -> Result<Reply, ApiError> {
         .ok_or(ApiError::NotFound(NOT_FOUND))?;
     let tag = etag(&article);
     match preconditions(req).evaluate(&tag, true) {
-        Verdict::Proceed => Ok(Reply::json(200, &article).header("ETag", tag)),
+        Verdict::Proceed => {
+            Ok(Reply::json_sized(200, &article, article.json_size_hint()).header("ETag", tag))
+        }
         Verdict::NotModified => Ok(Reply::empty(304).header("ETag", tag)),
         Verdict::Failed(detail) => Err(ApiError::PreconditionFailed(detail)),
     }
@@ -100,7 +103,8 @@ fn update(app: &App, req: &mut Req<'_>, id: i64, kind: WriteKind) -> Result<Repl
             change
         })?
         .ok_or(ApiError::NotFound(NOT_FOUND))?;
-    Ok(Reply::json(200, &article).header("ETag", etag(&article)))
+    let tag = etag(&article);
+    Ok(Reply::json_sized(200, &article, article.json_size_hint()).header("ETag", tag))
 }
 
 /// `POST /articles` with an `Idempotency-Key`: 409 while a request with the
@@ -143,7 +147,7 @@ fn create_once(
 
 /// The 201 answer to a creation.
 fn created(article: &Article) -> Reply {
-    Reply::json(201, article)
+    Reply::json_sized(201, article, article.json_size_hint())
         .header("Location", format!("/articles/{}", article.id))
         .header("ETag", etag(article))
 }
