@@ -551,3 +551,32 @@ fn data_survives_a_restart() {
         created
     );
 }
+
+#[test]
+fn search_works_across_scripts_and_combining_marks() {
+    let server = TestServer::start();
+    let texts = [
+        "नमस्ते दुनिया",
+        "e\u{301}cole naïve",
+        "日本語のテキスト",
+        "Привет мир",
+        "مرحبا بالعالم",
+        "한국어 텍스트",
+    ];
+    for text in texts {
+        server.create(&format!("t {text}"), text, &[]);
+    }
+    for (query, expected) in [
+        ("%E0%A4%A6%E0%A5%81%E0%A4%A8%E0%A4%BF%E0%A4%AF%E0%A4%BE", 1), // दुनिया
+        ("ecole", 1),
+        ("%C3%A9cole", 1), // école, precomposed, finds the decomposed one
+        ("NAIVE", 1),
+        ("%D0%BC%D0%B8%D1%80", 1),          // мир
+        ("%ED%85%8D%EC%8A%A4%ED%8A%B8", 1), // 텍스트
+        ("%D0%BC%D0%B8%D1%80+ecole", 0),
+    ] {
+        let resp = server.get(&format!("/articles?q={query}"));
+        assert_eq!(resp.status, 200, "q={query}: {}", resp.text());
+        assert_eq!(resp.json().as_array().unwrap().len(), expected, "q={query}");
+    }
+}
