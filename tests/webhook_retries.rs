@@ -14,15 +14,6 @@ fn seconds(from: Instant, to: Instant) -> f64 {
     to.duration_since(from).as_secs_f64()
 }
 
-/// Polls `/metrics` until `series` reaches `value`.
-fn await_metric(server: &TestServer, series: &str, value: f64) {
-    let deadline = Instant::now() + WAIT;
-    while server.metric(series) != Some(value) {
-        assert!(Instant::now() < deadline, "{series} never reached {value}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 #[test]
 fn failures_are_retried_with_backoff_and_retry_after_is_honoured() {
     let receiver = Receiver::start(|n| match n {
@@ -55,11 +46,7 @@ fn failures_are_retried_with_backoff_and_retry_after_is_honoured() {
         );
         assert_eq!(attempt.body, attempts[0].body, "one body for every retry");
     }
-    await_metric(
-        &server,
-        "webhook_deliveries_total{outcome=\"success\"}",
-        1.0,
-    );
+    server.await_metric("webhook_deliveries_total{outcome=\"success\"}", 1.0);
     assert_eq!(
         server.metric("webhook_deliveries_total{outcome=\"failure\"}"),
         Some(3.0)
@@ -90,11 +77,7 @@ fn a_receiver_down_across_a_crash_gets_every_event_when_back() {
                 .unwrap()
         })
         .collect();
-    await_metric(
-        &server,
-        "webhook_deliveries_total{outcome=\"failure\"}",
-        3.0,
-    );
+    server.await_metric("webhook_deliveries_total{outcome=\"failure\"}", 3.0);
     assert_eq!(server.metric("webhook_deliveries_pending"), Some(3.0));
     assert!(server.metric("webhook_oldest_pending_age_seconds").unwrap() > 0.0);
     assert!(
@@ -112,7 +95,7 @@ fn a_receiver_down_across_a_crash_gets_every_event_when_back() {
         .collect();
     got.sort();
     assert_eq!(got, ids, "every committed change announced, across SIGKILL");
-    await_metric(&server, "webhook_deliveries_pending", 0.0);
+    server.await_metric("webhook_deliveries_pending", 0.0);
     assert_eq!(receiver.received().len(), 3);
 }
 
@@ -123,15 +106,11 @@ fn gone_stops_deliveries_to_that_url_only() {
     let server = TestServer::start_with(&["--webhook", &gone.url(), "--webhook", &fine.url()]);
     server.create("one", "c", &[]);
     gone.wait_for(1, WAIT);
-    await_metric(&server, "webhook_deliveries_total{outcome=\"gone\"}", 1.0);
+    server.await_metric("webhook_deliveries_total{outcome=\"gone\"}", 1.0);
     server.create("two", "c", &[]);
     server.create("three", "c", &[]);
     fine.wait_for(3, WAIT);
-    await_metric(
-        &server,
-        "webhook_deliveries_total{outcome=\"success\"}",
-        3.0,
-    );
+    server.await_metric("webhook_deliveries_total{outcome=\"success\"}", 3.0);
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(gone.received().len(), 1, "nothing more after a 410");
     assert_eq!(server.metric("webhook_deliveries_pending"), Some(0.0));
@@ -167,5 +146,5 @@ fn sigterm_abandons_an_attempt_in_flight_and_it_is_retried_after_restart() {
     let again = &receiver.wait_for(2, WAIT)[1];
     assert_eq!(again.id(), first.id());
     assert_eq!(again.body, first.body);
-    await_metric(&server, "webhook_deliveries_pending", 0.0);
+    server.await_metric("webhook_deliveries_pending", 0.0);
 }

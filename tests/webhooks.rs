@@ -171,10 +171,7 @@ fn each_change_is_one_signed_event_to_every_url() {
         "secret logged"
     );
     assert!(!server.get("/metrics").text().contains("MfKQ9r8G"));
-    assert_eq!(
-        server.metric("webhook_deliveries_total{outcome=\"success\"}"),
-        Some(8.0)
-    );
+    server.await_metric("webhook_deliveries_total{outcome=\"success\"}", 8.0);
     assert_eq!(server.metric("webhook_deliveries_pending"), Some(0.0));
 }
 

@@ -12,7 +12,7 @@ use super::backoff::{after_failure, parse_retry_after, random_jitter, Next};
 use super::client::{self, Answer};
 use super::{Signal, WebhookSecret, WebhookUrl, ATTEMPT_TIMEOUT};
 use crate::metrics::DeliveryOutcome;
-use crate::store::{DeliveryEnd, PendingDelivery};
+use crate::store::{DeliveryEnd, PendingDelivery, StoreError};
 use crate::time::now_millis;
 use crate::App;
 
@@ -42,6 +42,9 @@ struct Lane {
     in_flight: HashSet<i64>,
     /// It answered 410: nothing more is sent to it until restart.
     gone: bool,
+    /// After a failed outcome write the delivery is still due; without a
+    /// pause it would be sent again at once, as fast as the receiver answers.
+    paused_until: Option<Instant>,
 }
 
 /// The running dispatcher.
@@ -81,6 +84,7 @@ impl Deliveries {
                 url,
                 in_flight: HashSet::new(),
                 gone: false,
+                paused_until: None,
             })
             .collect();
         let signal = Arc::clone(&app.outbox.signal);
@@ -139,6 +143,12 @@ fn launch_due(app: &App, index: usize, lane: &mut Lane) -> Option<Duration> {
     let free = MAX_IN_FLIGHT_PER_URL.saturating_sub(lane.in_flight.len());
     if lane.gone || free == 0 {
         return None;
+    }
+    if let Some(left) = lane
+        .paused_until
+        .and_then(|until| until.checked_duration_since(Instant::now()))
+    {
+        return Some(left);
     }
     let url = lane.url.as_str();
     // The rows in flight are among the soonest, so ask for them too.
@@ -220,86 +230,98 @@ impl Attempt {
     }
 }
 
-/// Counts, logs and records the outcome of an attempt.
+/// Records, logs and counts the outcome of an attempt. Counted after the
+/// write, so a scrape that sees the count also sees the backlog without it.
 fn record(app: &App, lanes: &mut [Lane], outcome: Outcome) {
     let lane = &mut lanes[outcome.lane];
     lane.in_flight.remove(&outcome.event);
-    let (url, event, now) = (lane.url.as_str(), outcome.event, now_millis());
-    let id = &outcome.delivery.webhook_id;
-    let attempts = outcome.delivery.attempts + 1;
     let status = outcome.result.as_ref().ok().map(|answer| answer.status);
-    let written = match status {
+    let now = now_millis();
+    let (counted, written) = match status {
         Some(200..=299) => {
-            app.metrics.delivery(DeliveryOutcome::Success);
-            app.store
-                .finish_delivery(event, url, DeliveryEnd::Delivered, now)
-                .map(drop)
+            let url = lane.url.as_str();
+            let written =
+                app.store
+                    .finish_delivery(outcome.event, url, DeliveryEnd::Delivered, now);
+            (DeliveryOutcome::Success, written.map(drop))
         }
-        // Its deliveries were dropped when the first 410 came back.
-        _ if lane.gone => {
-            app.metrics.delivery(match status {
-                Some(410) => DeliveryOutcome::Gone,
-                _ => DeliveryOutcome::Failure,
-            });
-            Ok(())
-        }
-        Some(410) => {
-            app.metrics.delivery(DeliveryOutcome::Gone);
-            lane.gone = true;
-            app.outbox.mark_gone(url);
-            let dropped = app
-                .store
-                .finish_delivery(event, url, DeliveryEnd::Gone, now);
-            log::warn!(
-                "webhook {} answered 410 Gone to {id}: its {} other pending deliveries are \
-                 dropped and it is sent nothing more until restart",
-                lane.url,
-                dropped.as_ref().map_or(0, |n| *n)
-            );
-            dropped.map(drop)
-        }
-        _ => {
-            let (reason, retry_after) = match &outcome.result {
-                Ok(answer) => (
-                    format!("status {}", answer.status),
-                    answer
-                        .retry_after
-                        .as_deref()
-                        .and_then(|value| parse_retry_after(value, now)),
-                ),
-                Err(err) => (err.clone(), None),
-            };
-            let created_at = outcome.delivery.created_at;
-            match after_failure(created_at, now, attempts, retry_after, random_jitter()) {
-                Next::RetryAt(at) => {
-                    app.metrics.delivery(DeliveryOutcome::Failure);
-                    log::warn!(
-                        "webhook {} failed for {id} ({reason}), attempt {attempts}; next in {:.1} s",
-                        lane.url,
-                        (at - now) as f64 / 1000.0
-                    );
-                    app.store.retry_delivery(event, url, at)
-                }
-                Next::GiveUp => {
-                    app.metrics.delivery(DeliveryOutcome::Expired);
-                    log::warn!(
-                        "webhook {} failed for {id} ({reason}); abandoned after {attempts} \
-                         attempts over 24 hours",
-                        lane.url
-                    );
-                    app.store
-                        .finish_delivery(event, url, DeliveryEnd::Expired, now)
-                        .map(drop)
-                }
-            }
-        }
+        // Its deliveries were all dropped when the first 410 came back.
+        Some(410) if lane.gone => (DeliveryOutcome::Gone, Ok(())),
+        _ if lane.gone => (DeliveryOutcome::Failure, Ok(())),
+        Some(410) => (DeliveryOutcome::Gone, gone(app, lane, &outcome, now)),
+        _ => failed(app, lane, &outcome, now),
     };
+    app.metrics.delivery(counted);
     if let Err(err) = written {
         // The delivery stays pending as it was: it is sent again (at least once).
         log::error!(
             "webhooks: recording an attempt to {} failed: {err}",
             lane.url
         );
+        lane.paused_until = Some(Instant::now() + ERROR_PAUSE);
+    }
+}
+
+/// A 410: the URL is unsubscribed until restart, its pending deliveries
+/// dropped.
+fn gone(app: &App, lane: &mut Lane, outcome: &Outcome, now: i64) -> Result<(), StoreError> {
+    lane.gone = true;
+    let url = lane.url.as_str();
+    app.outbox.mark_gone(url);
+    let dropped = app
+        .store
+        .finish_delivery(outcome.event, url, DeliveryEnd::Gone, now)?;
+    log::warn!(
+        "webhook {} answered 410 Gone to {}: its {dropped} other pending deliveries are \
+         dropped and it is sent nothing more until restart",
+        lane.url,
+        outcome.delivery.webhook_id
+    );
+    Ok(())
+}
+
+/// Any other answer or none: retry later, or give up after 24 hours.
+fn failed(
+    app: &App,
+    lane: &Lane,
+    outcome: &Outcome,
+    now: i64,
+) -> (DeliveryOutcome, Result<(), StoreError>) {
+    let (reason, retry_after) = match &outcome.result {
+        Ok(answer) => (
+            format!("status {}", answer.status),
+            answer
+                .retry_after
+                .as_deref()
+                .and_then(|value| parse_retry_after(value, now)),
+        ),
+        Err(err) => (err.clone(), None),
+    };
+    let delivery = &outcome.delivery;
+    let (id, attempts) = (&delivery.webhook_id, delivery.attempts + 1);
+    let url = lane.url.as_str();
+    let jitter = random_jitter();
+    match after_failure(delivery.created_at, now, attempts, retry_after, jitter) {
+        Next::RetryAt(at) => {
+            log::warn!(
+                "webhook {} failed for {id} ({reason}), attempt {attempts}; next in {:.1} s",
+                lane.url,
+                (at - now) as f64 / 1000.0
+            );
+            let written = app.store.retry_delivery(outcome.event, url, at);
+            (DeliveryOutcome::Failure, written)
+        }
+        Next::GiveUp => {
+            log::warn!(
+                "webhook {} failed for {id} ({reason}); abandoned after {attempts} attempts \
+                 over 24 hours",
+                lane.url
+            );
+            let written = app
+                .store
+                .finish_delivery(outcome.event, url, DeliveryEnd::Expired, now);
+            (DeliveryOutcome::Expired, written.map(drop))
+        }
     }
 }
 

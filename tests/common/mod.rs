@@ -219,6 +219,19 @@ impl TestServer {
             .map(|value| value.parse().unwrap())
     }
 
+    /// Polls `/metrics` until `series` has `value`, for `TIMEOUT` at most.
+    pub fn await_metric(&self, series: &str, value: f64) {
+        let deadline = Instant::now() + TIMEOUT;
+        while self.metric(series) != Some(value) {
+            assert!(
+                Instant::now() < deadline,
+                "{series} is {:?}, never {value}",
+                self.metric(series)
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Whether the process is still running.
     pub fn alive(&mut self) -> bool {
         self.child.try_wait().unwrap().is_none()
