@@ -70,10 +70,13 @@ fn exchange(
     loop {
         let (head_len, answer, length) = read_head(stream, &mut buffer, deadline)?;
         buffer.drain(..head_len);
-        if (100..200).contains(&answer.status) {
-            continue; // 100 Continue and friends: the real answer follows
+        match answer.status {
+            100..=199 => continue, // 100 Continue and friends: the real answer follows
+            // No body by definition, whatever the headers say; waiting for
+            // one would wait for a close that a keep-alive receiver never sends.
+            204 | 304 => {}
+            _ => drain_body(stream, buffer, length, deadline)?,
         }
-        drain_body(stream, buffer, length, deadline)?;
         return Ok(answer);
     }
 }
@@ -211,6 +214,75 @@ mod tests {
         assert_eq!(answer.retry_after.as_deref(), Some("7"));
         assert_eq!(length, Some(12));
         assert_eq!(parse_head("HTTP/1.0 204").unwrap().0.status, 204);
+    }
+
+    /// A one-connection server on loopback that reads the request, writes
+    /// `answer` and then holds the connection open for a while.
+    fn answering(answer: &'static [u8]) -> WebhookUrl {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/hook", listener.local_addr().unwrap());
+        std::thread::spawn(move || {
+            let (mut stream, _) = listener.accept().unwrap();
+            let mut request = [0u8; 4096];
+            let _ = stream.read(&mut request);
+            let _ = stream.write_all(answer);
+            std::thread::sleep(Duration::from_secs(3));
+        });
+        WebhookUrl::parse(&url).unwrap()
+    }
+
+    fn send(url: &WebhookUrl, limit: Duration) -> Result<Answer, String> {
+        post(url, &[("webhook-id", "msg_1".into())], b"{}", limit)
+    }
+
+    #[test]
+    fn an_answer_is_complete_without_waiting_for_the_close() {
+        let started = Instant::now();
+        let framed = answering(
+            b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+        );
+        assert_eq!(send(&framed, Duration::from_secs(2)).unwrap().status, 200);
+        let empty = answering(b"HTTP/1.1 204 No Content\r\n\r\n");
+        assert_eq!(send(&empty, Duration::from_secs(2)).unwrap().status, 204);
+        let chunked =
+            answering(b"HTTP/1.1 202 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n");
+        assert_eq!(send(&chunked, Duration::from_secs(2)).unwrap().status, 202);
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+
+    #[test]
+    fn one_deadline_covers_the_whole_attempt() {
+        let silent = answering(b"");
+        let started = Instant::now();
+        assert_eq!(
+            send(&silent, Duration::from_millis(300)),
+            Err("timed out".into())
+        );
+        assert!(started.elapsed() < Duration::from_secs(1));
+        // A body that never ends is not a finished attempt either.
+        let endless = answering(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\npartial");
+        assert_eq!(
+            send(&endless, Duration::from_millis(300)),
+            Err("timed out".into())
+        );
+    }
+
+    #[test]
+    fn a_closed_port_is_refused() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let url = WebhookUrl::parse(&format!("http://127.0.0.1:{port}/")).unwrap();
+        assert_eq!(
+            send(&url, Duration::from_secs(2)),
+            Err("connection refused".into())
+        );
     }
 
     #[test]
