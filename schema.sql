@@ -120,3 +120,44 @@ CREATE TABLE idempotency_keys (
 -- and deleted by rowid. (A rowid table on purpose: deleting by a (scope, key)
 -- primary key made SQLite search by scope alone, all anonymous keys at once.)
 CREATE INDEX idempotency_keys_by_age ON idempotency_keys (created_at);
+
+-- migration 4: the webhook outbox: events and their deliveries
+-- Written in the same transaction as the change an event reports, so a
+-- committed change is never left unannounced (see src/webhooks).
+CREATE TABLE webhook_events (
+    id         INTEGER PRIMARY KEY AUTOINCREMENT,
+    -- The `webhook-id` header: the same on every attempt and every URL.
+    webhook_id TEXT    NOT NULL UNIQUE,
+    type       TEXT    NOT NULL,
+    -- The time of the change (the body's `timestamp`).
+    created_at INTEGER NOT NULL,
+    -- The JSON body, built at commit time and never changed.
+    body       TEXT    NOT NULL
+);
+
+-- Pruning finds old events by age.
+CREATE INDEX webhook_events_by_age ON webhook_events (created_at);
+
+-- One row per (event, URL configured when the change committed).
+CREATE TABLE webhook_deliveries (
+    event_id        INTEGER NOT NULL REFERENCES webhook_events (id) ON DELETE CASCADE,
+    url             TEXT    NOT NULL,
+    state           TEXT    NOT NULL DEFAULT 'pending'
+                    CHECK (state IN ('pending', 'delivered', 'gone', 'expired')),
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    -- When the next attempt is due (pending rows only).
+    next_attempt_at INTEGER NOT NULL,
+    -- The event's time, copied: the 24 hours of retries count from it.
+    created_at      INTEGER NOT NULL,
+    -- When the delivery stopped being pending.
+    done_at         INTEGER,
+    PRIMARY KEY (event_id, url)
+) WITHOUT ROWID;
+
+-- Pending rows only: the dispatcher's "what is due for this URL", in order.
+CREATE INDEX webhook_deliveries_due ON webhook_deliveries (url, next_attempt_at)
+    WHERE state = 'pending';
+
+-- Pending rows only: the backlog gauges (count, oldest) read from the index.
+CREATE INDEX webhook_deliveries_backlog ON webhook_deliveries (created_at)
+    WHERE state = 'pending';

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use crate::auth::{valid_username, AuthMode};
 use crate::cors::{valid_origin, CorsPolicy};
+use crate::webhooks::{WebhookSecret, WebhookUrl};
 
 /// Default listening address.
 pub const DEFAULT_ADDR: &str = "127.0.0.1:8080";
@@ -33,6 +34,7 @@ articles: an article REST API over SQLite, in one binary.
 Usage:
   articles [serve] [--addr HOST:PORT] [--db PATH] [--workers N] [--pool-size N]
                    [--auth open|required] [--max-body BYTES] [--cors-origin ORIGIN]
+                   [--webhook URL] [--webhook-secret SECRET]
                    [--shutdown-timeout SECONDS] [--idle-timeout SECONDS]
   articles migrate [--db PATH]
   articles user add NAME [--db PATH]       create a user; prints a token
@@ -56,6 +58,10 @@ Options (each also read from the environment variable shown):
                             [ARTICLES_MAX_BODY, default 1048576]
   --cors-origin ORIGIN      allow browser calls from ORIGIN (repeatable; * for any)
                             [ARTICLES_CORS_ORIGIN, comma-separated; default none]
+  --webhook URL             POST an event to this http:// URL on every change
+                            (repeatable) [ARTICLES_WEBHOOK, comma-separated]
+  --webhook-secret SECRET   sign webhooks: whsec_ and the base64 of 24 to 64 bytes
+                            [ARTICLES_WEBHOOK_SECRET, default: unsigned]
   --shutdown-timeout SECONDS  grace period for requests in flight on SIGTERM/SIGINT
                             [ARTICLES_SHUTDOWN_TIMEOUT, default 10]
   --idle-timeout SECONDS    close a connection that sends nothing for this long
@@ -134,6 +140,10 @@ pub struct Config {
     pub cors: Option<CorsPolicy>,
     /// How long requests in flight may take to finish on shutdown.
     pub shutdown_timeout: Duration,
+    /// Where change events are sent; empty: none are recorded.
+    pub webhooks: Vec<WebhookUrl>,
+    /// The key that signs them; `None`: unsigned.
+    pub webhook_secret: Option<WebhookSecret>,
 }
 
 impl Config {
@@ -150,6 +160,8 @@ impl Config {
             idle_timeout: Duration::from_secs(DEFAULT_IDLE_TIMEOUT_SECS),
             cors: None,
             shutdown_timeout: Duration::from_secs(DEFAULT_SHUTDOWN_TIMEOUT_SECS),
+            webhooks: Vec::new(),
+            webhook_secret: None,
         }
     }
 }
@@ -172,6 +184,8 @@ const FLAGS: &[(&str, &str)] = &[
     ("--idle-timeout", "ARTICLES_IDLE_TIMEOUT"),
     ("--cors-origin", "ARTICLES_CORS_ORIGIN"),
     ("--shutdown-timeout", "ARTICLES_SHUTDOWN_TIMEOUT"),
+    ("--webhook", "ARTICLES_WEBHOOK"),
+    ("--webhook-secret", "ARTICLES_WEBHOOK_SECRET"),
 ];
 
 /// Parses the arguments (without the program name), reading variables
@@ -199,8 +213,11 @@ where
             None => (arg.clone(), None),
         };
         let Some(&(flag, _)) = FLAGS.iter().find(|(flag, _)| *flag == name) else {
+            // The name only: the value of a mistyped flag may be a secret.
+            let name: String = name.chars().take(100).collect();
             return Err(ConfigError(format!(
-                "unknown argument '{arg}' (see --help)"
+                "unknown argument '{}' (see --help)",
+                name.escape_default()
             )));
         };
         let value = match inline.or_else(|| rest.next()) {
@@ -331,7 +348,32 @@ where
             origins.into_iter().map(|(_, o)| o).collect(),
         ));
     }
+    config.webhooks = webhook_urls(values("--webhook"))?;
+    if let Some((source, text)) = value("--webhook-secret") {
+        // The message never repeats the value: it is a secret.
+        let secret = WebhookSecret::parse(&text).map_err(|why| {
+            ConfigError(format!(
+                "{source}: not a webhook secret ({why}); expected whsec_ and the base64 of \
+                 24 to 64 bytes"
+            ))
+        })?;
+        config.webhook_secret = Some(secret);
+    }
     Ok(Command::Serve(config))
+}
+
+/// The webhook URLs, checked and without repeats, in the order given.
+fn webhook_urls(given: Vec<(String, String)>) -> Result<Vec<WebhookUrl>, ConfigError> {
+    let mut urls: Vec<WebhookUrl> = Vec::new();
+    for (source, text) in given {
+        // The URL is not repeated: its query may hold the receiver's token.
+        let url = WebhookUrl::parse(&text)
+            .map_err(|why| ConfigError(format!("{source}: bad webhook URL: {why}")))?;
+        if !urls.contains(&url) {
+            urls.push(url);
+        }
+    }
+    Ok(urls)
 }
 
 fn username(name: &str) -> Result<String, ConfigError> {
@@ -505,6 +547,62 @@ mod tests {
         assert_eq!(serve(&[], env).cors, Some(CorsPolicy::Any));
         assert_eq!(serve(&[], no_env).cors, None);
         assert!(error(&["--cors-origin", "https://a/path"]).contains("--cors-origin"));
+    }
+
+    #[test]
+    fn webhooks_repeat_or_come_from_a_list() {
+        let config = serve(
+            &[
+                "--webhook",
+                "http://a:1/x",
+                "--webhook=http://b/",
+                "--webhook",
+                "http://a:1/x",
+            ],
+            no_env,
+        );
+        let urls: Vec<&str> = config.webhooks.iter().map(WebhookUrl::as_str).collect();
+        assert_eq!(urls, ["http://a:1/x", "http://b/"]);
+        let env =
+            |name: &str| (name == "ARTICLES_WEBHOOK").then(|| "http://x/, http://y/".to_owned());
+        assert_eq!(serve(&[], env).webhooks.len(), 2);
+        assert!(serve(&[], no_env).webhooks.is_empty());
+        let err = error(&["--webhook", "https://secure.example/hook"]);
+        assert!(err.contains("--webhook") && err.contains("TLS"), "{err}");
+        assert!(error(&["--webhook", "ftp://x/"]).contains("--webhook"));
+    }
+
+    #[test]
+    fn webhook_secrets_are_checked_and_never_echoed() {
+        let good = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+        let config = serve(&["--webhook-secret", good], no_env);
+        assert!(config.webhook_secret.is_some());
+        assert!(!format!("{config:?}").contains("MfKQ9r8G"));
+        for bad in [
+            "whsec_c2hvcnQ=",
+            "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+            "whsec_!!notbase64!!",
+            "",
+        ] {
+            let err = error(&["--webhook-secret", bad]);
+            assert!(err.contains("--webhook-secret"), "{err}");
+            assert!(
+                bad.is_empty() || !err.contains(bad.trim_start_matches("whsec_")),
+                "{err}"
+            );
+        }
+        let env =
+            |name: &str| (name == "ARTICLES_WEBHOOK_SECRET").then(|| "hunter2hunter2".to_owned());
+        let err = parse(Vec::<String>::new(), env).unwrap_err().0;
+        assert!(
+            err.contains("ARTICLES_WEBHOOK_SECRET") && !err.contains("hunter2"),
+            "{err}"
+        );
+        let err = error(&["--webhook-secrte=whsec_hunter2hunter2"]);
+        assert!(
+            err.contains("--webhook-secrte") && !err.contains("hunter2"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -23,6 +23,15 @@
 //! claimed in `App::in_flight` while it runs (a retry meanwhile is a 409)
 //! and saves its response in the same transaction as the article
 //! (`idempotency`, `Store::create_article_once`).
+//!
+//! # Webhooks
+//!
+//! Every create, update and delete writes its webhook event (one row per
+//! configured URL) in the same write transaction as the change
+//! (`store::outbox`), then
+//! wakes the `webhooks` dispatcher thread, which sends each delivery from
+//! a short-lived attempt thread of its own and records the outcome. No
+//! request worker ever waits on a receiver. See `webhooks` for the diagram.
 
 pub mod admin;
 pub mod article;
@@ -44,6 +53,7 @@ pub mod signals;
 pub mod store;
 pub mod time;
 pub mod urlencoded;
+pub mod webhooks;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -51,9 +61,11 @@ use config::Config;
 use idempotency::InFlight;
 use metrics::Metrics;
 use store::Store;
+use webhooks::Outbox;
 
 /// Everything a handler can reach: configuration, database, metrics, the
-/// idempotency keys in flight, and whether a shutdown is under way.
+/// idempotency keys in flight, the webhook outbox, and whether a shutdown
+/// is under way.
 pub struct App {
     /// The server's settings.
     pub config: Config,
@@ -63,6 +75,8 @@ pub struct App {
     pub metrics: Metrics,
     /// `Idempotency-Key`s whose first request is being processed.
     pub in_flight: InFlight,
+    /// Where writes queue their webhook events.
+    pub outbox: Outbox,
     shutting_down: AtomicBool,
 }
 
@@ -71,6 +85,7 @@ impl App {
     pub fn open(config: Config) -> Result<App, store::StoreError> {
         let store = Store::open(&config.db, config.pool_size)?;
         Ok(App {
+            outbox: Outbox::new(config.webhooks.clone()),
             config,
             store,
             metrics: Metrics::default(),

@@ -62,11 +62,28 @@ struct Histogram {
     sum_micros: AtomicU64,
 }
 
+/// How a webhook delivery attempt ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeliveryOutcome {
+    /// A 2xx answer.
+    Success = 0,
+    /// Anything else but a 410; it is retried.
+    Failure = 1,
+    /// A 410 Gone.
+    Gone = 2,
+    /// A failure after 24 hours of them: the delivery is abandoned.
+    Expired = 3,
+}
+
+/// The `outcome` labels, indexed by `DeliveryOutcome`.
+const OUTCOMES: [&str; 4] = ["success", "failure", "gone", "expired"];
+
 /// Everything the server counts.
 pub struct Metrics {
     requests: Vec<AtomicU64>,
     latency: Vec<Histogram>,
     in_flight: AtomicI64,
+    deliveries: [AtomicU64; OUTCOMES.len()],
 }
 
 /// Gauges read at scrape time from elsewhere.
@@ -76,6 +93,9 @@ pub struct Snapshot {
     /// Statements that found the database busy or locked, or waited too long
     /// for a pooled connection.
     pub db_busy_total: u64,
+    /// Pending webhook deliveries and the age in seconds of the oldest
+    /// one's event; `None` when the database could not say.
+    pub webhook_backlog: Option<(u64, f64)>,
 }
 
 impl Default for Metrics {
@@ -87,6 +107,7 @@ impl Default for Metrics {
                 .collect(),
             latency: (0..routes).map(|_| Histogram::default()).collect(),
             in_flight: AtomicI64::new(0),
+            deliveries: Default::default(),
         }
     }
 }
@@ -115,6 +136,11 @@ impl Metrics {
         histogram
             .sum_micros
             .fetch_add(elapsed.as_micros() as u64, Ordering::Relaxed);
+    }
+
+    /// A webhook delivery attempt ended.
+    pub fn delivery(&self, outcome: DeliveryOutcome) {
+        self.deliveries[outcome as usize].fetch_add(1, Ordering::Relaxed);
     }
 
     /// Requests being served now.
@@ -198,7 +224,35 @@ impl Metrics {
             snapshot.db_busy_total,
             env!("CARGO_PKG_VERSION")
         );
+        self.render_webhooks(snapshot, &mut out);
         out
+    }
+
+    /// The webhook series. Named as the HTTP contract names them, without
+    /// the `articles_` prefix.
+    fn render_webhooks(&self, snapshot: &Snapshot, out: &mut String) {
+        out.push_str(
+            "# HELP webhook_deliveries_total Webhook delivery attempts by outcome.\n\
+             # TYPE webhook_deliveries_total counter\n",
+        );
+        for (outcome, count) in OUTCOMES.iter().zip(&self.deliveries) {
+            let _ = writeln!(
+                out,
+                "webhook_deliveries_total{{outcome=\"{outcome}\"}} {}",
+                count.load(Ordering::Relaxed)
+            );
+        }
+        if let Some((pending, oldest)) = snapshot.webhook_backlog {
+            let _ = writeln!(
+                out,
+                "# HELP webhook_deliveries_pending (event, URL) pairs not yet delivered, dropped or abandoned.\n\
+                 # TYPE webhook_deliveries_pending gauge\n\
+                 webhook_deliveries_pending {pending}\n\
+                 # HELP webhook_oldest_pending_age_seconds Age of the oldest event with a pending delivery; 0 when none.\n\
+                 # TYPE webhook_oldest_pending_age_seconds gauge\n\
+                 webhook_oldest_pending_age_seconds {oldest:.3}"
+            );
+        }
     }
 }
 
@@ -206,10 +260,24 @@ impl Metrics {
 mod tests {
     use super::*;
 
+    #[test]
+    fn counts_delivery_outcomes() {
+        let metrics = Metrics::default();
+        metrics.delivery(DeliveryOutcome::Failure);
+        metrics.delivery(DeliveryOutcome::Failure);
+        metrics.delivery(DeliveryOutcome::Success);
+        let text = metrics.render(&snapshot());
+        assert!(text.contains("webhook_deliveries_total{outcome=\"failure\"} 2\n"));
+        assert!(text.contains("webhook_deliveries_total{outcome=\"success\"} 1\n"));
+        assert!(text.contains("webhook_deliveries_total{outcome=\"gone\"} 0\n"));
+        assert!(text.contains("webhook_deliveries_total{outcome=\"expired\"} 0\n"));
+    }
+
     fn snapshot() -> Snapshot {
         Snapshot {
             pools: vec![("read", 1, 3)],
             db_busy_total: 2,
+            webhook_backlog: Some((5, 12.5)),
         }
     }
 
@@ -264,6 +332,8 @@ mod tests {
         assert!(text.contains("articles_db_pool_connections{pool=\"read\",state=\"in_use\"} 1"));
         assert!(text.contains("articles_db_pool_connections{pool=\"read\",state=\"idle\"} 3"));
         assert!(text.contains("articles_db_busy_errors_total 2"));
+        assert!(text.contains("webhook_deliveries_pending 5\n"));
+        assert!(text.contains("webhook_oldest_pending_age_seconds 12.500\n"));
         assert!(text.contains(&format!(
             "articles_build_info{{version=\"{}\"}} 1",
             env!("CARGO_PKG_VERSION")

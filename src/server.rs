@@ -20,6 +20,7 @@ use crate::error::ApiError;
 use crate::request::{sane_request_id, Req};
 use crate::response::{reason_phrase, Reply};
 use crate::time::{http_date, now_millis};
+use crate::webhooks::Deliveries;
 use crate::{cors, ids, metrics, router, App};
 
 /// Pause after an accept error that may pass (out of file descriptors, a
@@ -41,6 +42,8 @@ pub struct Server {
     workers: Vec<JoinHandle<()>>,
     queue: Arc<MessagesQueue<Message>>,
     shutdown: ShutdownHandle,
+    /// The webhook dispatcher, when there is anything to deliver.
+    deliveries: Option<Deliveries>,
 }
 
 /// Starts a graceful shutdown from any thread (a signal waiter, a test).
@@ -97,6 +100,7 @@ impl Server {
             stop,
             listener,
         };
+        let deliveries = Deliveries::start(Arc::clone(&app))?;
         Ok(Server {
             app,
             local_addr,
@@ -104,6 +108,7 @@ impl Server {
             workers,
             queue,
             shutdown,
+            deliveries,
         })
     }
 
@@ -119,9 +124,10 @@ impl Server {
 
     /// Blocks until the server stops, and stops it gracefully.
     ///
-    /// After a shutdown (see `ShutdownHandle`): the requests already queued
-    /// or running finish, for at most `--shutdown-timeout`; then the WAL is
-    /// checkpointed. An accept error the loop cannot recover from is
+    /// After a shutdown (see `ShutdownHandle`): the webhook dispatcher stops
+    /// (an attempt in flight is abandoned, and retried after the restart),
+    /// the requests already queued or running finish, all within
+    /// `--shutdown-timeout`; then the WAL is checkpointed. An accept error the loop cannot recover from is
     /// returned at once, so the process exits non-zero and its supervisor
     /// restarts it.
     pub fn wait(self) -> io::Result<()> {
@@ -132,9 +138,12 @@ impl Server {
         self.shutdown.shutdown();
         accepted?;
 
+        let deadline = Instant::now() + self.app.config.shutdown_timeout;
+        if let Some(deliveries) = self.deliveries {
+            deliveries.stop(deadline);
+        }
         // Each worker stops at the first unblock marker it takes; the markers
         // queue behind every request already received.
-        let deadline = Instant::now() + self.app.config.shutdown_timeout;
         for _ in &self.workers {
             let _ = self.queue.unblock();
         }

@@ -82,6 +82,47 @@ pub fn http_date(millis: i64) -> String {
     )
 }
 
+/// Reads an HTTP date in the preferred format (RFC 9110 IMF-fixdate, e.g.
+/// `Sun, 06 Nov 1994 08:49:37 GMT`) as milliseconds since the epoch. The two
+/// obsolete formats are not read: senders have been required to use this
+/// one since 1999, and a caller that cannot read a date only loses a hint.
+pub fn parse_http_date(text: &str) -> Option<i64> {
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let (_weekday, rest) = text.trim().split_once(", ")?;
+    let parts: Vec<&str> = rest.split(' ').collect();
+    let [day, month, year, clock, "GMT"] = parts.as_slice() else {
+        return None;
+    };
+    let number = |s: &str, len: usize| -> Option<i64> {
+        (s.len() == len && s.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| s.parse().ok())
+            .flatten()
+    };
+    let day = number(day, 2)?;
+    let month = MONTHS.iter().position(|m| m == month)? as i64 + 1;
+    let year = number(year, 4)?;
+    let mut hms = clock.split(':').map(|s| number(s, 2));
+    let (h, m, s) = (hms.next()??, hms.next()??, hms.next()??);
+    if hms.next().is_some() || !(1..=31).contains(&day) || h > 23 || m > 59 || s > 60 {
+        return None;
+    }
+    let days = days_from_civil(year, month, day);
+    Some(((days * 86_400) + h * 3600 + m * 60 + s) * 1000)
+}
+
+/// Converts a proleptic Gregorian date to days since 1970-01-01. Howard
+/// Hinnant's `days_from_civil` algorithm, the inverse of `civil_from_days`.
+fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    let year = if month <= 2 { year - 1 } else { year };
+    let era = year.div_euclid(400);
+    let year_of_era = year - era * 400;
+    let day_of_year = (153 * (month + if month > 2 { -3 } else { 9 }) + 2) / 5 + day - 1;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    era * 146_097 + day_of_era - 719_468
+}
+
 /// Converts days since 1970-01-01 to a proleptic Gregorian (year, month,
 /// day). Howard Hinnant's `civil_from_days` algorithm.
 fn civil_from_days(days: i64) -> (i64, u32, u32) {
@@ -132,6 +173,31 @@ mod tests {
             http_date(1_795_556_649_123),
             "Tue, 24 Nov 2026 21:44:09 GMT"
         );
+    }
+
+    #[test]
+    fn parses_http_dates_back() {
+        assert_eq!(
+            parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT"),
+            Some(784_111_777_000)
+        );
+        let now = 1_795_556_649_000;
+        assert_eq!(parse_http_date(&http_date(now)), Some(now));
+        assert_eq!(
+            parse_http_date(&http_date(951_782_400_000)),
+            Some(951_782_400_000)
+        );
+        for bad in [
+            "",
+            "Sunday, 06-Nov-94 08:49:37 GMT",
+            "Sun Nov  6 08:49:37 1994",
+            "Sun, 06 Nov 1994 08:49:37 UTC",
+            "Sun, 6 Nov 1994 08:49:37 GMT",
+            "Sun, 06 Foo 1994 08:49:37 GMT",
+            "Sun, 06 Nov 1994 25:49:37 GMT",
+        ] {
+            assert_eq!(parse_http_date(bad), None, "{bad}");
+        }
     }
 
     #[test]

@@ -38,7 +38,11 @@ pub fn create(app: &App, req: &mut Req<'_>) -> Result<Reply, ApiError> {
         Some(key) => create_once(app, user, &key, &body),
         None => {
             let change = parse_change(&body, WriteKind::Create)?;
-            Ok(created(&app.store.create_article(&change, user)?))
+            Ok(created(&app.store.create_article(
+                &change,
+                user,
+                &app.outbox,
+            )?))
         }
     }
 }
@@ -77,7 +81,7 @@ pub fn delete(app: &App, req: &mut Req<'_>, id: i64) -> Result<Reply, ApiError> 
     let user = auth::writer(req.user.as_ref(), app.config.auth)?;
     let conditions = preconditions(req);
     app.store
-        .delete_article(id, |current| {
+        .delete_article(id, &app.outbox, |current| {
             auth::may_modify(user, current)?;
             check_write(&conditions, current)
         })?
@@ -97,7 +101,7 @@ fn update(app: &App, req: &mut Req<'_>, id: i64, kind: WriteKind) -> Result<Repl
     let user = req.user.as_ref();
     let article = app
         .store
-        .update_article(id, |current| {
+        .update_article(id, &app.outbox, |current| {
             auth::may_modify(user, current)?;
             check_write(&conditions, current)?;
             change
@@ -129,6 +133,7 @@ fn create_once(
     let creation = app.store.create_article_once(
         &request,
         user,
+        &app.outbox,
         || parse_change(body, WriteKind::Create),
         |article| SavedResponse::of(&created(article)),
     )?;

@@ -10,6 +10,7 @@ use crate::metrics::Snapshot;
 use crate::request::Req;
 use crate::response::{Reply, JSON};
 use crate::store::Store;
+use crate::time::now_millis;
 use crate::App;
 
 /// How long readiness waits for the database.
@@ -41,9 +42,20 @@ pub fn readyz(app: &App, _req: &mut Req<'_>) -> Result<Reply, ApiError> {
 
 /// `GET /metrics`: Prometheus text format 0.0.4.
 pub fn metrics(app: &App, _req: &mut Req<'_>) -> Result<Reply, ApiError> {
+    let webhook_backlog = match app.store.webhook_backlog() {
+        Ok((pending, oldest)) => {
+            let age = oldest.map_or(0.0, |at| (now_millis() - at).max(0) as f64 / 1000.0);
+            Some((pending, age))
+        }
+        Err(err) => {
+            log::warn!("metrics: reading the webhook backlog failed: {err}");
+            None
+        }
+    };
     let snapshot = Snapshot {
         pools: app.store.pool_states(),
         db_busy_total: Store::busy_errors(),
+        webhook_backlog,
     };
     let body = app.metrics.render(&snapshot).into_bytes();
     Ok(Reply::with_body(200, PROMETHEUS_TEXT, body))

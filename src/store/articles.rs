@@ -3,11 +3,13 @@
 use rusqlite::types::Value;
 use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
 
+use super::outbox::record_event;
 use super::{Store, StoreError};
 use crate::article::{Article, ArticleChange, Author};
 use crate::auth::User;
 use crate::listing::{ArticleQuery, SortKey};
 use crate::time::now_millis;
+use crate::webhooks::{EventType, Outbox};
 
 /// The columns of an article and the tables they come from, its tags joined
 /// into one value by a correlated subquery, so a page of any size is one
@@ -92,16 +94,28 @@ impl Store {
     }
 
     /// Creates an article from a complete change (every field set), written
-    /// by `author` (`None`: anonymous).
+    /// by `author` (`None`: anonymous), and queues its `article.created`
+    /// event in `outbox` in the same transaction.
     pub fn create_article(
         &self,
         change: &ArticleChange,
         author: Option<&User>,
+        outbox: &Outbox,
     ) -> Result<Article, StoreError> {
         let mut conn = self.write()?;
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let article = insert_article(&tx, change, author)?;
+        let queued = record_event(
+            &tx,
+            outbox,
+            EventType::Created,
+            article.created_at,
+            &article,
+        )?;
         tx.commit()?;
+        if queued {
+            outbox.notify();
+        }
         Ok(article)
     }
 
@@ -109,10 +123,12 @@ impl Store {
     /// after seeing the article as it is inside the write transaction (so
     /// checks made there cannot race another writer); an error from `decide`
     /// changes nothing. `updated_at` always moves forward, even within one
-    /// millisecond.
+    /// millisecond. The `article.updated` event is queued in `outbox` in the
+    /// same transaction.
     pub fn update_article<E: From<StoreError>>(
         &self,
         id: i64,
+        outbox: &Outbox,
         decide: impl FnOnce(&Article) -> Result<ArticleChange, E>,
     ) -> Result<Option<Article>, E> {
         let mut conn = self.write()?;
@@ -131,7 +147,7 @@ impl Store {
             article.content = content;
         }
         article.updated_at = now_millis().max(article.updated_at + 1);
-        let result: Result<(), StoreError> = (|| {
+        let result: Result<bool, StoreError> = (|| {
             tx.prepare_cached(UPDATE_ARTICLE)?.execute(params![
                 id,
                 article.title,
@@ -143,18 +159,29 @@ impl Store {
                 insert_tags(&tx, id, &tags)?;
                 article.tags = tags;
             }
+            let queued = record_event(
+                &tx,
+                outbox,
+                EventType::Updated,
+                article.updated_at,
+                &article,
+            )?;
             tx.commit()?;
-            Ok(())
+            Ok(queued)
         })();
-        result?;
+        if result? {
+            outbox.notify();
+        }
         Ok(Some(article))
     }
 
     /// Deletes article `id` if it exists and `guard` lets it; returns the
-    /// article as it was.
+    /// article as it was, which is also the data of the `article.deleted`
+    /// event queued in `outbox` in the same transaction.
     pub fn delete_article<E: From<StoreError>>(
         &self,
         id: i64,
+        outbox: &Outbox,
         guard: impl FnOnce(&Article) -> Result<(), E>,
     ) -> Result<Option<Article>, E> {
         let mut conn = self.write()?;
@@ -165,12 +192,18 @@ impl Store {
             return Ok(None);
         };
         guard(&article)?;
-        let result: Result<(), StoreError> = (|| {
+        let result: Result<bool, StoreError> = (|| {
             tx.prepare_cached(DELETE_ARTICLE)?.execute([id])?;
+            // Never before the article's last change, even if the clock
+            // stepped back.
+            let at = now_millis().max(article.updated_at);
+            let queued = record_event(&tx, outbox, EventType::Deleted, at, &article)?;
             tx.commit()?;
-            Ok(())
+            Ok(queued)
         })();
-        result?;
+        if result? {
+            outbox.notify();
+        }
         Ok(Some(article))
     }
 }
@@ -414,7 +447,7 @@ mod tests {
     fn creates_reads_updates_and_deletes() {
         let store = store();
         let created = store
-            .create_article(&change("first", &["a", "b"]), None)
+            .create_article(&change("first", &["a", "b"]), None, &Outbox::default())
             .unwrap();
         assert_eq!(store.article(created.id).unwrap().unwrap(), created);
 
@@ -423,7 +456,9 @@ mod tests {
             ..ArticleChange::default()
         };
         let updated = store
-            .update_article(created.id, |_| Ok::<_, StoreError>(patch))
+            .update_article(created.id, &Outbox::default(), |_| {
+                Ok::<_, StoreError>(patch)
+            })
             .unwrap()
             .unwrap();
         assert_eq!(updated.title, "renamed");
@@ -432,7 +467,7 @@ mod tests {
         assert_eq!(store.article(created.id).unwrap().unwrap(), updated);
 
         let deleted = store
-            .delete_article(created.id, |_| Ok::<_, StoreError>(()))
+            .delete_article(created.id, &Outbox::default(), |_| Ok::<_, StoreError>(()))
             .unwrap();
         assert_eq!(deleted, Some(updated));
         assert_eq!(store.article(created.id).unwrap(), None);
@@ -441,8 +476,12 @@ mod tests {
     #[test]
     fn a_refusing_guard_changes_nothing() {
         let store = store();
-        let created = store.create_article(&change("kept", &[]), None).unwrap();
-        let refused = store.delete_article(created.id, |_| Err(StoreError::Internal("no".into())));
+        let created = store
+            .create_article(&change("kept", &[]), None, &Outbox::default())
+            .unwrap();
+        let refused = store.delete_article(created.id, &Outbox::default(), |_| {
+            Err(StoreError::Internal("no".into()))
+        });
         assert!(refused.is_err());
         assert!(store.article(created.id).unwrap().is_some());
     }
@@ -451,12 +490,22 @@ mod tests {
     fn lists_filters_searches_and_counts() {
         let store = store();
         store
-            .create_article(&change("Rust web servers", &["rust", "web"]), None)
+            .create_article(
+                &change("Rust web servers", &["rust", "web"]),
+                None,
+                &Outbox::default(),
+            )
             .unwrap();
         store
-            .create_article(&change("Python web apps", &["python", "web"]), None)
+            .create_article(
+                &change("Python web apps", &["python", "web"]),
+                None,
+                &Outbox::default(),
+            )
             .unwrap();
-        store.create_article(&change("Cooking", &[]), None).unwrap();
+        store
+            .create_article(&change("Cooking", &[]), None, &Outbox::default())
+            .unwrap();
 
         let (page, total) = store.list_articles(&query("")).unwrap();
         assert_eq!(total, 3);
@@ -479,11 +528,15 @@ mod tests {
     #[test]
     fn ids_are_never_reused() {
         let store = store();
-        let first = store.create_article(&change("a", &[]), None).unwrap();
-        store
-            .delete_article(first.id, |_| Ok::<_, StoreError>(()))
+        let first = store
+            .create_article(&change("a", &[]), None, &Outbox::default())
             .unwrap();
-        let second = store.create_article(&change("b", &[]), None).unwrap();
+        store
+            .delete_article(first.id, &Outbox::default(), |_| Ok::<_, StoreError>(()))
+            .unwrap();
+        let second = store
+            .create_article(&change("b", &[]), None, &Outbox::default())
+            .unwrap();
         assert!(second.id > first.id);
     }
 }

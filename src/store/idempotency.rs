@@ -3,11 +3,13 @@
 use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
 
 use super::articles::insert_article;
+use super::outbox::record_event;
 use super::{Store, StoreError};
 use crate::article::{Article, ArticleChange};
 use crate::auth::User;
 use crate::idempotency::{SavedResponse, KEY_LIFETIME_MILLIS};
 use crate::time::now_millis;
+use crate::webhooks::{EventType, Outbox};
 
 /// Most expired keys removed each time a key is saved: bounded work per
 /// request, yet more than one, so the table never holds much beyond the
@@ -65,11 +67,13 @@ impl Store {
     /// gives the article to create (its error writes nothing, so a failed
     /// request leaves the key free), and the article and the response
     /// `respond` makes for it are written together, so neither can exist
-    /// without the other. Expired keys are pruned on the way, a few at a time.
+    /// without the other; so is its `article.created` event, in `outbox`.
+    /// Expired keys are pruned on the way, a few at a time.
     pub fn create_article_once<E: From<StoreError>>(
         &self,
         request: &KeyedRequest<'_>,
         author: Option<&User>,
+        outbox: &Outbox,
         decide: impl FnOnce() -> Result<ArticleChange, E>,
         respond: impl FnOnce(&Article) -> SavedResponse,
     ) -> Result<Creation, E> {
@@ -87,16 +91,27 @@ impl Store {
             None => {}
         }
         let change = decide()?;
-        let result: Result<SavedResponse, StoreError> = (|| {
+        let result: Result<(SavedResponse, bool), StoreError> = (|| {
             tx.prepare_cached(PRUNE_KEYS)?
                 .execute(params![expired, PRUNE_BATCH])?;
             let article = insert_article(&tx, &change, author)?;
             let response = respond(&article);
             save_key(&tx, request, now, &response)?;
+            let queued = record_event(
+                &tx,
+                outbox,
+                EventType::Created,
+                article.created_at,
+                &article,
+            )?;
             tx.commit()?;
-            Ok(response)
+            Ok((response, queued))
         })();
-        Ok(Creation::Created(result?))
+        let (response, queued) = result?;
+        if queued {
+            outbox.notify();
+        }
+        Ok(Creation::Created(response))
     }
 }
 
@@ -186,6 +201,7 @@ mod tests {
             .create_article_once(
                 request,
                 None,
+                &Outbox::default(),
                 || Ok::<_, StoreError>(change(title)),
                 respond,
             )
@@ -217,6 +233,7 @@ mod tests {
             .create_article_once(
                 &keyed("k", 2),
                 None,
+                &Outbox::default(),
                 || -> Result<ArticleChange, StoreError> { panic!("decided twice") },
                 respond,
             )
@@ -237,6 +254,7 @@ mod tests {
         let refused = store.create_article_once(
             &keyed("k", 1),
             None,
+            &Outbox::default(),
             || Err(StoreError::Internal("invalid".into())),
             respond,
         );

@@ -16,6 +16,7 @@
 mod articles;
 mod idempotency;
 mod migrate;
+mod outbox;
 mod users;
 
 use std::fmt;
@@ -29,6 +30,7 @@ use rusqlite::{Connection, ErrorCode, OpenFlags};
 
 pub use idempotency::{Creation, KeyedRequest, SavedKey};
 pub use migrate::{migrate, LATEST_VERSION};
+pub use outbox::{DeliveryEnd, PendingDelivery};
 
 /// How long a statement waits for SQLite's lock, and a request for a pooled
 /// connection, before the request is answered 503.

@@ -2,6 +2,8 @@
 //! database, and speak HTTP/1.1 to it over plain sockets.
 #![allow(dead_code)] // each test crate uses a different part
 
+pub mod receiver;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
@@ -192,6 +194,42 @@ impl TestServer {
         let dir = std::mem::replace(&mut self.dir, TempDir::new());
         drop(self);
         TestServer::start_in(dir, &["--db", db.to_str().unwrap()], &[])
+    }
+
+    /// Stops the server, if still running, with `signal` ("KILL": no clean
+    /// shutdown; "TERM": a graceful one), then starts a new one on the same database file with
+    /// `args`.
+    pub fn restart_with(mut self, signal: &str, args: &[&str]) -> TestServer {
+        if self.alive() {
+            self.signal(signal);
+            self.wait_exit(Duration::from_secs(15));
+        }
+        let db = self.db_path();
+        let dir = std::mem::replace(&mut self.dir, TempDir::new());
+        drop(self);
+        TestServer::start_in(dir, &["--db", db.to_str().unwrap()], args)
+    }
+
+    /// The value of one series on `/metrics` (name and labels exactly as
+    /// rendered), if present.
+    pub fn metric(&self, series: &str) -> Option<f64> {
+        let text = self.get("/metrics").text();
+        text.lines()
+            .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+            .map(|value| value.parse().unwrap())
+    }
+
+    /// Polls `/metrics` until `series` has `value`, for `TIMEOUT` at most.
+    pub fn await_metric(&self, series: &str, value: f64) {
+        let deadline = Instant::now() + TIMEOUT;
+        while self.metric(series) != Some(value) {
+            assert!(
+                Instant::now() < deadline,
+                "{series} is {:?}, never {value}",
+                self.metric(series)
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// Whether the process is still running.

@@ -1,0 +1,394 @@
+//! Webhook outbox SQL: events written with the change they report, and the
+//! dispatcher's reads and short writes of delivery state.
+
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+
+use super::{Store, StoreError};
+use crate::article::Article;
+use crate::webhooks::{event_body, new_message_id, EventType, Outbox};
+
+const INSERT_EVENT: &str =
+    "INSERT INTO webhook_events (webhook_id, type, created_at, body) VALUES (?1, ?2, ?3, ?4)";
+
+/// Due at once: the dispatcher is woken right after the commit.
+const INSERT_DELIVERY: &str = "INSERT INTO webhook_deliveries \
+     (event_id, url, next_attempt_at, created_at) VALUES (?1, ?2, ?3, ?3)";
+
+const PENDING_URLS: &str = "SELECT DISTINCT url FROM webhook_deliveries WHERE state = 'pending'";
+
+/// The pending deliveries of one URL, soonest first.
+const DUE: &str = "SELECT event_id, next_attempt_at FROM webhook_deliveries \
+     WHERE url = ?1 AND state = 'pending' ORDER BY next_attempt_at LIMIT ?2";
+
+const SELECT_DELIVERY: &str = "SELECT e.webhook_id, e.body, d.attempts, d.created_at \
+     FROM webhook_deliveries d JOIN webhook_events e ON e.id = d.event_id \
+     WHERE d.event_id = ?1 AND d.url = ?2 AND d.state = 'pending'";
+
+/// Every outcome write is conditional on `pending`: once a delivery is
+/// done (say, dropped by a 410), a late outcome cannot revive it.
+const FINISH: &str = "UPDATE webhook_deliveries SET state = ?3, attempts = attempts + 1, \
+     done_at = ?4 WHERE event_id = ?1 AND url = ?2 AND state = 'pending'";
+
+const RETRY: &str = "UPDATE webhook_deliveries SET attempts = attempts + 1, next_attempt_at = ?3 \
+     WHERE event_id = ?1 AND url = ?2 AND state = 'pending'";
+
+const DROP_URL: &str = "UPDATE webhook_deliveries SET state = 'gone', done_at = ?2 \
+     WHERE url = ?1 AND state = 'pending'";
+
+const BACKLOG: &str =
+    "SELECT count(*), min(created_at) FROM webhook_deliveries WHERE state = 'pending'";
+
+/// Old events none of whose deliveries is pending, oldest first, a batch.
+const PRUNE: &str = "DELETE FROM webhook_events WHERE id IN (SELECT e.id FROM webhook_events e \
+     WHERE e.created_at <= ?1 AND NOT EXISTS (SELECT 1 FROM webhook_deliveries d \
+       WHERE d.event_id = e.id AND d.state = 'pending') \
+     ORDER BY e.created_at LIMIT ?2)";
+
+/// How a delivery ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeliveryEnd {
+    /// A 2xx answer.
+    Delivered,
+    /// The receiver answered 410 Gone.
+    Gone,
+    /// 24 hours of failures.
+    Expired,
+}
+
+impl DeliveryEnd {
+    fn as_str(self) -> &'static str {
+        match self {
+            DeliveryEnd::Delivered => "delivered",
+            DeliveryEnd::Gone => "gone",
+            DeliveryEnd::Expired => "expired",
+        }
+    }
+}
+
+/// A pending delivery, as an attempt needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingDelivery {
+    /// The `webhook-id`.
+    pub webhook_id: String,
+    /// The JSON body, exactly as recorded.
+    pub body: String,
+    /// Attempts made so far.
+    pub attempts: u32,
+    /// The event's time, in milliseconds since the epoch.
+    pub created_at: i64,
+}
+
+/// Records an event for `article` inside the caller's write transaction,
+/// with one delivery per live URL of `outbox`. Writes nothing, and returns
+/// false, when no webhook is configured.
+pub(super) fn record_event(
+    conn: &Connection,
+    outbox: &Outbox,
+    kind: EventType,
+    at: i64,
+    article: &Article,
+) -> Result<bool, StoreError> {
+    let urls = outbox.live_urls();
+    if urls.is_empty() {
+        return Ok(false);
+    }
+    let body = event_body(kind, at, article);
+    conn.prepare_cached(INSERT_EVENT)?.execute(params![
+        new_message_id(),
+        kind.as_str(),
+        at,
+        body
+    ])?;
+    let event = conn.last_insert_rowid();
+    let mut insert = conn.prepare_cached(INSERT_DELIVERY)?;
+    for url in urls {
+        insert.execute(params![event, url, at])?;
+    }
+    Ok(true)
+}
+
+impl Store {
+    /// The URLs that still have pending deliveries (configured or not).
+    pub fn pending_webhook_urls(&self) -> Result<Vec<String>, StoreError> {
+        let conn = self.read()?;
+        let mut stmt = conn.prepare_cached(PENDING_URLS)?;
+        let urls = stmt
+            .query_map([], |row| row.get(0))?
+            .collect::<Result<_, _>>()?;
+        Ok(urls)
+    }
+
+    /// Up to `limit` pending deliveries to `url`, soonest due first:
+    /// (event id, when due).
+    pub fn due_deliveries(&self, url: &str, limit: usize) -> Result<Vec<(i64, i64)>, StoreError> {
+        let conn = self.read()?;
+        let mut stmt = conn.prepare_cached(DUE)?;
+        let due = stmt
+            .query_map(params![url, limit as i64], |row| {
+                Ok((row.get(0)?, row.get(1)?))
+            })?
+            .collect::<Result<_, _>>()?;
+        Ok(due)
+    }
+
+    /// One pending delivery, if it still is.
+    pub fn pending_delivery(
+        &self,
+        event: i64,
+        url: &str,
+    ) -> Result<Option<PendingDelivery>, StoreError> {
+        let conn = self.read()?;
+        let found = conn
+            .prepare_cached(SELECT_DELIVERY)?
+            .query_row(params![event, url], |row| {
+                Ok(PendingDelivery {
+                    webhook_id: row.get(0)?,
+                    body: row.get(1)?,
+                    attempts: row.get(2)?,
+                    created_at: row.get(3)?,
+                })
+            })
+            .optional()?;
+        Ok(found)
+    }
+
+    /// Ends a delivery after an attempt. `Gone` also drops every other
+    /// pending delivery to the same URL; returns how many were dropped.
+    pub fn finish_delivery(
+        &self,
+        event: i64,
+        url: &str,
+        end: DeliveryEnd,
+        now: i64,
+    ) -> Result<usize, StoreError> {
+        self.short_write(|conn| {
+            conn.prepare_cached(FINISH)?
+                .execute(params![event, url, end.as_str(), now])?;
+            if end != DeliveryEnd::Gone {
+                return Ok(0);
+            }
+            Ok(conn.prepare_cached(DROP_URL)?.execute(params![url, now])?)
+        })
+    }
+
+    /// Counts a failed attempt and schedules the next one at `at`.
+    pub fn retry_delivery(&self, event: i64, url: &str, at: i64) -> Result<(), StoreError> {
+        self.short_write(|conn| {
+            conn.prepare_cached(RETRY)?
+                .execute(params![event, url, at])?;
+            Ok(())
+        })
+    }
+
+    /// Pending (event, URL) pairs, and the time of the oldest one's event.
+    pub fn webhook_backlog(&self) -> Result<(u64, Option<i64>), StoreError> {
+        let conn = self.read()?;
+        let (count, oldest): (i64, Option<i64>) = conn
+            .prepare_cached(BACKLOG)?
+            .query_row([], |row| Ok((row.get(0)?, row.get(1)?)))?;
+        Ok((count.max(0) as u64, oldest))
+    }
+
+    /// Deletes up to `batch` events older than `before` that have nothing
+    /// pending, with their deliveries; returns how many.
+    pub fn prune_webhook_events(&self, before: i64, batch: usize) -> Result<usize, StoreError> {
+        self.short_write(|conn| {
+            Ok(conn
+                .prepare_cached(PRUNE)?
+                .execute(params![before, batch as i64])?)
+        })
+    }
+
+    /// One short write transaction on the writer connection.
+    fn short_write<T>(
+        &self,
+        work: impl FnOnce(&Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut conn = self.write()?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let result = work(&tx)?;
+        tx.commit()?;
+        Ok(result)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::article::ArticleChange;
+    use crate::webhooks::WebhookUrl;
+
+    const A: &str = "http://a/";
+    const B: &str = "http://b/";
+
+    fn outbox() -> Outbox {
+        Outbox::new(vec![
+            WebhookUrl::parse(A).unwrap(),
+            WebhookUrl::parse(B).unwrap(),
+        ])
+    }
+
+    fn change(title: &str) -> ArticleChange {
+        ArticleChange {
+            title: Some(title.into()),
+            content: Some("c".into()),
+            tags: Some(vec![]),
+        }
+    }
+
+    fn count(store: &Store, sql: &str) -> i64 {
+        store
+            .read()
+            .unwrap()
+            .query_row(sql, [], |row| row.get(0))
+            .unwrap()
+    }
+
+    #[test]
+    fn nothing_is_recorded_without_webhooks() {
+        let store = Store::open(":memory:", 1).unwrap();
+        let none = Outbox::default();
+        let article = store.create_article(&change("a"), None, &none).unwrap();
+        store
+            .delete_article(article.id, &none, |_| Ok::<_, StoreError>(()))
+            .unwrap();
+        assert_eq!(count(&store, "SELECT count(*) FROM webhook_events"), 0);
+        assert_eq!(count(&store, "SELECT count(*) FROM webhook_deliveries"), 0);
+    }
+
+    #[test]
+    fn every_change_queues_one_event_per_url() {
+        let store = Store::open(":memory:", 1).unwrap();
+        let outbox = outbox();
+        let article = store.create_article(&change("a"), None, &outbox).unwrap();
+        store
+            .update_article(article.id, &outbox, |_| Ok::<_, StoreError>(change("b")))
+            .unwrap();
+        store
+            .delete_article(article.id, &outbox, |_| Ok::<_, StoreError>(()))
+            .unwrap();
+        let types: Vec<String> = {
+            let conn = store.read().unwrap();
+            let mut stmt = conn
+                .prepare("SELECT type FROM webhook_events ORDER BY id")
+                .unwrap();
+            stmt.query_map([], |row| row.get(0))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap()
+        };
+        assert_eq!(
+            types,
+            ["article.created", "article.updated", "article.deleted"]
+        );
+        assert_eq!(store.webhook_backlog().unwrap().0, 6);
+        assert_eq!(store.pending_webhook_urls().unwrap().len(), 2);
+        let due = store.due_deliveries(A, 10).unwrap();
+        assert_eq!(due.len(), 3);
+        let first = store.pending_delivery(due[0].0, A).unwrap().unwrap();
+        assert!(
+            first.body.starts_with(r#"{"type":"article.created","#),
+            "{}",
+            first.body
+        );
+        assert_eq!((first.attempts, first.created_at), (0, article.created_at));
+    }
+
+    #[test]
+    fn a_refused_change_queues_nothing() {
+        let store = Store::open(":memory:", 1).unwrap();
+        let outbox = outbox();
+        let article = store.create_article(&change("a"), None, &outbox).unwrap();
+        let refused = store.delete_article(article.id, &outbox, |_| {
+            Err(StoreError::Internal("no".into()))
+        });
+        assert!(refused.is_err());
+        assert_eq!(count(&store, "SELECT count(*) FROM webhook_events"), 1);
+    }
+
+    #[test]
+    fn outcomes_retry_finish_and_drop_a_gone_url() {
+        let store = Store::open(":memory:", 1).unwrap();
+        let outbox = outbox();
+        for title in ["a", "b", "c"] {
+            store.create_article(&change(title), None, &outbox).unwrap();
+        }
+        let due: Vec<i64> = store
+            .due_deliveries(A, 10)
+            .unwrap()
+            .iter()
+            .map(|d| d.0)
+            .collect();
+        store.retry_delivery(due[0], A, i64::MAX / 2).unwrap();
+        assert_eq!(
+            store.due_deliveries(A, 10).unwrap().last().unwrap().0,
+            due[0]
+        );
+        store
+            .finish_delivery(due[1], A, DeliveryEnd::Delivered, 1)
+            .unwrap();
+        assert_eq!(
+            store
+                .finish_delivery(due[2], A, DeliveryEnd::Gone, 1)
+                .unwrap(),
+            1
+        );
+        assert!(store.due_deliveries(A, 10).unwrap().is_empty());
+        // A late outcome cannot revive a dropped delivery.
+        store.retry_delivery(due[0], A, 0).unwrap();
+        assert!(store.pending_delivery(due[0], A).unwrap().is_none());
+        assert_eq!(store.webhook_backlog().unwrap().0, 3, "B's three remain");
+        let states = count(
+            &store,
+            "SELECT count(*) FROM webhook_deliveries WHERE url = 'http://a/' AND state = 'gone'",
+        );
+        assert_eq!(states, 2);
+    }
+
+    #[test]
+    fn pruning_keeps_anything_pending_or_recent() {
+        let store = Store::open(":memory:", 1).unwrap();
+        let outbox = outbox();
+        store.create_article(&change("a"), None, &outbox).unwrap();
+        let now = crate::time::now_millis();
+        assert_eq!(
+            store.prune_webhook_events(now + 1, 10).unwrap(),
+            0,
+            "pending"
+        );
+        for url in [A, B] {
+            let (event, _) = store.due_deliveries(url, 1).unwrap()[0];
+            store
+                .finish_delivery(event, url, DeliveryEnd::Delivered, now)
+                .unwrap();
+        }
+        assert_eq!(
+            store.prune_webhook_events(now - 1000, 10).unwrap(),
+            0,
+            "recent"
+        );
+        assert_eq!(store.prune_webhook_events(now + 1, 10).unwrap(), 1);
+        assert_eq!(count(&store, "SELECT count(*) FROM webhook_deliveries"), 0);
+    }
+
+    #[test]
+    fn dispatcher_queries_read_their_indexes() {
+        let store = Store::open(":memory:", 1).unwrap();
+        let conn = store.read().unwrap();
+        for (sql, index) in [
+            (DUE, "webhook_deliveries_due"),
+            (BACKLOG, "webhook_deliveries_backlog"),
+            (PENDING_URLS, "webhook_deliveries_due"),
+            (PRUNE, "webhook_events_by_age"),
+        ] {
+            let params = (1..=sql.matches('?').count()).map(|_| rusqlite::types::Value::Integer(1));
+            let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+            let lines: Vec<String> = stmt
+                .query_map(rusqlite::params_from_iter(params), |row| row.get(3))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap();
+            assert!(lines.iter().any(|l| l.contains(index)), "{sql}: {lines:?}");
+        }
+    }
+}

@@ -1,0 +1,341 @@
+//! The delivery dispatcher: one thread that finds due deliveries, starts an
+//! attempt thread for each (at most `MAX_IN_FLIGHT_PER_URL` per URL, so one
+//! dead receiver cannot starve another), and records every outcome.
+
+use std::collections::HashSet;
+use std::io;
+use std::sync::Arc;
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use super::backoff::{after_failure, parse_retry_after, random_jitter, Next};
+use super::client::{self, Answer};
+use super::{Signal, WebhookSecret, WebhookUrl, ATTEMPT_TIMEOUT};
+use crate::metrics::DeliveryOutcome;
+use crate::store::{DeliveryEnd, PendingDelivery, StoreError};
+use crate::time::now_millis;
+use crate::App;
+
+/// Most attempts in flight to one URL at once.
+pub const MAX_IN_FLIGHT_PER_URL: usize = 4;
+/// How long an event is kept once none of its deliveries is pending,
+/// counted from the change it reports.
+pub const RETAIN_EVENTS: Duration = Duration::from_secs(24 * 60 * 60);
+/// Longest sleep with nothing due; old events are pruned this often.
+const IDLE_WAKE: Duration = Duration::from_secs(60);
+/// Events deleted per pruning transaction (each one short).
+const PRUNE_BATCH: usize = 500;
+/// Pause after a database error, so a failing database is not spun on.
+const ERROR_PAUSE: Duration = Duration::from_secs(1);
+
+/// The result of one attempt, posted back to the dispatcher.
+pub(super) struct Outcome {
+    lane: usize,
+    event: i64,
+    delivery: PendingDelivery,
+    result: Result<Answer, String>,
+}
+
+/// The deliveries to one URL.
+struct Lane {
+    url: WebhookUrl,
+    in_flight: HashSet<i64>,
+    /// It answered 410: nothing more is sent to it until restart.
+    gone: bool,
+    /// After a failed outcome write the delivery is still due; without a
+    /// pause it would be sent again at once, as fast as the receiver answers.
+    paused_until: Option<Instant>,
+}
+
+/// The running dispatcher.
+pub struct Deliveries {
+    thread: JoinHandle<()>,
+    signal: Arc<Signal>,
+}
+
+impl Deliveries {
+    /// Prunes old events, then starts the dispatcher if there is anything to
+    /// deliver: a configured URL, or deliveries an earlier run left pending
+    /// (they were promised when their change committed, so they are sent
+    /// even if their URL is no longer configured).
+    pub fn start(app: Arc<App>) -> io::Result<Option<Deliveries>> {
+        prune(&app);
+        let mut urls = app.outbox.urls().to_vec();
+        match app.store.pending_webhook_urls() {
+            Ok(pending) => {
+                for text in pending {
+                    match WebhookUrl::parse(&text) {
+                        Ok(url) if !urls.contains(&url) => urls.push(url),
+                        Ok(_) => {}
+                        Err(err) => log::warn!("webhooks: pending deliveries to a bad URL: {err}"),
+                    }
+                }
+            }
+            Err(err) => log::error!("webhooks: reading pending deliveries failed: {err}"),
+        }
+        if urls.is_empty() {
+            return Ok(None);
+        }
+        let shown: Vec<String> = urls.iter().map(ToString::to_string).collect();
+        log::info!("webhooks: delivering to {}", shown.join(", "));
+        let lanes = urls
+            .into_iter()
+            .map(|url| Lane {
+                url,
+                in_flight: HashSet::new(),
+                gone: false,
+                paused_until: None,
+            })
+            .collect();
+        let signal = Arc::clone(&app.outbox.signal);
+        let thread = thread::Builder::new()
+            .name("webhooks".into())
+            .spawn(move || dispatch(&app, lanes))?;
+        Ok(Some(Deliveries { thread, signal }))
+    }
+
+    /// Stops the dispatcher, waiting until `deadline` at most for the short
+    /// database write it may be in; never for an attempt in flight, which
+    /// stays pending and is retried after the restart.
+    pub fn stop(self, deadline: Instant) {
+        self.signal.post(|inbox| inbox.stop = true);
+        while !self.thread.is_finished() && Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(5));
+        }
+        if self.thread.is_finished() {
+            let _ = self.thread.join();
+        } else {
+            log::warn!("webhooks: the dispatcher did not stop in time");
+        }
+    }
+}
+
+fn dispatch(app: &App, mut lanes: Vec<Lane>) {
+    let mut next_prune = Instant::now() + IDLE_WAKE;
+    let mut wait = Duration::ZERO;
+    loop {
+        let inbox = app.outbox.signal.take(wait);
+        if inbox.stop {
+            return;
+        }
+        for outcome in inbox.outcomes {
+            record(app, &mut lanes, outcome);
+        }
+        if Instant::now() >= next_prune {
+            prune(app);
+            next_prune = Instant::now() + IDLE_WAKE;
+        }
+        wait = lanes
+            .iter_mut()
+            .enumerate()
+            .filter_map(|(index, lane)| launch_due(app, index, lane))
+            .fold(
+                next_prune.saturating_duration_since(Instant::now()),
+                Duration::min,
+            );
+    }
+}
+
+/// Starts the due attempts of one lane, as far as it has free slots.
+/// Returns how long until its next delivery is due, if that is known and
+/// matters (a full lane is woken by an outcome instead).
+fn launch_due(app: &App, index: usize, lane: &mut Lane) -> Option<Duration> {
+    let free = MAX_IN_FLIGHT_PER_URL.saturating_sub(lane.in_flight.len());
+    if lane.gone || free == 0 {
+        return None;
+    }
+    if let Some(left) = lane
+        .paused_until
+        .and_then(|until| until.checked_duration_since(Instant::now()))
+    {
+        return Some(left);
+    }
+    let url = lane.url.as_str();
+    // The rows in flight are among the soonest, so ask for them too.
+    let due = match app.store.due_deliveries(url, lane.in_flight.len() + free) {
+        Ok(due) => due,
+        Err(err) => {
+            log::error!("webhooks: reading deliveries to {} failed: {err}", lane.url);
+            return Some(ERROR_PAUSE);
+        }
+    };
+    let now = now_millis();
+    for (event, due_at) in due {
+        if lane.in_flight.contains(&event) {
+            continue;
+        }
+        if due_at > now {
+            return Some(Duration::from_millis((due_at - now) as u64));
+        }
+        let delivery = match app.store.pending_delivery(event, url) {
+            Ok(Some(delivery)) => delivery,
+            Ok(None) => continue,
+            Err(err) => {
+                log::error!("webhooks: reading a delivery to {} failed: {err}", lane.url);
+                return Some(ERROR_PAUSE);
+            }
+        };
+        let attempt = Attempt {
+            lane: index,
+            event,
+            url: lane.url.clone(),
+            delivery,
+            secret: app.config.webhook_secret.clone(),
+            signal: Arc::clone(&app.outbox.signal),
+        };
+        if let Err(err) = thread::Builder::new()
+            .name("webhook-attempt".into())
+            .spawn(move || attempt.run())
+        {
+            log::warn!("webhooks: could not start an attempt thread: {err}");
+            return Some(ERROR_PAUSE);
+        }
+        lane.in_flight.insert(event);
+    }
+    None
+}
+
+/// One attempt, on its own thread: it touches no database, so nothing ever
+/// waits for it; its outcome goes back to the dispatcher.
+struct Attempt {
+    lane: usize,
+    event: i64,
+    url: WebhookUrl,
+    delivery: PendingDelivery,
+    secret: Option<WebhookSecret>,
+    signal: Arc<Signal>,
+}
+
+impl Attempt {
+    fn run(self) {
+        let id = &self.delivery.webhook_id;
+        let body = self.delivery.body.as_bytes();
+        let timestamp = now_millis() / 1000;
+        let mut headers = vec![
+            ("Content-Type", "application/json".to_owned()),
+            ("webhook-id", id.clone()),
+            ("webhook-timestamp", timestamp.to_string()),
+        ];
+        if let Some(secret) = &self.secret {
+            headers.push(("webhook-signature", secret.sign(id, timestamp, body)));
+        }
+        let result = client::post(&self.url, &headers, body, ATTEMPT_TIMEOUT);
+        let outcome = Outcome {
+            lane: self.lane,
+            event: self.event,
+            delivery: self.delivery,
+            result,
+        };
+        self.signal.post(|inbox| inbox.outcomes.push(outcome));
+    }
+}
+
+/// Records, logs and counts the outcome of an attempt. Counted after the
+/// write, so a scrape that sees the count also sees the backlog without it.
+fn record(app: &App, lanes: &mut [Lane], outcome: Outcome) {
+    let lane = &mut lanes[outcome.lane];
+    lane.in_flight.remove(&outcome.event);
+    let status = outcome.result.as_ref().ok().map(|answer| answer.status);
+    let now = now_millis();
+    let (counted, written) = match status {
+        Some(200..=299) => {
+            let url = lane.url.as_str();
+            let written =
+                app.store
+                    .finish_delivery(outcome.event, url, DeliveryEnd::Delivered, now);
+            (DeliveryOutcome::Success, written.map(drop))
+        }
+        // Its deliveries were all dropped when the first 410 came back.
+        Some(410) if lane.gone => (DeliveryOutcome::Gone, Ok(())),
+        _ if lane.gone => (DeliveryOutcome::Failure, Ok(())),
+        Some(410) => (DeliveryOutcome::Gone, gone(app, lane, &outcome, now)),
+        _ => failed(app, lane, &outcome, now),
+    };
+    app.metrics.delivery(counted);
+    if let Err(err) = written {
+        // The delivery stays pending as it was: it is sent again (at least once).
+        log::error!(
+            "webhooks: recording an attempt to {} failed: {err}",
+            lane.url
+        );
+        lane.paused_until = Some(Instant::now() + ERROR_PAUSE);
+    }
+}
+
+/// A 410: the URL is unsubscribed until restart, its pending deliveries
+/// dropped.
+fn gone(app: &App, lane: &mut Lane, outcome: &Outcome, now: i64) -> Result<(), StoreError> {
+    lane.gone = true;
+    let url = lane.url.as_str();
+    app.outbox.mark_gone(url);
+    let dropped = app
+        .store
+        .finish_delivery(outcome.event, url, DeliveryEnd::Gone, now)?;
+    log::warn!(
+        "webhook {} answered 410 Gone to {}: its {dropped} other pending deliveries are \
+         dropped and it is sent nothing more until restart",
+        lane.url,
+        outcome.delivery.webhook_id
+    );
+    Ok(())
+}
+
+/// Any other answer or none: retry later, or give up after 24 hours.
+fn failed(
+    app: &App,
+    lane: &Lane,
+    outcome: &Outcome,
+    now: i64,
+) -> (DeliveryOutcome, Result<(), StoreError>) {
+    let (reason, retry_after) = match &outcome.result {
+        Ok(answer) => (
+            format!("status {}", answer.status),
+            answer
+                .retry_after
+                .as_deref()
+                .and_then(|value| parse_retry_after(value, now)),
+        ),
+        Err(err) => (err.clone(), None),
+    };
+    let delivery = &outcome.delivery;
+    let (id, attempts) = (&delivery.webhook_id, delivery.attempts + 1);
+    let url = lane.url.as_str();
+    let jitter = random_jitter();
+    match after_failure(delivery.created_at, now, attempts, retry_after, jitter) {
+        Next::RetryAt(at) => {
+            log::warn!(
+                "webhook {} failed for {id} ({reason}), attempt {attempts}; next in {:.1} s",
+                lane.url,
+                (at - now) as f64 / 1000.0
+            );
+            let written = app.store.retry_delivery(outcome.event, url, at);
+            (DeliveryOutcome::Failure, written)
+        }
+        Next::GiveUp => {
+            log::warn!(
+                "webhook {} failed for {id} ({reason}); abandoned after {attempts} attempts \
+                 over 24 hours",
+                lane.url
+            );
+            let written = app
+                .store
+                .finish_delivery(outcome.event, url, DeliveryEnd::Expired, now);
+            (DeliveryOutcome::Expired, written.map(drop))
+        }
+    }
+}
+
+/// Deletes events kept long enough, a batch per short transaction.
+fn prune(app: &App) {
+    let before = now_millis() - RETAIN_EVENTS.as_millis() as i64;
+    loop {
+        match app.store.prune_webhook_events(before, PRUNE_BATCH) {
+            Ok(n) if n == PRUNE_BATCH => continue,
+            Ok(_) => return,
+            Err(err) => {
+                log::warn!("webhooks: pruning old events failed: {err}");
+                return;
+            }
+        }
+    }
+}
