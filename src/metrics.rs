@@ -93,6 +93,9 @@ pub struct Snapshot {
     /// Statements that found the database busy or locked, or waited too long
     /// for a pooled connection.
     pub db_busy_total: u64,
+    /// Writes, and the commits that made them durable (group commit puts
+    /// several writes in one commit).
+    pub db_writes_commits: (u64, u64),
     /// Pending webhook deliveries and the age in seconds of the oldest
     /// one's event; `None` when the database could not say.
     pub webhook_backlog: Option<(u64, f64)>,
@@ -218,10 +221,18 @@ impl Metrics {
             "# HELP articles_db_busy_errors_total Database operations that found it busy or locked past the timeout.\n\
              # TYPE articles_db_busy_errors_total counter\n\
              articles_db_busy_errors_total {}\n\
+             # HELP articles_db_writes_total Write operations made durable or refused.\n\
+             # TYPE articles_db_writes_total counter\n\
+             articles_db_writes_total {}\n\
+             # HELP articles_db_commits_total Write transactions committed; each holds one or more writes.\n\
+             # TYPE articles_db_commits_total counter\n\
+             articles_db_commits_total {}\n\
              # HELP articles_build_info The running version.\n\
              # TYPE articles_build_info gauge\n\
              articles_build_info{{version=\"{}\"}} 1",
             snapshot.db_busy_total,
+            snapshot.db_writes_commits.0,
+            snapshot.db_writes_commits.1,
             env!("CARGO_PKG_VERSION")
         );
         self.render_webhooks(snapshot, &mut out);
@@ -277,6 +288,7 @@ mod tests {
         Snapshot {
             pools: vec![("read", 1, 3)],
             db_busy_total: 2,
+            db_writes_commits: (5, 3),
             webhook_backlog: Some((5, 12.5)),
         }
     }

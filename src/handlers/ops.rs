@@ -55,6 +55,7 @@ pub fn metrics(app: &App, _req: &mut Req<'_>) -> Result<Reply, ApiError> {
     let snapshot = Snapshot {
         pools: app.store.pool_states(),
         db_busy_total: Store::busy_errors(),
+        db_writes_commits: app.store.write_counts(),
         webhook_backlog,
     };
     let body = app.metrics.render(&snapshot).into_bytes();

@@ -1,7 +1,7 @@
 //! Article SQL.
 
 use rusqlite::types::Value;
-use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
+use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use super::outbox::record_event;
 use super::{Store, StoreError};
@@ -102,8 +102,8 @@ impl Store {
         author: Option<&User>,
         outbox: &Outbox,
     ) -> Result<Article, StoreError> {
-        let mut conn = self.write()?;
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut batch = self.write()?;
+        let tx = batch.savepoint()?;
         let article = insert_article(&tx, change, author)?;
         let queued = record_event(
             &tx,
@@ -113,6 +113,7 @@ impl Store {
             &article,
         )?;
         tx.commit()?;
+        batch.finish()?;
         if queued {
             outbox.notify();
         }
@@ -131,10 +132,8 @@ impl Store {
         outbox: &Outbox,
         decide: impl FnOnce(&Article) -> Result<ArticleChange, E>,
     ) -> Result<Option<Article>, E> {
-        let mut conn = self.write()?;
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(StoreError::from)?;
+        let mut batch = self.write()?;
+        let tx = batch.savepoint().map_err(E::from)?;
         let Some(mut article) = find(&tx, id)? else {
             return Ok(None);
         };
@@ -169,7 +168,9 @@ impl Store {
             tx.commit()?;
             Ok(queued)
         })();
-        if result? {
+        let queued = result?;
+        batch.finish()?;
+        if queued {
             outbox.notify();
         }
         Ok(Some(article))
@@ -184,10 +185,8 @@ impl Store {
         outbox: &Outbox,
         guard: impl FnOnce(&Article) -> Result<(), E>,
     ) -> Result<Option<Article>, E> {
-        let mut conn = self.write()?;
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(StoreError::from)?;
+        let mut batch = self.write()?;
+        let tx = batch.savepoint().map_err(E::from)?;
         let Some(article) = find(&tx, id)? else {
             return Ok(None);
         };
@@ -201,7 +200,9 @@ impl Store {
             tx.commit()?;
             Ok(queued)
         })();
-        if result? {
+        let queued = result?;
+        batch.finish()?;
+        if queued {
             outbox.notify();
         }
         Ok(Some(article))

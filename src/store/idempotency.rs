@@ -1,6 +1,6 @@
 //! Idempotency-key SQL: responses saved for retries of `POST /articles`.
 
-use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
+use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use super::articles::insert_article;
 use super::outbox::record_event;
@@ -79,10 +79,8 @@ impl Store {
     ) -> Result<Creation, E> {
         let now = now_millis();
         let expired = now - KEY_LIFETIME_MILLIS;
-        let mut conn = self.write()?;
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(StoreError::from)?;
+        let mut batch = self.write()?;
+        let tx = batch.savepoint().map_err(E::from)?;
         match find_key(&tx, request)? {
             Some((created_at, saved)) if created_at > expired => {
                 return Ok(Creation::Earlier(saved));
@@ -108,6 +106,7 @@ impl Store {
             Ok((response, queued))
         })();
         let (response, queued) = result?;
+        batch.finish()?;
         if queued {
             outbox.notify();
         }
@@ -215,12 +214,15 @@ mod tests {
 
     /// Makes every saved key older than its lifetime.
     fn expire_all(store: &Store) {
-        let conn = store.write().unwrap();
-        conn.execute(
+        let mut batch = store.write().unwrap();
+        let tx = batch.savepoint().unwrap();
+        tx.execute(
             "UPDATE idempotency_keys SET created_at = created_at - ?1",
             [KEY_LIFETIME_MILLIS + 1],
         )
         .unwrap();
+        tx.commit().unwrap();
+        batch.finish().unwrap();
     }
 
     #[test]

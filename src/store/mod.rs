@@ -14,6 +14,7 @@
 //! back, but the database is never corrupted.
 
 mod articles;
+mod batch;
 mod idempotency;
 mod migrate;
 mod outbox;
@@ -115,6 +116,8 @@ impl From<r2d2::Error> for StoreError {
 pub struct Store {
     readers: Pool<SqliteConnectionManager>,
     writer: Pool<SqliteConnectionManager>,
+    /// Group commit of the writes on `writer`.
+    group: batch::Group,
     /// For `:memory:`, a connection held open for the life of the store: an
     /// in-memory database lives only while a connection to it is open.
     _anchor: Option<Mutex<Connection>>,
@@ -137,6 +140,7 @@ impl Store {
         let store = Store {
             readers: target.pool(readers, true)?,
             writer: target.pool(1, false)?,
+            group: batch::Group::default(),
             _anchor: target.in_memory.then(|| Mutex::new(anchor)),
         };
         Ok(store)
@@ -152,10 +156,6 @@ impl Store {
 
     fn read(&self) -> Result<Pooled, StoreError> {
         Ok(self.readers.get()?)
-    }
-
-    fn write(&self) -> Result<Pooled, StoreError> {
-        Ok(self.writer.get()?)
     }
 
     /// A round trip to the database within `limit`, for readiness checks.
@@ -190,8 +190,10 @@ impl Store {
     /// leaves one self-contained file (SQLite removes the empty WAL when the
     /// last connection closes).
     pub fn checkpoint(&self) -> Result<(), StoreError> {
-        let conn = self.write()?;
-        conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+        let conn = self.writer.get()?;
+        if conn.is_autocommit() {
+            conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+        }
         Ok(())
     }
 }

@@ -1,7 +1,7 @@
 //! Webhook outbox SQL: events written with the change they report, and the
 //! dispatcher's reads and short writes of delivery state.
 
-use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use rusqlite::{params, Connection, OptionalExtension};
 
 use super::{Store, StoreError};
 use crate::article::Article;
@@ -204,10 +204,11 @@ impl Store {
         &self,
         work: impl FnOnce(&Connection) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        let mut conn = self.write()?;
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut batch = self.write()?;
+        let tx = batch.savepoint()?;
         let result = work(&tx)?;
         tx.commit()?;
+        batch.finish()?;
         Ok(result)
     }
 }

@@ -1,6 +1,6 @@
 //! User and token SQL.
 
-use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
+use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use super::{Store, StoreError};
 use crate::auth::User;
@@ -22,8 +22,8 @@ impl Store {
     /// Creates a user with a first token (given by its hash), in one
     /// transaction. A taken name (in any case) is `StoreError::Conflict`.
     pub fn create_user(&self, username: &str, token_hash: &[u8]) -> Result<User, StoreError> {
-        let mut conn = self.write()?;
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut batch = self.write()?;
+        let tx = batch.savepoint()?;
         if find_by_name(&tx, username)?.is_some() {
             return Err(StoreError::Conflict(format!(
                 "the username '{username}' is taken"
@@ -40,32 +40,35 @@ impl Store {
         tx.prepare_cached(INSERT_TOKEN)?
             .execute(params![token_hash, user.id, now])?;
         tx.commit()?;
+        batch.finish()?;
         Ok(user)
     }
 
     /// Adds a token (by its hash) to the user named `username`, if any.
     pub fn add_token(&self, username: &str, token_hash: &[u8]) -> Result<Option<User>, StoreError> {
-        let mut conn = self.write()?;
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut batch = self.write()?;
+        let tx = batch.savepoint()?;
         let Some(user) = find_by_name(&tx, username)? else {
             return Ok(None);
         };
         tx.prepare_cached(INSERT_TOKEN)?
             .execute(params![token_hash, user.id, now_millis()])?;
         tx.commit()?;
+        batch.finish()?;
         Ok(Some(user))
     }
 
     /// Revokes every token of the user named `username`, if any; returns the
     /// user and how many tokens were revoked.
     pub fn revoke_tokens(&self, username: &str) -> Result<Option<(User, usize)>, StoreError> {
-        let mut conn = self.write()?;
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut batch = self.write()?;
+        let tx = batch.savepoint()?;
         let Some(user) = find_by_name(&tx, username)? else {
             return Ok(None);
         };
         let revoked = tx.prepare_cached(DELETE_TOKENS)?.execute([user.id])?;
         tx.commit()?;
+        batch.finish()?;
         Ok(Some((user, revoked)))
     }
 
