@@ -3,7 +3,7 @@
 use rusqlite::types::Value;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
-use super::outbox::record_event;
+use super::outbox::{finish_write, record_event};
 use super::{Store, StoreError};
 use crate::article::{Article, ArticleChange, Author};
 use crate::auth::User;
@@ -113,10 +113,7 @@ impl Store {
             &article,
         )?;
         tx.commit()?;
-        batch.finish()?;
-        if queued {
-            outbox.notify();
-        }
+        finish_write(batch, outbox, queued)?;
         Ok(article)
     }
 
@@ -168,11 +165,7 @@ impl Store {
             tx.commit()?;
             Ok(queued)
         })();
-        let queued = result?;
-        batch.finish()?;
-        if queued {
-            outbox.notify();
-        }
+        finish_write(batch, outbox, result?)?;
         Ok(Some(article))
     }
 
@@ -200,11 +193,7 @@ impl Store {
             tx.commit()?;
             Ok(queued)
         })();
-        let queued = result?;
-        batch.finish()?;
-        if queued {
-            outbox.notify();
-        }
+        finish_write(batch, outbox, result?)?;
         Ok(Some(article))
     }
 }

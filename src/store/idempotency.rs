@@ -3,7 +3,7 @@
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use super::articles::insert_article;
-use super::outbox::record_event;
+use super::outbox::{finish_write, record_event};
 use super::{Store, StoreError};
 use crate::article::{Article, ArticleChange};
 use crate::auth::User;
@@ -106,10 +106,7 @@ impl Store {
             Ok((response, queued))
         })();
         let (response, queued) = result?;
-        batch.finish()?;
-        if queued {
-            outbox.notify();
-        }
+        finish_write(batch, outbox, queued)?;
         Ok(Creation::Created(response))
     }
 }

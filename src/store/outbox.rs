@@ -3,6 +3,7 @@
 
 use rusqlite::{params, Connection, OptionalExtension};
 
+use super::batch::WriteBatch;
 use super::{Store, StoreError};
 use crate::article::Article;
 use crate::webhooks::{event_body, new_message_id, EventType, Outbox};
@@ -81,6 +82,20 @@ pub struct PendingDelivery {
 /// Records an event for `article` inside the caller's write transaction,
 /// with one delivery per live URL of `outbox`. Writes nothing, and returns
 /// false, when no webhook is configured.
+/// Waits for the write's batch to commit, then, if the write queued an
+/// event, wakes the dispatcher: only after the commit, so that it finds it.
+pub(super) fn finish_write(
+    batch: WriteBatch<'_>,
+    outbox: &Outbox,
+    queued: bool,
+) -> Result<(), StoreError> {
+    batch.finish()?;
+    if queued {
+        outbox.notify();
+    }
+    Ok(())
+}
+
 pub(super) fn record_event(
     conn: &Connection,
     outbox: &Outbox,
