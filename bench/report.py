@@ -3,7 +3,8 @@
     report.py OUTDIR RESULTS_MD
 
 OUTDIR/raw/<server>/ holds, per contender:
-  <workload>-<run>.txt   wrk --latency output of each measured run
+  <workload>-<run>.txt   wrk --latency output of each measured run, then a
+                         line "disturbance: S L" from runwrk.py
   rss_peak_kib           peak RSS of the process tree under load
   rss_idle_kib           RSS of the process tree after seeding, before load
   coldstart.json         {"median_ms": ..., "samples_ms": [...]}
@@ -36,7 +37,9 @@ def parse_wrk(text):
         if "Socket errors:" in text else 0
     m = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", text)
     errors += int(m.group(1)) if m else 0
-    return {"rps": rps, "p50": lat.get("50"), "p99": lat.get("99"), "errors": errors}
+    d = re.search(r"^disturbance: ([\d.]+) ([\d.]+)$", text, re.M)
+    return {"rps": rps, "p50": lat.get("50"), "p99": lat.get("99"), "errors": errors,
+            "disturbance": (float(d.group(1)), float(d.group(2))) if d else (0.0, 0.0)}
 
 
 def load(outdir):
@@ -54,6 +57,9 @@ def load(outdir):
                     "errors": sum(r["errors"] for r in runs),
                     "runs": len(runs),
                 }
+                worst = figs.get("disturbance", (0.0, 0.0))
+                figs["disturbance"] = tuple(max(w, max(r["disturbance"][k] for r in runs))
+                                            for k, w in enumerate(worst))
         for name in ("rss_peak_kib", "rss_idle_kib", "binary_bytes"):
             if (d / name).exists():
                 figs[name] = float((d / name).read_text().split()[0])
@@ -81,7 +87,7 @@ def ratio(a, b):
     if a is None or b is None or b == 0:
         return "—"
     r = a / b
-    return f"{r:.2f}×" if r < 100 else f"{r:.0f}×"
+    return f"{r:.3g}×" if r < 1000 else f"{r:.0f}×"
 
 
 def table(data):
@@ -108,6 +114,9 @@ def table(data):
         {s: mib(s, "rss_idle_kib") for s, _ in SERVERS}, "mib")
     row("exec → first 200 on GET /articles/1", "cold start, median of 5 (ms)",
         {s: data[s].get("coldstart") for s, _ in SERVERS}, "ms")
+    row("worst measured run", "CPU % taken by others: server's core / wrk's core",
+        {s: "{:.1f} / {:.1f}".format(*data[s]["disturbance"])
+         for s, _ in SERVERS if "disturbance" in data[s]}, "text", ratios=False)
     row("release binary", "stripped size (MiB)",
         {s: data[s]["binary_bytes"] / 2**20 if "binary_bytes" in data[s] else None
          for s, _ in SERVERS}, "mib")

@@ -1,0 +1,103 @@
+"""Memory of a server's process tree, and waiting for a quiet machine.
+
+    monitor.py PID OUTFILE          sample until SIGTERM, then write the peak
+    monitor.py PID --once           print the tree's RSS now, in KiB
+    monitor.py --wait-idle SECONDS  wait until both CPUs are <10 % busy for a
+                                    second, at most SECONDS
+
+Sampling: every 100 ms, VmRSS summed over PID and all its descendants
+(gunicorn's and uvicorn's workers included); the maximum, in KiB, goes to
+OUTFILE on SIGTERM/SIGINT.
+"""
+import os
+import signal
+import sys
+import time
+
+
+def tree(root):
+    kids = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue  # exited meanwhile
+        # The command name may contain spaces and parentheses: split on the
+        # last ")" and read the fields after it.
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        kids.setdefault(ppid, []).append(int(entry))
+    pids, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        pids.append(pid)
+        todo.extend(kids.get(pid, []))
+    return pids
+
+
+def rss_kib(pids):
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/status") as f:
+                for line in f:
+                    if line.startswith("VmRSS:"):
+                        total += int(line.split()[1])
+                        break
+        except OSError:
+            pass  # exited between the scan and the read
+    return total
+
+
+def busy_pct():
+    """Busy share of the busier CPU over one second."""
+    def ticks():
+        with open("/proc/stat") as f:
+            return [[int(x) for x in line.split()[1:]] for line in f
+                    if line.startswith("cpu") and line[3].isdigit()]
+    before = ticks()
+    time.sleep(1)
+    after = ticks()
+    # busy = every tick but idle and iowait
+    return max(100.0 * (1 - (a[3] + a[4] - b[3] - b[4]) / max(1, sum(a) - sum(b)))
+               for a, b in zip(after, before))
+
+
+def wait_idle(limit):
+    """The machine's 2 cores are shared with whatever else runs (builds, test
+    suites): give such work up to `limit` seconds to finish first."""
+    deadline = time.time() + limit
+    while (busy := busy_pct()) >= 10:
+        if time.time() > deadline:
+            print(f"warning: CPUs still {busy:.0f}% busy after {limit:.0f} s; "
+                  "measuring anyway", file=sys.stderr)
+            return
+
+
+def main():
+    if sys.argv[1] == "--wait-idle":
+        wait_idle(float(sys.argv[2]))
+        return
+    root, outfile = int(sys.argv[1]), sys.argv[2]
+    if outfile == "--once":
+        print(rss_kib(tree(root)))
+        return
+    peak = 0
+
+    def finish(*_):
+        with open(outfile, "w") as f:
+            f.write(f"{peak}\n")
+        sys.exit(0)
+
+    signal.signal(signal.SIGTERM, finish)
+    signal.signal(signal.SIGINT, finish)
+    while os.path.exists(f"/proc/{root}"):
+        peak = max(peak, rss_kib(tree(root)))
+        time.sleep(0.1)
+    finish()
+
+
+if __name__ == "__main__":
+    main()
