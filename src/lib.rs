@@ -4,9 +4,9 @@
 //!
 //! ```text
 //!  accept thread ──► connection threads ──► request queue ──► N workers ──► pools
-//!  (ours: socket     (tiny_http: one per    (one, shared)     (--workers)    readers (--pool-size)
-//!   options, errors)  connection, parses                                     one writer
-//!                     HTTP/1.1)
+//!  (ours: socket     (ours, one per         (one, shared)     (--workers)    readers (--pool-size)
+//!   options, errors)  connection; tiny_http                                  one writer
+//!                     parses HTTP/1.1)
 //! ```
 //!
 //! A worker takes a request and runs `server::handle`: it picks the request
@@ -29,6 +29,7 @@ pub mod article;
 pub mod auth;
 pub mod conditional;
 pub mod config;
+mod connection;
 pub mod cors;
 pub mod error;
 pub mod handlers;

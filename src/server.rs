@@ -13,14 +13,14 @@ use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use tiny_http_fork::util::{MessageQueueSender, MessagesQueue, TaskPool};
+use tiny_http_fork::util::{MessageQueueSender, MessagesQueue};
 use tiny_http_fork::{Header, Listener, Message, Method, Request, Response, SslContextWrap};
 
 use crate::error::ApiError;
 use crate::request::{sane_request_id, Req};
 use crate::response::{reason_phrase, Reply};
 use crate::time::{http_date, now_millis};
-use crate::{cors, ids, metrics, router, App};
+use crate::{connection, cors, ids, metrics, router, App};
 
 /// Pause after an accept error that may pass (out of file descriptors, a
 /// thread that could not start), so the loop does not spin.
@@ -208,32 +208,28 @@ fn classify(err: &io::Error) -> AcceptError {
     }
 }
 
-/// Accepts connections and hands each to a tiny_http connection thread,
-/// which parses its requests into the queue.
+/// Accepts connections and starts a thread for each (`connection`), which
+/// lets tiny_http parse its requests into the queue.
 fn accept_loop(
     listener: Listener,
     queue: &MessageQueueSender<Message>,
     stop: &AtomicBool,
 ) -> io::Result<()> {
     let ssl = SslContextWrap::build_ssl_capabilities(None).map_err(io::Error::other)?;
-    let connections = TaskPool::new(None, None)?;
     loop {
         let accepted = tiny_http_fork::Server::accept_connection(&listener, &ssl);
         if stop.load(Ordering::Acquire) {
             return Ok(());
         }
         match accepted {
-            Ok(client) => {
-                // Starting a thread can fail (and std then panics) when the
-                // process is out of threads; drop that one connection.
-                let started = catch_unwind(AssertUnwindSafe(|| {
-                    tiny_http_fork::Server::new_client(Ok(client), queue.clone(), &connections)
-                }));
-                if !matches!(started, Ok(Ok(()))) {
-                    log::warn!("could not start a connection thread; connection dropped");
+            Ok(Some(client)) => {
+                if let Err(err) = connection::spawn(client, queue.clone()) {
+                    log::warn!("could not start a connection thread ({err}); connection dropped");
                     thread::sleep(ACCEPT_BACKOFF);
                 }
             }
+            // Only a failed TLS handshake gives no connection; we serve none.
+            Ok(None) => {}
             Err(err) => match classify(&err) {
                 AcceptError::Idle => {}
                 AcceptError::Transient => {
@@ -254,8 +250,8 @@ fn work(app: &App, queue: &MessagesQueue<Message>) {
     loop {
         match queue.pop() {
             Ok(Some(Message::NewRequest(request))) => handle(app, request),
+            // Connection threads log these themselves and never queue them.
             Ok(Some(Message::ReaderError(err))) => {
-                // tiny_http has already answered it (400, 417 or 505).
                 log::debug!("malformed request answered by the HTTP layer: {err}");
             }
             Ok(Some(Message::ErrorIo(err))) => log::warn!("connection error: {err}"),
