@@ -16,23 +16,62 @@
 //!
 //! Here every connection gets a thread at once, and a thread that cannot be
 //! started costs that one connection only.
+//!
+//! A connection has one request at a time in the queue or in a worker: its
+//! thread reads the next request only once the worker has answered the
+//! last. A client that pipelines requests for large responses and never
+//! reads them therefore holds one worker, not all of them (test
+//! `a_client_pipelining_big_responses_without_reading_holds_one_worker_at_most`),
+//! and cannot fill the queue. The worker also says whether the connection
+//! may go on: not after a response that closes it (`Connection: close`), nor
+//! after one that could not be written.
 
 use std::fmt::Display;
 use std::io;
+use std::sync::mpsc::{self, Sender};
 use std::thread;
 
 use tiny_http_fork::util::MessageQueueSender;
-use tiny_http_fork::{Message, Request};
+use tiny_http_fork::Request;
 
 /// Stack of a connection thread. It only reads and parses request heads
 /// (bodies are read by the workers), so a fraction of the 2 MiB default is
 /// plenty, and idle connections reserve less address space.
 const STACK_BYTES: usize = 256 * 1024;
 
-/// Starts a thread that moves the requests of `client` into `queue` until
-/// the connection ends. Fails, without panicking, when the process cannot
-/// start another thread.
-pub fn spawn<C, E>(client: C, queue: MessageQueueSender<Message>) -> io::Result<()>
+/// Whether a connection may carry another request after a response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reuse {
+    /// Read the next request.
+    KeepAlive,
+    /// End the connection.
+    Close,
+}
+
+/// A request for a worker, and the connection thread waiting for it.
+pub struct Job {
+    /// The request.
+    pub request: Request,
+    /// Tells the connection thread how the request ended.
+    pub done: Done,
+}
+
+/// The connection thread's side of a job: told once the response is
+/// written (or handed to another thread) whether the connection goes on.
+pub struct Done(Sender<Reuse>);
+
+impl Done {
+    /// Lets the connection thread read the next request, or end the
+    /// connection.
+    pub fn send(self, reuse: Reuse) {
+        let _ = self.0.send(reuse);
+    }
+}
+
+/// Starts a thread that moves the requests of `client` into `queue`, one at
+/// a time, until the connection ends. Fails, without panicking, when the
+/// process cannot start another thread.
+pub fn spawn<C, E>(client: C, queue: MessageQueueSender<Job>) -> io::Result<()>
 where
     C: Iterator<Item = Result<Request, E>> + Send + 'static,
     E: Display + Send + 'static,
@@ -40,17 +79,32 @@ where
     thread::Builder::new()
         .name("connection".into())
         .stack_size(STACK_BYTES)
-        .spawn(move || {
-            for request in client {
-                match request {
-                    Ok(request) => {
-                        let _ = queue.push(Message::NewRequest(request));
-                    }
-                    // tiny_http has already answered it (400, 408, 417) and
-                    // ends the connection.
-                    Err(err) => log::debug!("malformed request answered by the HTTP layer: {err}"),
+        .spawn(move || serve(client, &queue))
+        .map(drop)
+}
+
+fn serve<C, E>(client: C, queue: &MessageQueueSender<Job>)
+where
+    C: Iterator<Item = Result<Request, E>>,
+    E: Display,
+{
+    for request in client {
+        match request {
+            Ok(request) => {
+                let (done, outcome) = mpsc::channel();
+                let _ = queue.push(Job {
+                    request,
+                    done: Done(done),
+                });
+                // A job dropped unanswered (the process is stopping) ends
+                // the connection too.
+                if outcome.recv() != Ok(Reuse::KeepAlive) {
+                    return;
                 }
             }
-        })
-        .map(drop)
+            // tiny_http has already answered it (400, 408, 417) and ends the
+            // connection.
+            Err(err) => log::debug!("malformed request answered by the HTTP layer: {err}"),
+        }
+    }
 }

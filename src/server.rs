@@ -9,13 +9,14 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::fd::{AsRawFd, FromRawFd};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{mpsc, Arc};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use tiny_http_fork::util::{MessageQueueSender, MessagesQueue};
-use tiny_http_fork::{Header, Listener, Message, Method, Request, Response, SslContextWrap};
+use tiny_http_fork::{Header, Listener, Method, Request, Response, SslContextWrap};
 
+use crate::connection::{Job, Reuse};
 use crate::error::ApiError;
 use crate::request::{sane_request_id, Req};
 use crate::response::{reason_phrase, Reply};
@@ -39,7 +40,7 @@ pub struct Server {
     local_addr: SocketAddr,
     accept: JoinHandle<io::Result<()>>,
     workers: Vec<JoinHandle<()>>,
-    queue: Arc<MessagesQueue<Message>>,
+    queue: Arc<MessagesQueue<Job>>,
     shutdown: ShutdownHandle,
 }
 
@@ -212,7 +213,7 @@ fn classify(err: &io::Error) -> AcceptError {
 /// lets tiny_http parse its requests into the queue.
 fn accept_loop(
     listener: Listener,
-    queue: &MessageQueueSender<Message>,
+    queue: &MessageQueueSender<Job>,
     stop: &AtomicBool,
 ) -> io::Result<()> {
     let ssl = SslContextWrap::build_ssl_capabilities(None).map_err(io::Error::other)?;
@@ -246,23 +247,16 @@ fn accept_loop(
 }
 
 /// A worker: takes requests off the queue until it is unblocked.
-fn work(app: &App, queue: &MessagesQueue<Message>) {
-    loop {
-        match queue.pop() {
-            Ok(Some(Message::NewRequest(request))) => handle(app, request),
-            // Connection threads log these themselves and never queue them.
-            Ok(Some(Message::ReaderError(err))) => {
-                log::debug!("malformed request answered by the HTTP layer: {err}");
-            }
-            Ok(Some(Message::ErrorIo(err))) => log::warn!("connection error: {err}"),
-            Ok(None) | Err(_) => return,
-        }
+fn work(app: &App, queue: &MessagesQueue<Job>) {
+    while let Ok(Some(Job { request, done })) = queue.pop() {
+        done.send(handle(app, request));
     }
 }
 
 /// Serves one request: request id, dispatch under `catch_unwind`, error
 /// rendering, response, access log. Everything cross-cutting happens here.
-fn handle(app: &App, mut request: Request) {
+/// Returns whether the connection may carry another request.
+fn handle(app: &App, mut request: Request) -> Reuse {
     let started = Instant::now();
     let request_id = request
         .headers()
@@ -316,9 +310,13 @@ fn handle(app: &App, mut request: Request) {
     // has already received.
     app.metrics
         .finish(method.as_str(), route, status, started.elapsed());
-    if let Err(err) = send(request, reply, body_settled) {
-        log::debug!("response to {request_id} not delivered: {err}");
-    }
+    let reuse = match send(request, reply, body_settled) {
+        Ok(reuse) => reuse,
+        Err(err) => {
+            log::debug!("response to {request_id} not delivered: {err}");
+            Reuse::Close
+        }
+    };
     log::info!(
         target: "access",
         "{} {} {status} {bytes} {:.3}ms {request_id}",
@@ -326,31 +324,54 @@ fn handle(app: &App, mut request: Request) {
         loggable(&path),
         started.elapsed().as_secs_f64() * 1000.0,
     );
+    reuse
 }
 
-/// Writes a reply. Most go out through `write_response`. A request whose
+/// Whether a reply says `Connection: close`.
+fn closes_connection(reply: &Reply) -> bool {
+    reply
+        .header_value("Connection")
+        .is_some_and(|value| value.eq_ignore_ascii_case("close"))
+}
+
+/// Writes a reply; returns whether the connection may carry another
+/// request. Most replies go out through `write_response`. A request whose
 /// body was not read goes through tiny_http's own writer, which answers
 /// first and then discards the rest of the body, however long the client
-/// takes to send it; for a 408 or 413 that happens on a discard thread, not
-/// a worker.
-fn send(request: Request, reply: Reply, body_settled: bool) -> io::Result<()> {
+/// takes to send it; for a reply that closes the connection (a 408 or a
+/// 413) that happens on a discard thread, not a worker.
+fn send(request: Request, reply: Reply, body_settled: bool) -> io::Result<Reuse> {
+    let reuse = if closes_connection(&reply) {
+        Reuse::Close
+    } else {
+        Reuse::KeepAlive
+    };
     if body_settled {
-        return write_response(request, reply);
+        return write_response(request, reply).map(|()| reuse);
     }
-    if matches!(reply.status, 408 | 413) {
+    if reuse == Reuse::Close {
         static DISCARDERS: AtomicUsize = AtomicUsize::new(0);
         if DISCARDERS.fetch_add(1, Ordering::AcqRel) < MAX_DISCARDERS {
+            // The request moves to the thread only once it runs: a thread
+            // that cannot start must not take it along (a dropped request is
+            // a 500 from tiny_http).
+            let (handover, taken) = mpsc::channel::<(Request, Reply)>();
             let spawned = thread::Builder::new()
                 .name("discard".into())
                 .spawn(move || {
-                    let _ = respond_then_discard(request, reply);
+                    if let Ok((request, reply)) = taken.recv() {
+                        let _ = respond_then_discard(request, reply);
+                    }
                     DISCARDERS.fetch_sub(1, Ordering::AcqRel);
                 });
-            return spawned.map(drop);
+            if spawned.is_ok() {
+                let _ = handover.send((request, reply));
+                return Ok(reuse);
+            }
         }
         DISCARDERS.fetch_sub(1, Ordering::AcqRel);
     }
-    respond_then_discard(request, reply)
+    respond_then_discard(request, reply).map(|()| reuse)
 }
 
 /// Writes the whole response with one write: status line, `Date`,

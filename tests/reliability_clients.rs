@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use common::procfs::{proc_stats, wait_for_stats};
 use common::{Conn, TempDir, TestServer};
+use serde_json::json;
 
 const GET_HEALTHZ: &[u8] = b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n";
 
@@ -205,4 +206,33 @@ fn idle_and_slowloris_clients_neither_delay_a_new_client_nor_leave_anything_behi
         "{after:?} vs {baseline:?}"
     );
     assert!(after.fds <= baseline.fds + 1, "{after:?} vs {baseline:?}");
+}
+
+#[test]
+fn a_client_pipelining_big_responses_without_reading_holds_one_worker_at_most() {
+    let server = TestServer::start_with(&[
+        "--workers",
+        "4",
+        "--idle-timeout",
+        "2",
+        "--max-body",
+        "2000000",
+    ]);
+    let content = "x".repeat(100_000);
+    for n in 0..80 {
+        let resp = server.post(&json!({"title": format!("big {n}"), "content": content}));
+        assert_eq!(resp.status, 201);
+    }
+    // Eight pipelined requests for 8 MB each, never read.
+    let mut greedy = TcpStream::connect(server.addr).unwrap();
+    for _ in 0..8 {
+        greedy
+            .write_all(b"GET /articles?per_page=100 HTTP/1.1\r\nHost: t\r\n\r\n")
+            .unwrap();
+    }
+    thread::sleep(Duration::from_millis(300));
+    let wait = worst_fresh_client_wait(&server, 5);
+    println!("pipelining greedy client: a fresh client waited at worst {wait:?}");
+    assert!(wait < Duration::from_secs(1), "{wait:?}");
+    drop(greedy);
 }
