@@ -151,6 +151,14 @@ impl Server {
         for worker in self.workers.into_iter().filter(|w| w.is_finished()) {
             let _ = worker.join();
         }
+        // Requests that arrived after the signal (behind the markers) are
+        // answered 503 rather than left to a closing socket. A marker left
+        // by a worker still running ends this early; those few see the
+        // connection close.
+        while let Ok(Some(Job { request, done })) = self.queue.try_pop() {
+            refuse(&self.app, request);
+            done.send(Reuse::Close);
+        }
         match self.app.store.checkpoint() {
             Ok(()) => log::info!("database checkpointed; stopped"),
             Err(err) => log::warn!("checkpoint at shutdown failed: {err}"),
@@ -299,7 +307,12 @@ fn handle(app: &App, mut request: Request) -> Reuse {
     );
     drop(req);
 
-    let reply = reply.header("X-Request-Id", request_id.clone());
+    let mut reply = reply.header("X-Request-Id", request_id.clone());
+    // A connection ends after any response sent once a shutdown has begun:
+    // the client hears it rather than finding the connection gone.
+    if app.shutting_down() && !closes_connection(&reply) {
+        reply = reply.header("Connection", "close");
+    }
     let status = reply.status;
     let bytes = if method == Method::Head {
         0
@@ -334,12 +347,41 @@ fn closes_connection(reply: &Reply) -> bool {
         .is_some_and(|value| value.eq_ignore_ascii_case("close"))
 }
 
+/// Answers a request that arrived too late to be served, during a shutdown:
+/// 503 with `Retry-After`, and the connection closes. Counted and logged
+/// like any other.
+fn refuse(app: &App, request: Request) {
+    let started = Instant::now();
+    let request_id = ids::request_id();
+    let reply = ApiError::Unavailable("The server is shutting down")
+        .into_reply(&request_id)
+        .header("X-Request-Id", request_id.clone())
+        .header("Connection", "close");
+    let path = loggable(crate::request::split_url(request.url()).0);
+    let method = request.method().clone();
+    let bytes = reply.body.len();
+    app.metrics.start();
+    app.metrics
+        .finish(method.as_str(), metrics::UNMATCHED, 503, started.elapsed());
+    // The body is never read here: a declared one is left to tiny_http's
+    // writer to discard, on a discard thread.
+    let settled = request.body_length().is_none_or(|n| n == 0)
+        && request.headers().get("Transfer-Encoding").is_none();
+    let _ = send(request, reply, settled);
+    log::info!(
+        target: "access",
+        "{} {path} 503 {bytes} {:.3}ms {request_id}",
+        method.as_str(),
+        started.elapsed().as_secs_f64() * 1000.0,
+    );
+}
+
 /// Writes a reply; returns whether the connection may carry another
 /// request. Most replies go out through `write_response`. A request whose
 /// body was not read goes through tiny_http's own writer, which answers
 /// first and then discards the rest of the body, however long the client
-/// takes to send it; for a reply that closes the connection (a 408 or a
-/// 413) that happens on a discard thread, not a worker.
+/// takes to send it; for a reply that closes the connection (a 408, a 413, a
+/// refusal at shutdown) that happens on a discard thread, not a worker.
 fn send(request: Request, reply: Reply, body_settled: bool) -> io::Result<Reuse> {
     let reuse = if closes_connection(&reply) {
         Reuse::Close

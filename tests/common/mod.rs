@@ -444,3 +444,28 @@ fn request_bytes(
     bytes.extend_from_slice(body.unwrap_or_default());
     bytes
 }
+
+/// Starts a POST whose body is only half sent, so a worker is busy reading
+/// it; returns the stream and the rest of the body.
+pub fn half_sent_post(server: &TestServer) -> (TcpStream, Vec<u8>) {
+    let body =
+        serde_json::to_vec(&serde_json::json!({"title": "in flight", "content": "x".repeat(3000)}))
+            .unwrap();
+    let mut stream = TcpStream::connect(server.addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let head = format!(
+        "POST /articles HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).unwrap();
+    stream.write_all(&body[..1500]).unwrap();
+    (stream, body[1500..].to_vec())
+}
+
+pub fn read_all(stream: &mut TcpStream) -> String {
+    let mut out = Vec::new();
+    let _ = stream.read_to_end(&mut out);
+    String::from_utf8_lossy(&out).into_owned()
+}
