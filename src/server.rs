@@ -31,8 +31,8 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 /// body after its 413 or 408 was sent, so that workers never do it.
 const MAX_DISCARDERS: usize = 64;
 
-/// Longest request path written to the access log.
-const MAX_LOGGED_PATH: usize = 256;
+/// Longest request method or path written to the access log.
+const MAX_LOGGED: usize = 256;
 
 /// A running server.
 pub struct Server {
@@ -333,7 +333,7 @@ fn handle(app: &App, mut request: Request) -> Reuse {
     log::info!(
         target: "access",
         "{} {} {status} {bytes} {:.3}ms {request_id}",
-        method.as_str(),
+        loggable(method.as_str()),
         loggable(&path),
         started.elapsed().as_secs_f64() * 1000.0,
     );
@@ -371,7 +371,7 @@ fn refuse(app: &App, request: Request) {
     log::info!(
         target: "access",
         "{} {path} 503 {bytes} {:.3}ms {request_id}",
-        method.as_str(),
+        loggable(method.as_str()),
         started.elapsed().as_secs_f64() * 1000.0,
     );
 }
@@ -496,10 +496,12 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
         .unwrap_or_else(|| "unknown panic".to_owned())
 }
 
-/// A path made safe for one log line: printable ASCII only, bounded.
-fn loggable(path: &str) -> String {
-    path.chars()
-        .take(MAX_LOGGED_PATH)
+/// A method or path made safe for one log line: printable ASCII only,
+/// bounded. tiny_http accepts any ASCII method, control characters
+/// included, and any length.
+fn loggable(text: &str) -> String {
+    text.chars()
+        .take(MAX_LOGGED)
         .map(|c| if c.is_ascii_graphic() { c } else { '?' })
         .collect()
 }
@@ -532,7 +534,7 @@ mod tests {
     #[test]
     fn log_paths_are_printable_and_bounded() {
         assert_eq!(loggable("/a\x1b[31m\r\n"), "/a?[31m??");
-        assert_eq!(loggable(&"x".repeat(1000)).len(), MAX_LOGGED_PATH);
+        assert_eq!(loggable(&"x".repeat(1000)).len(), MAX_LOGGED);
     }
 
     #[test]
