@@ -380,3 +380,18 @@ fn http_2_and_3_request_lines_cost_one_stuck_thread_each_and_no_5xx() {
         "more than one thread per request: {threads}"
     );
 }
+
+#[test]
+fn content_length_must_be_digits() {
+    let server = TestServer::start();
+    for length in ["+2", "-0", "0x2", "2e0", "２"] {
+        let request = post(&format!("Content-Length: {length}\r\n"), "{}");
+        let (reply, _) = exchange(&server, &request, false);
+        let text = String::from_utf8_lossy(&reply);
+        assert!(
+            matches!(status_of(&reply), Some(400) | None),
+            "{length:?}: {text}"
+        );
+    }
+    assert_serving(&server);
+}
