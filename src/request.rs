@@ -51,6 +51,12 @@ impl<'a> Req<'a> {
         }
     }
 
+    /// Whether this is an HTTP/1.1 request without a `Host` header, which
+    /// RFC 9112 (section 3.2) says to answer 400. HTTP/1.0 did not need one.
+    pub fn missing_host(&self) -> bool {
+        *self.inner.http_version() >= (1, 1) && self.header("Host").is_none()
+    }
+
     /// The first value of a request header, if present.
     pub fn header(&self, name: &str) -> Option<&str> {
         self.inner.headers().get(name).map(|v| v.as_str())

@@ -395,3 +395,29 @@ fn content_length_must_be_digits() {
     }
     assert_serving(&server);
 }
+
+#[test]
+fn http_1_0_without_host_is_served_and_closed_http_1_1_without_host_is_400() {
+    let server = TestServer::start();
+    let (reply, _) = exchange(&server, b"GET /healthz HTTP/1.0\r\n\r\n", false);
+    assert_eq!(
+        status_of(&reply),
+        Some(200),
+        "{}",
+        String::from_utf8_lossy(&reply)
+    );
+    // RFC 9112, section 3.2: a server MUST answer 400 to an HTTP/1.1 request
+    // without Host.
+    let (reply, _) = exchange(
+        &server,
+        b"GET /healthz HTTP/1.1\r\nConnection: close\r\n\r\n",
+        false,
+    );
+    assert_eq!(
+        status_of(&reply),
+        Some(400),
+        "{}",
+        String::from_utf8_lossy(&reply)
+    );
+    assert!(String::from_utf8_lossy(&reply).contains("application/problem+json"));
+}
