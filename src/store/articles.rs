@@ -101,7 +101,7 @@ impl Store {
         let mut conn = self.write()?;
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let article = insert_article(&tx, change, author)?;
-        tx.commit()?;
+        self.commit(tx)?;
         Ok(article)
     }
 
@@ -143,7 +143,7 @@ impl Store {
                 insert_tags(&tx, id, &tags)?;
                 article.tags = tags;
             }
-            tx.commit()?;
+            self.commit(tx)?;
             Ok(())
         })();
         result?;
@@ -167,7 +167,7 @@ impl Store {
         guard(&article)?;
         let result: Result<(), StoreError> = (|| {
             tx.prepare_cached(DELETE_ARTICLE)?.execute([id])?;
-            tx.commit()?;
+            self.commit(tx)?;
             Ok(())
         })();
         result?;

@@ -93,7 +93,7 @@ impl Store {
             let article = insert_article(&tx, &change, author)?;
             let response = respond(&article);
             save_key(&tx, request, now, &response)?;
-            tx.commit()?;
+            self.commit(tx)?;
             Ok(response)
         })();
         Ok(Creation::Created(result?))

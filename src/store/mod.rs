@@ -14,18 +14,22 @@
 //! back, but the database is never corrupted.
 
 mod articles;
+mod files;
 mod idempotency;
 mod migrate;
 mod users;
 
 use std::fmt;
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
 use r2d2::{Pool, PooledConnection};
 use r2d2_sqlite::SqliteConnectionManager;
-use rusqlite::{Connection, ErrorCode, OpenFlags};
+use rusqlite::{Connection, ErrorCode, OpenFlags, Transaction};
+
+use files::FileGuard;
 
 pub use idempotency::{Creation, KeyedRequest, SavedKey};
 pub use migrate::{migrate, LATEST_VERSION};
@@ -116,6 +120,9 @@ pub struct Store {
     /// For `:memory:`, a connection held open for the life of the store: an
     /// in-memory database lives only while a connection to it is open.
     _anchor: Option<Mutex<Connection>>,
+    /// For a file, whether its path still names the files opened: writes
+    /// are refused once it does not (see `files`).
+    files: Option<FileGuard>,
 }
 
 impl Store {
@@ -132,10 +139,15 @@ impl Store {
         }
         migrate(&mut anchor)?;
 
+        let files = match target.in_memory {
+            true => None,
+            false => Some(FileGuard::new(Path::new(location))?),
+        };
         let store = Store {
             readers: target.pool(readers, true)?,
             writer: target.pool(1, false)?,
             _anchor: target.in_memory.then(|| Mutex::new(anchor)),
+            files,
         };
         Ok(store)
     }
@@ -152,12 +164,29 @@ impl Store {
         Ok(self.readers.get()?)
     }
 
+    /// The writing connection, once the database files are checked to be
+    /// where they were opened.
     fn write(&self) -> Result<Pooled, StoreError> {
+        self.check_files()?;
         Ok(self.writer.get()?)
     }
 
-    /// A round trip to the database within `limit`, for readiness checks.
+    /// Commits a write transaction, then checks that it went to the files
+    /// the database path names: if they were moved or replaced meanwhile,
+    /// the write is not acknowledged (it may be in a file no path names).
+    fn commit(&self, tx: Transaction<'_>) -> Result<(), StoreError> {
+        tx.commit()?;
+        self.check_files()
+    }
+
+    fn check_files(&self) -> Result<(), StoreError> {
+        self.files.as_ref().map_or(Ok(()), FileGuard::check)
+    }
+
+    /// A round trip to the database within `limit`, for readiness checks;
+    /// a database whose files were moved is not ready.
     pub fn ping(&self, limit: Duration) -> Result<(), StoreError> {
+        self.check_files()?;
         let conn = self.readers.get_timeout(limit)?;
         conn.prepare_cached("SELECT 1")?.query_row([], |_| Ok(()))?;
         Ok(())

@@ -39,7 +39,7 @@ impl Store {
         };
         tx.prepare_cached(INSERT_TOKEN)?
             .execute(params![token_hash, user.id, now])?;
-        tx.commit()?;
+        self.commit(tx)?;
         Ok(user)
     }
 
@@ -52,7 +52,7 @@ impl Store {
         };
         tx.prepare_cached(INSERT_TOKEN)?
             .execute(params![token_hash, user.id, now_millis()])?;
-        tx.commit()?;
+        self.commit(tx)?;
         Ok(Some(user))
     }
 
@@ -65,7 +65,7 @@ impl Store {
             return Ok(None);
         };
         let revoked = tx.prepare_cached(DELETE_TOKENS)?.execute([user.id])?;
-        tx.commit()?;
+        self.commit(tx)?;
         Ok(Some((user, revoked)))
     }
 
