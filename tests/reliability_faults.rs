@@ -238,6 +238,72 @@ fn a_removed_database_loses_no_acknowledged_write() {
     assert_eq!(server.get("/articles").header("X-Total-Count"), Some("0"));
 }
 
+/// Every kind of request once, on one connection: each must be answered
+/// whole, with a status from `allowed`. Returns the statuses seen.
+fn probe_everything(server: &TestServer, allowed: &[u16]) -> Vec<u16> {
+    let mut conn = server.connect();
+    let body = br#"{"title":"probe","content":"probe"}"#;
+    let json = [("Content-Type", "application/json")];
+    let mut seen = Vec::new();
+    for (method, path, body) in [
+        ("GET", "/articles", None),
+        ("GET", "/articles?q=kept&tag=t&sort=title", None),
+        ("GET", "/articles/3", None),
+        ("POST", "/articles", Some(&body[..])),
+        ("PATCH", "/articles/4", Some(&body[..])),
+        ("DELETE", "/articles/5", None),
+        ("GET", "/readyz", None),
+    ] {
+        let headers = if body.is_some() { &json[..] } else { &[] };
+        let resp = conn
+            .try_request(method, path, headers, body)
+            .expect("a whole answer");
+        assert!(
+            allowed.contains(&resp.status),
+            "{method} {path}: {} {}",
+            resp.status,
+            resp.text()
+        );
+        if resp.status == 503 {
+            resp.problem(503);
+        }
+        seen.push(resp.status);
+    }
+    seen
+}
+
+#[test]
+fn a_database_overwritten_or_truncated_in_place_is_503_never_a_crash() {
+    for damage in ["garbage over the first pages", "truncated to nothing"] {
+        let mut server = TestServer::start();
+        for n in 0..40 {
+            assert_eq!(create(&server, &format!("kept {n}")).status, 201);
+        }
+        // A clean restart folds the WAL in: the articles are in the file.
+        server.signal("TERM");
+        server.wait_exit(Duration::from_secs(5)).expect("stops");
+        let mut server = server.restart_with(&[]);
+        assert_eq!(server.get("/articles/3").status, 200);
+
+        let db = server.db_path();
+        let mut file = fs::OpenOptions::new().write(true).open(&db).unwrap();
+        match damage {
+            "truncated to nothing" => file.set_len(0).unwrap(),
+            _ => file.write_all(&[0xA5; 16 * 1024]).unwrap(),
+        }
+        drop(file);
+        let allowed = [200, 201, 204, 404, 503];
+        let first = probe_everything(&server, &allowed);
+        let second = probe_everything(&server, &allowed);
+        assert!(server.alive(), "{damage}: the server died");
+        if damage == "truncated to nothing" {
+            assert_eq!(second.last(), Some(&503), "{damage}: not ready");
+        }
+        assert_eq!(server.get("/healthz").status, 200);
+        println!("database {damage}: statuses {first:?} then {second:?}; server alive");
+    }
+}
+
 #[test]
 fn a_database_locked_by_another_process_answers_503_and_reads_go_on() {
     let server = TestServer::start();

@@ -44,6 +44,9 @@ const MMAP_BYTES: u64 = 256 * 1024 * 1024;
 /// Private page cache of each reader, in KiB (SQLite's default is 2000).
 const READER_CACHE_KIB: u32 = 256;
 
+/// The readiness round trip.
+const PING: &str = "SELECT total FROM article_count WHERE only_row = 1";
+
 /// Statements kept prepared per connection: every listing variant fits.
 const STATEMENT_CACHE: usize = 128;
 
@@ -188,7 +191,9 @@ impl Store {
     pub fn ping(&self, limit: Duration) -> Result<(), StoreError> {
         self.check_files()?;
         let conn = self.readers.get_timeout(limit)?;
-        conn.prepare_cached("SELECT 1")?.query_row([], |_| Ok(()))?;
+        // Reads the schema and a page of a table, so that a database file
+        // damaged in place is not ready either (`SELECT 1` reads nothing).
+        conn.prepare_cached(PING)?.query_row([], |_| Ok(()))?;
         Ok(())
     }
 
