@@ -382,3 +382,22 @@ fn no_request_byte_can_add_a_response_header() {
         );
     }
 }
+
+#[test]
+fn a_retry_spelling_a_number_differently_is_a_replay() {
+    // One double, spelt shortest and with 17 digits. serde_json's default
+    // float parser is not exact and read them as two different numbers.
+    let server = TestServer::start();
+    let first = br#"{"title":"t","content":"c","x":-7.428246415244006e-40}"#;
+    let retry = br#"{"title":"t","content":"c","x":-7.42824641524400566e-40}"#;
+    let headers = [
+        ("Content-Type", "application/json"),
+        ("Idempotency-Key", "spelt-twice"),
+    ];
+    let created = server.request("POST", "/articles", &headers, Some(first));
+    assert_eq!(created.status, 201);
+    let again = server.request("POST", "/articles", &headers, Some(retry));
+    assert_eq!(again.status, 201, "{}", again.text());
+    assert_eq!(again.header("Idempotency-Replayed"), Some("true"));
+    assert_eq!(again.json(), created.json());
+}
