@@ -2,7 +2,7 @@
 //! at a random moment, and after each kill the database passes SQLite's
 //! integrity checks and holds every acknowledged write, exactly.
 //!
-//! `RELIABILITY_SCALE=10` runs ten times as many rounds; `RELIABILITY_SEED`
+//! Five rounds; `RELIABILITY_SCALE=10` runs ten times as many; `RELIABILITY_SEED`
 //! replays a run.
 
 mod common;
@@ -77,7 +77,7 @@ fn write_until_killed(server: &TestServer, writers: &mut [Writer], run_for: Dura
 #[test]
 fn every_acknowledged_write_survives_sigkill() {
     let seed = rng::seed("crash");
-    let rounds = 3 * rng::scale();
+    let rounds = 5 * rng::scale();
     let mut rng = Rng::new(seed);
     let mut server = TestServer::start();
     let token = server.add_user("crasher");
