@@ -9,6 +9,10 @@
 //!                     parses HTTP/1.1)
 //! ```
 //!
+//! A connection thread hands its connection's requests to the queue one at
+//! a time, reading the next once a worker has answered the last
+//! (`connection`), so one client can hold at most one worker.
+//!
 //! A worker takes a request and runs `server::handle`: it picks the request
 //! id, calls `router::dispatch` under `catch_unwind` (a panic is a 500 for
 //! that request only), renders any `ApiError` as problem+json, writes the

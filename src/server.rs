@@ -27,8 +27,9 @@ use crate::{connection, cors, ids, metrics, router, App};
 /// thread that could not start), so the loop does not spin.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 
-/// Most threads at once that discard the rest of an oversized or stalled
-/// body after its 413 or 408 was sent, so that workers never do it.
+/// Most threads at once that discard the rest of an unread body after a
+/// reply that closes the connection (408, 413, 503 at shutdown) was sent,
+/// so that workers never do it.
 const MAX_DISCARDERS: usize = 64;
 
 /// Longest request method or path written to the access log.

@@ -215,29 +215,25 @@ fn total_count(addr: SocketAddr) -> u64 {
     resp.header("X-Total-Count").unwrap().parse().unwrap()
 }
 
-#[test]
-fn mixed_load_answers_every_request_well_formed_and_totals_add_up() {
-    let seed = rng::seed("mixed load");
-    let duration = Duration::from_secs(4 * rng::scale());
-    // Fewer workers and pooled readers than clients: requests queue.
-    let server = TestServer::start_with(&["--workers", "3", "--pool-size", "2"]);
-    server.create("contested", "every reader patches this one", &[]);
-    let mut writers = writers(&server, seed, 6);
-    let mut readers = readers(&server, seed, 8);
-
+/// Runs every writer and reader on its own connection for `duration`;
+/// returns the connections that failed (none should).
+fn run_for(
+    addr: SocketAddr,
+    writers: &mut [Writer],
+    readers: &mut [Reader],
+    duration: Duration,
+) -> Vec<String> {
     let stop = AtomicBool::new(false);
-    let started = Instant::now();
-    let mut failures = Vec::new();
     thread::scope(|scope| {
-        let (stop, addr) = (&stop, server.addr);
+        let stop = &stop;
         let mut handles = Vec::new();
         for writer in writers.iter_mut() {
             handles.push(scope.spawn(move || {
                 let mut conn = Conn::open(addr);
                 while !stop.load(Ordering::Relaxed) {
-                    writer
-                        .step(&mut conn)
-                        .map_err(|e| format!("{}: {e:?}", writer.name))?;
+                    if let Err(err) = writer.step(&mut conn) {
+                        return Err(format!("{}: {err:?}", writer.name));
+                    }
                 }
                 Ok::<(), String>(())
             }));
@@ -255,23 +251,41 @@ fn mixed_load_answers_every_request_well_formed_and_totals_add_up() {
         }
         thread::sleep(duration);
         stop.store(true, Ordering::Relaxed);
-        failures.extend(handles.into_iter().filter_map(|h| h.join().unwrap().err()));
-    });
-    let elapsed = started.elapsed();
-    assert!(failures.is_empty(), "connections failed: {failures:?}");
+        let results = handles.into_iter().map(|h| h.join().unwrap());
+        results.filter_map(Result::err).collect()
+    })
+}
 
+/// The readers' stats, merged, once every client is checked to have seen
+/// no problem.
+fn checked_stats(readers: Vec<Reader>, writers: &[Writer]) -> ReadStats {
     let mut reads = ReadStats::default();
     for reader in readers {
         reads.merge(reader.stats);
     }
     assert!(reads.problems.is_empty(), "{:#?}", reads.problems);
-    for writer in &writers {
-        assert!(
-            writer.stats.problems.is_empty(),
-            "{:#?}",
-            writer.stats.problems
-        );
+    for writer in writers {
+        let problems = &writer.stats.problems;
+        assert!(problems.is_empty(), "{}: {problems:#?}", writer.name);
     }
+    reads
+}
+
+#[test]
+fn mixed_load_answers_every_request_well_formed_and_totals_add_up() {
+    let seed = rng::seed("mixed load");
+    let duration = Duration::from_secs(4 * rng::scale());
+    // Fewer workers and pooled readers than clients: requests queue.
+    let server = TestServer::start_with(&["--workers", "3", "--pool-size", "2"]);
+    server.create("contested", "every reader patches this one", &[]);
+    let mut writers = writers(&server, seed, 6);
+    let mut readers = readers(&server, seed, 8);
+
+    let started = Instant::now();
+    let failures = run_for(server.addr, &mut writers, &mut readers, duration);
+    let elapsed = started.elapsed();
+    assert!(failures.is_empty(), "connections failed: {failures:?}");
+    let reads = checked_stats(readers, &writers);
     let creates: u64 = writers.iter().map(|w| w.stats.creates).sum();
     let deletes: u64 = writers.iter().map(|w| w.stats.deletes).sum();
     assert_eq!(
@@ -366,18 +380,7 @@ fn sigterm_under_load_completes_or_closes_every_exchange_and_loses_nothing() {
     let stopped_in = signalled.elapsed();
     assert_eq!(status.code(), Some(0), "{}", server.log());
 
-    let mut reads = ReadStats::default();
-    for reader in readers {
-        reads.merge(reader.stats);
-    }
-    assert!(reads.problems.is_empty(), "{:#?}", reads.problems);
-    for writer in &writers {
-        assert!(
-            writer.stats.problems.is_empty(),
-            "{:#?}",
-            writer.stats.problems
-        );
-    }
+    let reads = checked_stats(readers, &writers);
     let server = server.restart_with(&[]);
     let verdict = ledger::verify(server.addr, &mut writers, OTHERS);
     assert_eq!(verdict.lost, 0, "{:#?}", verdict.problems);
