@@ -137,6 +137,70 @@ fn the_server_recovers_after_running_out_of_threads() {
     );
 }
 
+#[test]
+fn the_server_recovers_after_running_out_of_descriptors() {
+    let prlimit = Command::new("prlimit").arg("--version").output();
+    if !prlimit.is_ok_and(|o| o.status.success()) {
+        println!("skipped: prlimit not found");
+        return;
+    }
+    let dir = TempDir::new();
+    let db = dir.path().join("test.db");
+    let mut command = Command::new("prlimit");
+    command
+        .args(["--nofile=48", env!("CARGO_BIN_EXE_articles")])
+        .args(["serve", "--addr", "127.0.0.1:0", "--workers", "4"])
+        .args(["--db", db.to_str().unwrap()]);
+    let server = TestServer::spawn(dir, command);
+    // Connect until three in a row wait unanswered (accept fails with
+    // EMFILE and they stay in the backlog).
+    let (mut held, mut unanswered) = (Vec::new(), 0);
+    while unanswered < 3 && held.len() < 40 {
+        let mut conn = server.connect();
+        conn.stream()
+            .set_read_timeout(Some(Duration::from_millis(300)))
+            .unwrap();
+        conn.stream().write_all(GET_HEALTHZ).unwrap();
+        match conn.try_read_response(false) {
+            Ok(resp) if resp.status == 200 => held.push(conn),
+            _ => unanswered += 1,
+        }
+    }
+    assert!(
+        unanswered > 0,
+        "the limit of 48 descriptors was never reached"
+    );
+    let served_while_exhausted = held.len();
+    // Connections already open go on working, writes included.
+    let body = br#"{"title":"t","content":"c"}"#;
+    let json = [("Content-Type", "application/json")];
+    let created = held[0].try_request("POST", "/articles", &json, Some(body));
+    assert_eq!(created.map(|r| r.status), Ok(201));
+    drop(held);
+    let started = Instant::now();
+    loop {
+        let mut conn = server.connect();
+        conn.stream()
+            .set_read_timeout(Some(Duration::from_millis(500)))
+            .unwrap();
+        if conn
+            .try_request("GET", "/articles", &[], None)
+            .is_ok_and(|r| r.status == 200)
+        {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "never served again"
+        );
+    }
+    println!(
+        "descriptors exhausted (RLIMIT_NOFILE 48): {served_while_exhausted} connections held, \
+         {unanswered} waited; served again {:?} after they left",
+        started.elapsed()
+    );
+}
+
 /// Opens `count` connections and starts a request head on each, then sends
 /// one more header byte on each every `every` until `stop`.
 fn slowloris(addr: std::net::SocketAddr, count: usize, every: Duration, stop: &AtomicBool) {
