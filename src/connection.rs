@@ -18,17 +18,18 @@
 //! started costs that one connection only.
 //!
 //! A connection has one request at a time in the queue or in a worker: its
-//! thread reads the next request only once the worker has answered the
+//! thread queues the next request only once the worker has answered the
 //! last. A client that pipelines requests for large responses and never
 //! reads them therefore holds one worker, not all of them (test
 //! `a_client_pipelining_big_responses_without_reading_holds_one_worker_at_most`),
 //! and cannot fill the queue. The worker also says whether the connection
 //! may go on: not after a response that closes it (`Connection: close`), nor
-//! after one that could not be written.
+//! after one that could not be written; a request already read is then
+//! dropped unanswered, and the connection ends.
 
 use std::fmt::Display;
 use std::io;
-use std::sync::mpsc::{self, Sender};
+use std::sync::mpsc::{self, Receiver, Sender};
 use std::thread;
 
 use tiny_http_fork::util::MessageQueueSender;
@@ -88,23 +89,35 @@ where
     C: Iterator<Item = Result<Request, E>>,
     E: Display,
 {
+    // How the connection's last request ended, once a worker has said.
+    let mut previous: Option<Receiver<Reuse>> = None;
     for request in client {
-        match request {
-            Ok(request) => {
-                let (done, outcome) = mpsc::channel();
-                let _ = queue.push(Job {
-                    request,
-                    done: Done(done),
-                });
-                // A job dropped unanswered (the process is stopping) ends
-                // the connection too.
-                if outcome.recv() != Ok(Reuse::KeepAlive) {
-                    return;
-                }
-            }
+        let request = match request {
+            Ok(request) => request,
             // tiny_http has already answered it (400, 408, 417) and ends the
             // connection.
-            Err(err) => log::debug!("malformed request answered by the HTTP layer: {err}"),
+            Err(err) => {
+                log::debug!("malformed request answered by the HTTP layer: {err}");
+                continue;
+            }
+        };
+        // The next request is read while the last is served (as tiny_http
+        // does), but queued only once it is answered. Usually the answer is
+        // long there: no wait, no extra wake-up. A job dropped unanswered
+        // (the process is stopping) ends the connection too.
+        if let Some(outcome) = previous.take() {
+            if outcome.recv() != Ok(Reuse::KeepAlive) {
+                // Taking the writer and dropping it answers nothing; a
+                // request dropped whole would be answered 500 by tiny_http.
+                drop(request.into_writer());
+                return;
+            }
         }
+        let (done, outcome) = mpsc::channel();
+        let _ = queue.push(Job {
+            request,
+            done: Done(done),
+        });
+        previous = Some(outcome);
     }
 }
