@@ -216,6 +216,21 @@ mod tests {
     }
 
     #[test]
+    fn one_double_spelt_two_ways_is_one_number() {
+        // Needs serde_json's exact float parsing (`float_roundtrip`): its
+        // default parser read these as two neighbouring doubles.
+        for (short, long) in [
+            ("-7.428246415244006e-40", "-7.42824641524400566e-40"),
+            ("2.699038309416696e-307", "2.69903830941669601e-307"),
+            ("0.1", "0.10000000000000000555"),
+        ] {
+            let a = serde_json::from_str(&format!("{{\"x\":{short}}}")).unwrap();
+            let b = serde_json::from_str(&format!("{{\"x\":{long}}}")).unwrap();
+            assert_eq!(print(a), print(b), "{short} {long}");
+        }
+    }
+
+    #[test]
     fn different_json_values_differ() {
         let base = print(json!({"title": "t", "tags": ["a", "b"]}));
         for other in [

@@ -4,10 +4,14 @@
 //!
 //! ```text
 //!  accept thread ──► connection threads ──► request queue ──► N workers ──► pools
-//!  (ours: socket     (tiny_http: one per    (one, shared)     (--workers)    readers (--pool-size)
-//!   options, errors)  connection, parses                                     one writer
-//!                     HTTP/1.1)
+//!  (ours: socket     (ours, one per         (one, shared)     (--workers)    readers (--pool-size)
+//!   options, errors)  connection; tiny_http                                  one writer
+//!                     parses HTTP/1.1)
 //! ```
+//!
+//! A connection thread hands its connection's requests to the queue one at
+//! a time, reading the next once a worker has answered the last
+//! (`connection`), so one client can hold at most one worker.
 //!
 //! A worker takes a request and runs `server::handle`: it picks the request
 //! id, calls `router::dispatch` under `catch_unwind` (a panic is a 500 for
@@ -38,6 +42,7 @@ pub mod article;
 pub mod auth;
 pub mod conditional;
 pub mod config;
+mod connection;
 pub mod cors;
 pub mod error;
 pub mod handlers;

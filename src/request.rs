@@ -51,6 +51,12 @@ impl<'a> Req<'a> {
         }
     }
 
+    /// Whether this is an HTTP/1.1 request without a `Host` header, which
+    /// RFC 9112 (section 3.2) says to answer 400. HTTP/1.0 did not need one.
+    pub fn missing_host(&self) -> bool {
+        *self.inner.http_version() >= (1, 1) && self.header("Host").is_none()
+    }
+
     /// The first value of a request header, if present.
     pub fn header(&self, name: &str) -> Option<&str> {
         self.inner.headers().get(name).map(|v| v.as_str())
@@ -92,12 +98,9 @@ impl<'a> Req<'a> {
     /// chunked encoding (tiny_http rejects a request with both).
     fn declared_length(&self) -> Result<Option<u64>, ApiError> {
         if let Some(length) = self.header("Content-Length") {
-            return match length.trim().parse::<u64>() {
-                Ok(length) => Ok(Some(length)),
-                Err(_) => Err(ApiError::BadRequest(
-                    "Content-Length is not a number".into(),
-                )),
-            };
+            return parse_length(length)
+                .map(Some)
+                .ok_or_else(|| ApiError::BadRequest("Content-Length is not a number".into()));
         }
         match self.header("Transfer-Encoding") {
             Some(_) => Ok(None),
@@ -125,6 +128,16 @@ impl<'a> Req<'a> {
             ))),
         }
     }
+}
+
+/// A `Content-Length` value: decimal digits only (RFC 9110, section 8.6).
+/// Rust's integer parsing would also take `+2`, which a proxy in front may
+/// read differently.
+fn parse_length(value: &str) -> Option<u64> {
+    if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    value.parse().ok()
 }
 
 /// A client-facing reason for a failed body read (chunked syntax, early end).
@@ -219,6 +232,24 @@ mod tests {
         assert!(!sane_request_id(""));
         assert!(!sane_request_id("a b"));
         assert!(!sane_request_id("a\r\nSet-Cookie: x"));
+    }
+
+    #[test]
+    fn content_length_is_digits_only() {
+        assert_eq!(parse_length("0"), Some(0));
+        assert_eq!(parse_length("0042"), Some(42));
+        for bad in [
+            "",
+            "+2",
+            "-1",
+            " 2",
+            "2 ",
+            "1e3",
+            "0x2",
+            "18446744073709551616",
+        ] {
+            assert_eq!(parse_length(bad), None, "{bad:?}");
+        }
     }
 
     #[test]

@@ -97,12 +97,18 @@ impl Route {
 }
 
 /// Sends a request to its handler. `HEAD` runs the `GET` handler; the HTTP
-/// layer leaves out the body. A bearer token, if present, is checked first,
-/// on every request: an invalid one is a 401 whatever the path.
+/// layer leaves out the body. An HTTP/1.1 request without `Host` is a 400;
+/// then a bearer token, if present, is checked, on every request: an
+/// invalid one is a 401 whatever the path.
 pub fn dispatch(app: &App, req: &mut Req<'_>) -> Result<Reply, ApiError> {
     let route = Route::resolve(&req.path);
     if let Ok(route) = &route {
         req.route = Some(route.pattern());
+    }
+    if req.missing_host() {
+        return Err(ApiError::BadRequest(
+            "An HTTP/1.1 request needs a Host header".into(),
+        ));
     }
     req.user = authenticate(app, req)?;
     let route = route?;

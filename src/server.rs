@@ -9,30 +9,32 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::fd::{AsRawFd, FromRawFd};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{mpsc, Arc};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use tiny_http_fork::util::{MessageQueueSender, MessagesQueue, TaskPool};
-use tiny_http_fork::{Header, Listener, Message, Method, Request, Response, SslContextWrap};
+use tiny_http_fork::util::{MessageQueueSender, MessagesQueue};
+use tiny_http_fork::{Header, Listener, Method, Request, Response, SslContextWrap};
 
+use crate::connection::{Job, Reuse};
 use crate::error::ApiError;
 use crate::request::{sane_request_id, Req};
 use crate::response::{reason_phrase, Reply};
 use crate::time::{http_date, now_millis};
 use crate::webhooks::Deliveries;
-use crate::{cors, ids, metrics, router, App};
+use crate::{connection, cors, ids, metrics, router, App};
 
 /// Pause after an accept error that may pass (out of file descriptors, a
 /// thread that could not start), so the loop does not spin.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 
-/// Most threads at once that discard the rest of an oversized or stalled
-/// body after its 413 or 408 was sent, so that workers never do it.
+/// Most threads at once that discard the rest of an unread body after a
+/// reply that closes the connection (408, 413, 503 at shutdown) was sent,
+/// so that workers never do it.
 const MAX_DISCARDERS: usize = 64;
 
-/// Longest request path written to the access log.
-const MAX_LOGGED_PATH: usize = 256;
+/// Longest request method or path written to the access log.
+const MAX_LOGGED: usize = 256;
 
 /// A running server.
 pub struct Server {
@@ -40,7 +42,7 @@ pub struct Server {
     local_addr: SocketAddr,
     accept: JoinHandle<io::Result<()>>,
     workers: Vec<JoinHandle<()>>,
-    queue: Arc<MessagesQueue<Message>>,
+    queue: Arc<MessagesQueue<Job>>,
     shutdown: ShutdownHandle,
     /// The webhook dispatcher, when there is anything to deliver.
     deliveries: Option<Deliveries>,
@@ -159,6 +161,14 @@ impl Server {
         for worker in self.workers.into_iter().filter(|w| w.is_finished()) {
             let _ = worker.join();
         }
+        // Requests that arrived after the signal (behind the markers) are
+        // answered 503 rather than left to a closing socket. A marker left
+        // by a worker still running ends this early; those few see the
+        // connection close.
+        while let Ok(Some(Job { request, done })) = self.queue.try_pop() {
+            refuse(&self.app, request);
+            done.send(Reuse::Close);
+        }
         match self.app.store.checkpoint() {
             Ok(()) => log::info!("database checkpointed; stopped"),
             Err(err) => log::warn!("checkpoint at shutdown failed: {err}"),
@@ -217,32 +227,28 @@ fn classify(err: &io::Error) -> AcceptError {
     }
 }
 
-/// Accepts connections and hands each to a tiny_http connection thread,
-/// which parses its requests into the queue.
+/// Accepts connections and starts a thread for each (`connection`), which
+/// lets tiny_http parse its requests into the queue.
 fn accept_loop(
     listener: Listener,
-    queue: &MessageQueueSender<Message>,
+    queue: &MessageQueueSender<Job>,
     stop: &AtomicBool,
 ) -> io::Result<()> {
     let ssl = SslContextWrap::build_ssl_capabilities(None).map_err(io::Error::other)?;
-    let connections = TaskPool::new(None, None)?;
     loop {
         let accepted = tiny_http_fork::Server::accept_connection(&listener, &ssl);
         if stop.load(Ordering::Acquire) {
             return Ok(());
         }
         match accepted {
-            Ok(client) => {
-                // Starting a thread can fail (and std then panics) when the
-                // process is out of threads; drop that one connection.
-                let started = catch_unwind(AssertUnwindSafe(|| {
-                    tiny_http_fork::Server::new_client(Ok(client), queue.clone(), &connections)
-                }));
-                if !matches!(started, Ok(Ok(()))) {
-                    log::warn!("could not start a connection thread; connection dropped");
+            Ok(Some(client)) => {
+                if let Err(err) = connection::spawn(client, queue.clone()) {
+                    log::warn!("could not start a connection thread ({err}); connection dropped");
                     thread::sleep(ACCEPT_BACKOFF);
                 }
             }
+            // Only a failed TLS handshake gives no connection; we serve none.
+            Ok(None) => {}
             Err(err) => match classify(&err) {
                 AcceptError::Idle => {}
                 AcceptError::Transient => {
@@ -259,23 +265,16 @@ fn accept_loop(
 }
 
 /// A worker: takes requests off the queue until it is unblocked.
-fn work(app: &App, queue: &MessagesQueue<Message>) {
-    loop {
-        match queue.pop() {
-            Ok(Some(Message::NewRequest(request))) => handle(app, request),
-            Ok(Some(Message::ReaderError(err))) => {
-                // tiny_http has already answered it (400, 417 or 505).
-                log::debug!("malformed request answered by the HTTP layer: {err}");
-            }
-            Ok(Some(Message::ErrorIo(err))) => log::warn!("connection error: {err}"),
-            Ok(None) | Err(_) => return,
-        }
+fn work(app: &App, queue: &MessagesQueue<Job>) {
+    while let Ok(Some(Job { request, done })) = queue.pop() {
+        done.send(handle(app, request));
     }
 }
 
 /// Serves one request: request id, dispatch under `catch_unwind`, error
 /// rendering, response, access log. Everything cross-cutting happens here.
-fn handle(app: &App, mut request: Request) {
+/// Returns whether the connection may carry another request.
+fn handle(app: &App, mut request: Request) -> Reuse {
     let started = Instant::now();
     let request_id = request
         .headers()
@@ -318,7 +317,12 @@ fn handle(app: &App, mut request: Request) {
     );
     drop(req);
 
-    let reply = reply.header("X-Request-Id", request_id.clone());
+    let mut reply = reply.header("X-Request-Id", request_id.clone());
+    // A connection ends after any response sent once a shutdown has begun:
+    // the client hears it rather than finding the connection gone.
+    if app.shutting_down() && !closes_connection(&reply) {
+        reply = reply.header("Connection", "close");
+    }
     let status = reply.status;
     let bytes = if method == Method::Head {
         0
@@ -329,41 +333,97 @@ fn handle(app: &App, mut request: Request) {
     // has already received.
     app.metrics
         .finish(method.as_str(), route, status, started.elapsed());
-    if let Err(err) = send(request, reply, body_settled) {
-        log::debug!("response to {request_id} not delivered: {err}");
-    }
+    let reuse = match send(request, reply, body_settled) {
+        Ok(reuse) => reuse,
+        Err(err) => {
+            log::debug!("response to {request_id} not delivered: {err}");
+            Reuse::Close
+        }
+    };
     log::info!(
         target: "access",
         "{} {} {status} {bytes} {:.3}ms {request_id}",
-        method.as_str(),
+        loggable(method.as_str()),
         loggable(&path),
+        started.elapsed().as_secs_f64() * 1000.0,
+    );
+    reuse
+}
+
+/// Whether a reply says `Connection: close`.
+fn closes_connection(reply: &Reply) -> bool {
+    reply
+        .header_value("Connection")
+        .is_some_and(|value| value.eq_ignore_ascii_case("close"))
+}
+
+/// Answers a request that arrived too late to be served, during a shutdown:
+/// 503 with `Retry-After`, and the connection closes. Counted and logged
+/// like any other.
+fn refuse(app: &App, request: Request) {
+    let started = Instant::now();
+    let request_id = ids::request_id();
+    let reply = ApiError::Unavailable("The server is shutting down")
+        .into_reply(&request_id)
+        .header("X-Request-Id", request_id.clone())
+        .header("Connection", "close");
+    let path = loggable(crate::request::split_url(request.url()).0);
+    let method = request.method().clone();
+    let bytes = reply.body.len();
+    app.metrics.start();
+    app.metrics
+        .finish(method.as_str(), metrics::UNMATCHED, 503, started.elapsed());
+    // The body is never read here: a declared one is left to tiny_http's
+    // writer to discard, on a discard thread.
+    let settled = request.body_length().is_none_or(|n| n == 0)
+        && request.headers().get("Transfer-Encoding").is_none();
+    let _ = send(request, reply, settled);
+    log::info!(
+        target: "access",
+        "{} {path} 503 {bytes} {:.3}ms {request_id}",
+        loggable(method.as_str()),
         started.elapsed().as_secs_f64() * 1000.0,
     );
 }
 
-/// Writes a reply. Most go out through `write_response`. A request whose
+/// Writes a reply; returns whether the connection may carry another
+/// request. Most replies go out through `write_response`. A request whose
 /// body was not read goes through tiny_http's own writer, which answers
 /// first and then discards the rest of the body, however long the client
-/// takes to send it; for a 408 or 413 that happens on a discard thread, not
-/// a worker.
-fn send(request: Request, reply: Reply, body_settled: bool) -> io::Result<()> {
+/// takes to send it; for a reply that closes the connection (a 408, a 413, a
+/// refusal at shutdown) that happens on a discard thread, not a worker.
+fn send(request: Request, reply: Reply, body_settled: bool) -> io::Result<Reuse> {
+    let reuse = if closes_connection(&reply) {
+        Reuse::Close
+    } else {
+        Reuse::KeepAlive
+    };
     if body_settled {
-        return write_response(request, reply);
+        return write_response(request, reply).map(|()| reuse);
     }
-    if matches!(reply.status, 408 | 413) {
+    if reuse == Reuse::Close {
         static DISCARDERS: AtomicUsize = AtomicUsize::new(0);
         if DISCARDERS.fetch_add(1, Ordering::AcqRel) < MAX_DISCARDERS {
+            // The request moves to the thread only once it runs: a thread
+            // that cannot start must not take it along (a dropped request is
+            // a 500 from tiny_http).
+            let (handover, taken) = mpsc::channel::<(Request, Reply)>();
             let spawned = thread::Builder::new()
                 .name("discard".into())
                 .spawn(move || {
-                    let _ = respond_then_discard(request, reply);
+                    if let Ok((request, reply)) = taken.recv() {
+                        let _ = respond_then_discard(request, reply);
+                    }
                     DISCARDERS.fetch_sub(1, Ordering::AcqRel);
                 });
-            return spawned.map(drop);
+            if spawned.is_ok() {
+                let _ = handover.send((request, reply));
+                return Ok(reuse);
+            }
         }
         DISCARDERS.fetch_sub(1, Ordering::AcqRel);
     }
-    respond_then_discard(request, reply)
+    respond_then_discard(request, reply).map(|()| reuse)
 }
 
 /// Writes the whole response with one write: status line, `Date`,
@@ -446,10 +506,12 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
         .unwrap_or_else(|| "unknown panic".to_owned())
 }
 
-/// A path made safe for one log line: printable ASCII only, bounded.
-fn loggable(path: &str) -> String {
-    path.chars()
-        .take(MAX_LOGGED_PATH)
+/// A method or path made safe for one log line: printable ASCII only,
+/// bounded. tiny_http accepts any ASCII method, control characters
+/// included, and any length.
+fn loggable(text: &str) -> String {
+    text.chars()
+        .take(MAX_LOGGED)
         .map(|c| if c.is_ascii_graphic() { c } else { '?' })
         .collect()
 }
@@ -482,7 +544,7 @@ mod tests {
     #[test]
     fn log_paths_are_printable_and_bounded() {
         assert_eq!(loggable("/a\x1b[31m\r\n"), "/a?[31m??");
-        assert_eq!(loggable(&"x".repeat(1000)).len(), MAX_LOGGED_PATH);
+        assert_eq!(loggable(&"x".repeat(1000)).len(), MAX_LOGGED);
     }
 
     #[test]

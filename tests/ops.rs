@@ -3,7 +3,7 @@
 
 mod common;
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
@@ -297,34 +297,10 @@ fn cors_any_origin_from_the_environment() {
     assert_eq!(resp.header("Access-Control-Allow-Origin"), Some("*"));
 }
 
-/// Starts a POST whose body is only half sent, so a worker is busy reading
-/// it; returns the stream and the rest of the body.
-fn half_sent_post(server: &TestServer) -> (TcpStream, Vec<u8>) {
-    let body =
-        serde_json::to_vec(&json!({"title": "in flight", "content": "x".repeat(3000)})).unwrap();
-    let mut stream = TcpStream::connect(server.addr).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    let head = format!(
-        "POST /articles HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
-        body.len()
-    );
-    stream.write_all(head.as_bytes()).unwrap();
-    stream.write_all(&body[..1500]).unwrap();
-    (stream, body[1500..].to_vec())
-}
-
-fn read_all(stream: &mut TcpStream) -> String {
-    let mut out = Vec::new();
-    let _ = stream.read_to_end(&mut out);
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 #[test]
 fn sigterm_finishes_requests_in_flight_then_exits_zero() {
     let mut server = TestServer::start_with(&["--workers", "1"]);
-    let (mut in_flight, rest) = half_sent_post(&server);
+    let (mut in_flight, rest) = common::half_sent_post(&server);
     std::thread::sleep(Duration::from_millis(200));
     // Queued behind the busy worker before the signal: must still be served,
     // and see the shutdown.
@@ -345,11 +321,11 @@ fn sigterm_finishes_requests_in_flight_then_exits_zero() {
     );
     in_flight.write_all(&rest).unwrap();
 
-    let answer = read_all(&mut in_flight);
+    let answer = common::read_all(&mut in_flight);
     assert!(answer.starts_with("HTTP/1.1 201"), "{answer}");
     let body = answer.split("\r\n\r\n").nth(1).unwrap();
     let article: Value = serde_json::from_str(body).expect("a complete body");
-    let readiness = read_all(&mut queued);
+    let readiness = common::read_all(&mut queued);
     assert!(readiness.starts_with("HTTP/1.1 503"), "{readiness}");
     assert!(readiness.contains("Retry-After"));
 
@@ -391,7 +367,7 @@ fn sigint_stops_an_idle_server_at_once() {
 #[test]
 fn the_grace_period_is_bounded() {
     let mut server = TestServer::start_with(&["--workers", "1", "--shutdown-timeout", "1"]);
-    let (_stalled, _rest) = half_sent_post(&server);
+    let (_stalled, _rest) = common::half_sent_post(&server);
     std::thread::sleep(Duration::from_millis(200));
     let started = Instant::now();
     server.signal("TERM");

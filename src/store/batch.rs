@@ -91,8 +91,10 @@ pub(super) struct WriteBatch<'s> {
 
 impl Store {
     /// Joins the open write transaction, or begins one (`BEGIN IMMEDIATE`).
-    /// Waits at most `BUSY_TIMEOUT` for the writer connection.
+    /// Waits at most `BUSY_TIMEOUT` for the writer connection. Refused while
+    /// the database path does not name the files opened (see `files`).
     pub(super) fn write(&self) -> Result<WriteBatch<'_>, StoreError> {
+        self.check_files()?;
         let group = &self.group;
         group.queued.fetch_add(1, Ordering::SeqCst);
         let conn = self.writer.get();
@@ -167,7 +169,7 @@ impl WriteBatch<'_> {
             }
             return self.await_end(state);
         }
-        commit(group, &mut state, &conn, self.id)
+        commit(self.store, &mut state, &conn, self.id)
     }
 
     /// Waits for batch `self.id` to end. Should the writer next in line give
@@ -184,7 +186,7 @@ impl WriteBatch<'_> {
             if state.open == Some(self.id) && group.queued.load(Ordering::SeqCst) == 0 {
                 if let Some(conn) = self.store.writer.try_get() {
                     if state.open == Some(self.id) {
-                        return commit(group, &mut state, &conn, self.id);
+                        return commit(self.store, &mut state, &conn, self.id);
                     }
                 }
             }
@@ -203,12 +205,18 @@ impl Drop for WriteBatch<'_> {
     }
 }
 
-/// Commits batch `id` on `conn` and tells every member how it ended.
-fn commit(group: &Group, state: &mut State, conn: &Pooled, id: u64) -> Result<(), StoreError> {
-    let outcome = conn.execute_batch("COMMIT").map_err(StoreError::from);
+/// Commits batch `id` on `conn` and tells every member how it ended. A
+/// commit that went to files the database path no longer names (moved or
+/// replaced meanwhile) is not acknowledged: those writes would be lost.
+fn commit(store: &Store, state: &mut State, conn: &Pooled, id: u64) -> Result<(), StoreError> {
+    let group = &store.group;
+    let mut outcome = conn.execute_batch("COMMIT").map_err(StoreError::from);
     group.commits.fetch_add(1, Ordering::Relaxed);
     if outcome.is_err() && !conn.is_autocommit() {
         let _ = conn.execute_batch("ROLLBACK");
+    }
+    if outcome.is_ok() {
+        outcome = store.check_files();
     }
     state.end(id, outcome.as_ref().err().map(ToString::to_string));
     group.ended.notify_all();

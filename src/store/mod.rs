@@ -15,12 +15,14 @@
 
 mod articles;
 mod batch;
+mod files;
 mod idempotency;
 mod migrate;
 mod outbox;
 mod users;
 
 use std::fmt;
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -28,6 +30,8 @@ use std::time::Duration;
 use r2d2::{Pool, PooledConnection};
 use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::{Connection, ErrorCode, OpenFlags};
+
+use files::FileGuard;
 
 pub use idempotency::{Creation, KeyedRequest, SavedKey};
 pub use migrate::{migrate, LATEST_VERSION};
@@ -42,6 +46,9 @@ const MMAP_BYTES: u64 = 256 * 1024 * 1024;
 
 /// Private page cache of each reader, in KiB (SQLite's default is 2000).
 const READER_CACHE_KIB: u32 = 256;
+
+/// The readiness round trip.
+const PING: &str = "SELECT total FROM article_count WHERE only_row = 1";
 
 /// Statements kept prepared per connection: every listing variant fits.
 const STATEMENT_CACHE: usize = 128;
@@ -121,6 +128,9 @@ pub struct Store {
     /// For `:memory:`, a connection held open for the life of the store: an
     /// in-memory database lives only while a connection to it is open.
     _anchor: Option<Mutex<Connection>>,
+    /// For a file, whether its path still names the files opened: writes
+    /// are refused once it does not (see `files`).
+    files: Option<FileGuard>,
 }
 
 impl Store {
@@ -137,11 +147,16 @@ impl Store {
         }
         migrate(&mut anchor)?;
 
+        let files = match target.in_memory {
+            true => None,
+            false => Some(FileGuard::new(Path::new(location))?),
+        };
         let store = Store {
             readers: target.pool(readers, true)?,
             writer: target.pool(1, false)?,
             group: batch::Group::default(),
             _anchor: target.in_memory.then(|| Mutex::new(anchor)),
+            files,
         };
         Ok(store)
     }
@@ -158,10 +173,18 @@ impl Store {
         Ok(self.readers.get()?)
     }
 
-    /// A round trip to the database within `limit`, for readiness checks.
+    pub(super) fn check_files(&self) -> Result<(), StoreError> {
+        self.files.as_ref().map_or(Ok(()), FileGuard::check)
+    }
+
+    /// A round trip to the database within `limit`, for readiness checks;
+    /// a database whose files were moved is not ready.
     pub fn ping(&self, limit: Duration) -> Result<(), StoreError> {
+        self.check_files()?;
         let conn = self.readers.get_timeout(limit)?;
-        conn.prepare_cached("SELECT 1")?.query_row([], |_| Ok(()))?;
+        // Reads the schema and a page of a table, so that a database file
+        // damaged in place is not ready either (`SELECT 1` reads nothing).
+        conn.prepare_cached(PING)?.query_row([], |_| Ok(()))?;
         Ok(())
     }
 

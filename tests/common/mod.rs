@@ -2,7 +2,11 @@
 //! database, and speak HTTP/1.1 to it over plain sockets.
 #![allow(dead_code)] // each test crate uses a different part
 
+pub mod ledger;
+pub mod procfs;
 pub mod receiver;
+pub mod rng;
+pub mod wire;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -75,11 +79,19 @@ impl TestServer {
 
     /// A server in `dir` on port 0 with `args` and environment variables.
     pub fn launch(dir: TempDir, args: &[&str], env: &[(&str, &str)]) -> TestServer {
-        let log = std::fs::File::create(dir.path().join("stderr.log")).unwrap();
-        let mut child = binary()
+        let mut command = binary();
+        command
             .args(["serve", "--addr", "127.0.0.1:0", "--workers", "4"])
             .args(args)
-            .envs(env.iter().copied())
+            .envs(env.iter().copied());
+        TestServer::spawn(dir, command)
+    }
+
+    /// Runs `command`, which must start a server on port 0 (possibly through
+    /// a wrapper that execs it), logging to `stderr.log` in `dir`.
+    pub fn spawn(dir: TempDir, mut command: Command) -> TestServer {
+        let log = std::fs::File::create(dir.path().join("stderr.log")).unwrap();
+        let mut child = command
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -232,6 +244,11 @@ impl TestServer {
         }
     }
 
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Whether the process is still running.
     pub fn alive(&mut self) -> bool {
         self.child.try_wait().unwrap().is_none()
@@ -346,6 +363,33 @@ impl Conn {
         }
     }
 
+    /// A new keep-alive connection, or why none could be made (a server
+    /// that stopped listening).
+    pub fn try_open(addr: SocketAddr) -> std::io::Result<Conn> {
+        let stream = TcpStream::connect(addr)?;
+        stream.set_read_timeout(Some(TIMEOUT))?;
+        stream.set_nodelay(true)?;
+        Ok(Conn {
+            reader: BufReader::new(stream),
+        })
+    }
+
+    /// Like `request`, but the response is read with `wire::read_strict`,
+    /// and a connection that fails is an error, not a panic.
+    pub fn try_request(
+        &mut self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<&[u8]>,
+    ) -> Result<Resp, wire::WireError> {
+        let bytes = request_bytes(method, path, headers, body);
+        if let Err(err) = self.stream().write_all(&bytes) {
+            return Err(wire::WireError::Closed(format!("sending: {err}")));
+        }
+        wire::read_strict(&mut self.reader, method == "HEAD")
+    }
+
     pub fn stream(&mut self) -> &mut TcpStream {
         self.reader.get_mut()
     }
@@ -359,18 +403,14 @@ impl Conn {
         headers: &[(&str, &str)],
         body: Option<&[u8]>,
     ) -> Resp {
-        let mut head = format!("{method} {path} HTTP/1.1\r\nHost: test\r\n");
-        for (name, value) in headers {
-            head.push_str(&format!("{name}: {value}\r\n"));
-        }
-        if let Some(body) = body {
-            head.push_str(&format!("Content-Length: {}\r\n", body.len()));
-        }
-        head.push_str("\r\n");
-        let mut bytes = head.into_bytes();
-        bytes.extend_from_slice(body.unwrap_or_default());
+        let bytes = request_bytes(method, path, headers, body);
         self.stream().write_all(&bytes).unwrap();
         self.read_response(method == "HEAD")
+    }
+
+    /// Reads one response strictly (see `wire::read_strict`).
+    pub fn try_read_response(&mut self, head: bool) -> Result<Resp, wire::WireError> {
+        wire::read_strict(&mut self.reader, head)
     }
 
     /// Reads one response; `head` means no body follows whatever the headers say.
@@ -407,4 +447,49 @@ impl Conn {
         }
         resp
     }
+}
+
+/// A request on the wire: Host added, and Content-Length with a body.
+fn request_bytes(
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&[u8]>,
+) -> Vec<u8> {
+    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: test\r\n");
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    if let Some(body) = body {
+        head.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    }
+    head.push_str("\r\n");
+    let mut bytes = head.into_bytes();
+    bytes.extend_from_slice(body.unwrap_or_default());
+    bytes
+}
+
+/// Starts a POST whose body is only half sent, so a worker is busy reading
+/// it; returns the stream and the rest of the body.
+pub fn half_sent_post(server: &TestServer) -> (TcpStream, Vec<u8>) {
+    let body =
+        serde_json::to_vec(&serde_json::json!({"title": "in flight", "content": "x".repeat(3000)}))
+            .unwrap();
+    let mut stream = TcpStream::connect(server.addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let head = format!(
+        "POST /articles HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).unwrap();
+    stream.write_all(&body[..1500]).unwrap();
+    (stream, body[1500..].to_vec())
+}
+
+pub fn read_all(stream: &mut TcpStream) -> String {
+    let mut out = Vec::new();
+    let _ = stream.read_to_end(&mut out);
+    String::from_utf8_lossy(&out).into_owned()
 }

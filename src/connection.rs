@@ -1,0 +1,123 @@
+//! One thread per connection, started by us: it lets tiny_http parse the
+//! connection's requests and queues them for the workers.
+//!
+//! tiny_http's own `TaskPool` does this badly in two ways (both measured,
+//! tests `a_burst_of_connections_is_served_at_once` and
+//! `the_server_recovers_after_running_out_of_threads`):
+//!
+//! - It hands a new connection to an idle thread if its count of idle
+//!   threads says there is one, but a woken thread leaves that count only
+//!   when it runs. A burst of connections is queued behind the same few
+//!   threads, and each waits until an earlier keep-alive connection ends
+//!   (up to `--idle-timeout`).
+//! - It starts threads with `thread::spawn` while holding its queue's mutex;
+//!   when no thread can be started, the panic poisons the mutex and every
+//!   later connection is dropped, for the life of the process.
+//!
+//! Here every connection gets a thread at once, and a thread that cannot be
+//! started costs that one connection only.
+//!
+//! A connection has one request at a time in the queue or in a worker: its
+//! thread queues the next request only once the worker has answered the
+//! last. A client that pipelines requests for large responses and never
+//! reads them therefore holds one worker, not all of them (test
+//! `a_client_pipelining_big_responses_without_reading_holds_one_worker_at_most`),
+//! and cannot fill the queue. The worker also says whether the connection
+//! may go on: not after a response that closes it (`Connection: close`), nor
+//! after one that could not be written; a request already read is then
+//! dropped unanswered, and the connection ends.
+
+use std::fmt::Display;
+use std::io;
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::thread;
+
+use tiny_http_fork::util::MessageQueueSender;
+use tiny_http_fork::Request;
+
+/// Stack of a connection thread. It only reads and parses request heads
+/// (bodies are read by the workers), so a fraction of the 2 MiB default is
+/// plenty, and idle connections reserve less address space.
+const STACK_BYTES: usize = 256 * 1024;
+
+/// Whether a connection may carry another request after a response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reuse {
+    /// Read the next request.
+    KeepAlive,
+    /// End the connection.
+    Close,
+}
+
+/// A request for a worker, and the connection thread waiting for it.
+pub struct Job {
+    /// The request.
+    pub request: Request,
+    /// Tells the connection thread how the request ended.
+    pub done: Done,
+}
+
+/// The connection thread's side of a job: told once the response is
+/// written (or handed to another thread) whether the connection goes on.
+pub struct Done(Sender<Reuse>);
+
+impl Done {
+    /// Lets the connection thread read the next request, or end the
+    /// connection.
+    pub fn send(self, reuse: Reuse) {
+        let _ = self.0.send(reuse);
+    }
+}
+
+/// Starts a thread that moves the requests of `client` into `queue`, one at
+/// a time, until the connection ends. Fails, without panicking, when the
+/// process cannot start another thread.
+pub fn spawn<C, E>(client: C, queue: MessageQueueSender<Job>) -> io::Result<()>
+where
+    C: Iterator<Item = Result<Request, E>> + Send + 'static,
+    E: Display + Send + 'static,
+{
+    thread::Builder::new()
+        .name("connection".into())
+        .stack_size(STACK_BYTES)
+        .spawn(move || serve(client, &queue))
+        .map(drop)
+}
+
+fn serve<C, E>(client: C, queue: &MessageQueueSender<Job>)
+where
+    C: Iterator<Item = Result<Request, E>>,
+    E: Display,
+{
+    // How the connection's last request ended, once a worker has said.
+    let mut previous: Option<Receiver<Reuse>> = None;
+    for request in client {
+        let request = match request {
+            Ok(request) => request,
+            // tiny_http has already answered it (400, 408, 417) and ends the
+            // connection.
+            Err(err) => {
+                log::debug!("malformed request answered by the HTTP layer: {err}");
+                continue;
+            }
+        };
+        // The next request is read while the last is served (as tiny_http
+        // does), but queued only once it is answered. Usually the answer is
+        // long there: no wait, no extra wake-up. A job dropped unanswered
+        // (the process is stopping) ends the connection too.
+        if let Some(outcome) = previous.take() {
+            if outcome.recv() != Ok(Reuse::KeepAlive) {
+                // Taking the writer and dropping it answers nothing; a
+                // request dropped whole would be answered 500 by tiny_http.
+                drop(request.into_writer());
+                return;
+            }
+        }
+        let (done, outcome) = mpsc::channel();
+        let _ = queue.push(Job {
+            request,
+            done: Done(done),
+        });
+        previous = Some(outcome);
+    }
+}

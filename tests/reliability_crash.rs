@@ -1,0 +1,127 @@
+//! Crash durability: writers never stop, the server is killed with SIGKILL
+//! at a random moment, and after each kill the database passes SQLite's
+//! integrity checks and holds every acknowledged write, exactly.
+//!
+//! Five rounds; `RELIABILITY_SCALE=10` runs ten times as many; `RELIABILITY_SEED`
+//! replays a run.
+
+mod common;
+
+use std::path::Path;
+use std::thread;
+use std::time::Duration;
+
+use common::ledger::{self, Writer};
+use common::rng::{self, Rng};
+use common::{Conn, TestServer};
+
+/// No article is made outside the ledgers.
+const OTHERS: &[i64] = &[];
+
+/// SQLite's own checks of a database file, and ours of the counter row the
+/// triggers keep. Returns what is wrong; empty when all is well.
+fn integrity_problems(db: &Path) -> Vec<String> {
+    let conn = rusqlite::Connection::open(db).expect("the database opens after a crash");
+    let mut problems = Vec::new();
+    let result: String = conn
+        .query_row("PRAGMA integrity_check", [], |row| row.get(0))
+        .unwrap();
+    if result != "ok" {
+        problems.push(format!("integrity_check: {result}"));
+    }
+    let orphans: i64 = conn
+        .query_row("SELECT count(*) FROM pragma_foreign_key_check", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    if orphans != 0 {
+        problems.push(format!("{orphans} foreign key violations"));
+    }
+    // FTS5's own check that the index matches the articles it indexes.
+    if let Err(err) = conn.execute(
+        "INSERT INTO articles_fts (articles_fts) VALUES ('integrity-check')",
+        [],
+    ) {
+        problems.push(format!("FTS index: {err}"));
+    }
+    let (counter, rows): (i64, i64) = conn
+        .query_row(
+            "SELECT (SELECT total FROM article_count), (SELECT count(*) FROM articles)",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    if counter != rows {
+        problems.push(format!("article_count says {counter}, table has {rows}"));
+    }
+    problems
+}
+
+/// Runs every writer on its own connection until the server dies; kills it
+/// with SIGKILL after `run_for`.
+fn write_until_killed(server: &TestServer, writers: &mut [Writer], run_for: Duration) {
+    thread::scope(|scope| {
+        for writer in writers.iter_mut() {
+            let addr = server.addr;
+            scope.spawn(move || {
+                let mut conn = Conn::open(addr);
+                // An error is the kill: a refused, reset or cut-short answer.
+                while writer.step(&mut conn).is_ok() {}
+            });
+        }
+        thread::sleep(run_for);
+        server.signal("KILL");
+    });
+}
+
+#[test]
+fn every_acknowledged_write_survives_sigkill() {
+    let seed = rng::seed("crash");
+    let rounds = 5 * rng::scale();
+    let mut rng = Rng::new(seed);
+    let mut server = TestServer::start();
+    let token = server.add_user("crasher");
+    let mut writers: Vec<Writer> = (0..4)
+        .map(|n| Writer::new(&format!("w{n}"), seed.wrapping_add(n), None))
+        .collect();
+    writers.push(Writer::new("owner", seed ^ 0xA5, Some(token)));
+
+    let (mut applied_in_flight, mut checked) = (0, 0);
+    for round in 1..=rounds {
+        let run_for = Duration::from_millis(rng.between(150, 700));
+        write_until_killed(&server, &mut writers, run_for);
+        let status = server.wait_exit(Duration::from_secs(5)).expect("killed");
+        assert_eq!(status.code(), None, "killed by a signal");
+
+        let problems = integrity_problems(&server.db_path());
+        assert!(problems.is_empty(), "round {round}: {problems:?}");
+
+        server = server.restart_with("KILL", &[]);
+        let verdict = ledger::verify(server.addr, &mut writers, OTHERS);
+        assert_eq!(verdict.lost, 0, "round {round}: {:#?}", verdict.problems);
+        assert!(
+            verdict.problems.is_empty(),
+            "round {round}: {:#?}",
+            verdict.problems
+        );
+        applied_in_flight += verdict.applied_in_flight;
+        checked += verdict.checked;
+        println!(
+            "round {round}: killed after {run_for:?}; {} states checked",
+            verdict.checked
+        );
+    }
+    let sent: u64 = writers.iter().map(|w| w.stats.sent).sum();
+    let acknowledged: u64 = writers.iter().map(|w| w.stats.acknowledged).sum();
+    for writer in &writers {
+        assert!(
+            writer.stats.problems.is_empty(),
+            "{:?}",
+            writer.stats.problems
+        );
+    }
+    println!(
+        "crash: {rounds} SIGKILLs, {sent} writes sent, {acknowledged} acknowledged, \
+         {checked} states checked, 0 lost, {applied_in_flight} unanswered writes had applied"
+    );
+}

@@ -1,0 +1,114 @@
+//! Bounded memory: many distinct request ids, query strings, paths,
+//! methods, connections and invalid tokens do not grow the server's resident
+//! memory (VmRSS from /proc/PID/status) without bound.
+//!
+//! `RELIABILITY_SCALE=10` sends ten times as many requests.
+
+mod common;
+
+use std::thread;
+
+use common::procfs::proc_stats;
+use common::rng::{self, Rng};
+use common::{Conn, TestServer};
+
+/// Client threads sending at once.
+const CLIENTS: u64 = 4;
+
+/// One request no earlier one resembles: its id, query, path, method or
+/// token is new. Returns the status.
+fn distinct_request(conn: &mut Conn, rng: &mut Rng, n: u64) -> u16 {
+    let id = format!("req-{n}-{}", rng.next_u64());
+    let word = format!("w{:x}", rng.next_u64());
+    let get = "GET".to_owned();
+    let (method, path, token): (String, String, Option<String>) = match n % 6 {
+        0 => (
+            get,
+            format!("/articles?q={word}&tag={word}&page={}", 1 + n % 50),
+            None,
+        ),
+        1 => (
+            get,
+            format!(
+                "/articles?author={word}&sort=-title&per_page={}&{word}=x",
+                1 + n % 100
+            ),
+            None,
+        ),
+        2 => (get, format!("/articles/{}", rng.next_u64() >> 2), None),
+        3 => (get, format!("/{word}/{id}"), None),
+        4 => (
+            get,
+            "/me".to_owned(),
+            Some(format!("Bearer art_{word}{id}")),
+        ),
+        _ => (
+            "M".repeat(1 + (n % 40) as usize),
+            format!("/articles?{word}"),
+            None,
+        ),
+    };
+    let mut headers = vec![("X-Request-Id", id.as_str())];
+    if let Some(token) = &token {
+        headers.push(("Authorization", token.as_str()));
+    }
+    conn.try_request(&method, &path, &headers, None)
+        .map(|r| r.status)
+        .unwrap_or_else(|e| panic!("{method} {path}: {e:?}"))
+}
+
+/// Sends `count` distinct requests from `CLIENTS` threads; every tenth
+/// request opens a new connection. Returns how many got a 5xx.
+fn send_distinct(server: &TestServer, seed: u64, count: u64) -> u64 {
+    thread::scope(|scope| {
+        let handles: Vec<_> = (0..CLIENTS)
+            .map(|c| {
+                scope.spawn(move || {
+                    let mut rng = Rng::new(seed.wrapping_add(c));
+                    let mut conn = server.connect();
+                    let mut errors = 0;
+                    for n in (c..count).step_by(CLIENTS as usize) {
+                        if n % 10 == 0 {
+                            conn = server.connect();
+                        }
+                        if distinct_request(&mut conn, &mut rng, n) >= 500 {
+                            errors += 1;
+                        }
+                    }
+                    errors
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).sum()
+    })
+}
+
+#[test]
+fn distinct_ids_queries_paths_and_tokens_do_not_grow_memory() {
+    let seed = rng::seed("memory");
+    let count = 20_000 * rng::scale();
+    let server = TestServer::start_with(&["--workers", "4"]);
+    for n in 0..50 {
+        server.create(&format!("article {n}"), "some words to search", &["t"]);
+    }
+    // Warm up: caches, pools, arenas and statement caches reach their size.
+    assert_eq!(send_distinct(&server, seed, 4_000), 0);
+    let before = proc_stats(server.pid());
+    let started = std::time::Instant::now();
+    assert_eq!(send_distinct(&server, seed ^ 1, count), 0);
+    let took = started.elapsed();
+    let after = proc_stats(server.pid());
+    let grown = after.rss_kib as i64 - before.rss_kib as i64;
+    println!(
+        "memory: {count} distinct requests in {took:.1?} ({} new connections); \
+         VmRSS {} KiB before, {} KiB after ({grown:+} KiB); threads {} -> {}",
+        count / 10,
+        before.rss_kib,
+        after.rss_kib,
+        before.threads,
+        after.threads
+    );
+    // Generous: allocator noise, not growth per request (that would be
+    // over 20 MB at a kilobyte a request).
+    assert!(grown < 4 * 1024, "VmRSS grew by {grown} KiB");
+}
