@@ -49,6 +49,7 @@ pub mod handlers;
 pub mod idempotency;
 mod ids;
 pub mod listing;
+pub mod logging;
 pub mod metrics;
 pub mod request;
 pub mod response;

@@ -5,7 +5,8 @@ use std::process::ExitCode;
 
 use articles::config::{self, Command, USAGE};
 use articles::server::Server;
-use articles::{admin, signals, App};
+use articles::signals::{self, Termination};
+use articles::{admin, logging, App};
 
 fn main() -> ExitCode {
     limit_malloc_arenas();
@@ -16,8 +17,22 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    init_logging();
-    match run(command) {
+    // Before any thread starts (the logger's is the first), so that every
+    // thread inherits the mask and SIGTERM/SIGINT reach only `sigwait`.
+    let termination = match command {
+        Command::Serve(_) => match signals::block_termination() {
+            Ok(termination) => Some(termination),
+            Err(err) => {
+                eprintln!("articles: cannot block signals: {err}");
+                return ExitCode::from(1);
+            }
+        },
+        _ => None,
+    };
+    logging::init();
+    let outcome = run(command, termination);
+    logging::flush();
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("articles: {err}");
@@ -39,28 +54,10 @@ fn limit_malloc_arenas() {
     }
 }
 
-/// Logs to standard error, one line per record: RFC 3339 time, level,
-/// target, message. `RUST_LOG` sets the level; the default is `info`, which
-/// includes the access log.
-fn init_logging() {
-    use std::io::Write;
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
-        .format(|out, record| {
-            let mut time = [0u8; 24];
-            articles::time::write_rfc3339_millis(articles::time::now_millis(), &mut time);
-            out.write_all(&time)?;
-            writeln!(
-                out,
-                " {:<5} {}: {}",
-                record.level(),
-                record.target(),
-                record.args()
-            )
-        })
-        .init();
-}
-
-fn run(command: Command) -> Result<(), Box<dyn std::error::Error>> {
+fn run(
+    command: Command,
+    termination: Option<Termination>,
+) -> Result<(), Box<dyn std::error::Error>> {
     match command {
         Command::Help => print!("{USAGE}"),
         Command::Version => println!("articles {}", env!("CARGO_PKG_VERSION")),
@@ -72,8 +69,7 @@ fn run(command: Command) -> Result<(), Box<dyn std::error::Error>> {
         Command::TokenNew { db, name } => println!("{}", admin::token_new(&db, &name)?),
         Command::TokenRevoke { db, name } => println!("{}", admin::token_revoke(&db, &name)?),
         Command::Serve(config) => {
-            // Before any thread starts, so that every thread inherits the mask.
-            let termination = signals::block_termination()?;
+            let termination = termination.ok_or("termination signals not blocked")?;
             let server = Server::start(App::open(config)?)?;
             let shutdown = server.shutdown_handle();
             std::thread::Builder::new()

@@ -165,7 +165,7 @@ fn each_change_is_one_signed_event_to_every_url() {
             assert_eq!(body["timestamp"], data[stamp]);
         }
     }
-    let log = server.log();
+    let log = server.flushed_log();
     assert!(
         !log.contains("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"),
         "secret logged"

@@ -107,7 +107,26 @@ impl TestServer {
         self.dir.path().join("test.db")
     }
 
-    /// Everything the server has logged so far.
+    /// Everything the server has logged up to now, flushed: the server
+    /// buffers its log for up to 100 ms, so this sends a request with a
+    /// unique id and waits until its access line is in the file.
+    pub fn flushed_log(&self) -> String {
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let marker = format!("log-marker-{}", NEXT.fetch_add(1, Ordering::Relaxed));
+        self.request("GET", "/healthz", &[("X-Request-Id", &marker)], None);
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            let log = self.log();
+            if log.contains(&marker) {
+                return log;
+            }
+            assert!(Instant::now() < deadline, "the log never showed {marker}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Everything the server has logged so far (it buffers access lines for
+    /// up to 100 ms; see `flushed_log`).
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("stderr.log")).unwrap_or_default()
     }
