@@ -227,22 +227,55 @@ where
         given.push((flag, value));
     }
 
-    let value = |flag: &str| -> Option<(String, String)> {
-        let from_flag = given
+    let sources = Sources { given, env };
+    let db = match sources.value("--db") {
+        Some((source, db)) if db.is_empty() => {
+            return Err(ConfigError(format!("{source} must not be empty")))
+        }
+        Some((_, db)) => db,
+        None => DEFAULT_DB.to_owned(),
+    };
+    match admin_command(&words, &db)? {
+        Some(command) => {
+            if let Some((flag, _)) = sources.given.iter().find(|(flag, _)| *flag != "--db") {
+                return Err(ConfigError(format!(
+                    "{flag} does not apply to '{}'",
+                    words.join(" ")
+                )));
+            }
+            Ok(command)
+        }
+        None => serve_config(&sources, &db).map(Command::Serve),
+    }
+}
+
+/// Where flag values come from: the flags given, then the environment.
+struct Sources<E> {
+    given: Vec<(&'static str, String)>,
+    env: E,
+}
+
+impl<E: Fn(&str) -> Option<String>> Sources<E> {
+    /// A flag's value (the last one given) or else its variable's, with the
+    /// name of where it came from.
+    fn value(&self, flag: &str) -> Option<(String, String)> {
+        let from_flag = self
+            .given
             .iter()
             .rev()
             .find(|(name, _)| *name == flag)
             .map(|(_, value)| (flag.to_owned(), value.clone()));
         from_flag.or_else(|| {
-            let (_, var) = FLAGS.iter().find(|(name, _)| *name == flag)?;
-            env(var).map(|value| ((*var).to_owned(), value))
+            let var = variable(flag)?;
+            (self.env)(var).map(|value| (var.to_owned(), value))
         })
-    };
+    }
 
-    // A repeatable flag: every occurrence, or else the variable split on
-    // commas; each with the name of where it came from.
-    let values = |flag: &str| -> Vec<(String, String)> {
-        let from_flags: Vec<(String, String)> = given
+    /// A repeatable flag: every occurrence, or else the variable split on
+    /// commas; each with the name of where it came from.
+    fn values(&self, flag: &str) -> Vec<(String, String)> {
+        let from_flags: Vec<(String, String)> = self
+            .given
             .iter()
             .filter(|(name, _)| *name == flag)
             .map(|(_, value)| (flag.to_owned(), value.clone()))
@@ -250,41 +283,46 @@ where
         if !from_flags.is_empty() {
             return from_flags;
         }
-        let Some((_, var)) = FLAGS.iter().find(|(name, _)| *name == flag) else {
+        let Some(var) = variable(flag) else {
             return Vec::new();
         };
-        env(var)
+        (self.env)(var)
             .map(|list| {
                 list.split(',')
                     .map(str::trim)
                     .filter(|v| !v.is_empty())
-                    .map(|v| ((*var).to_owned(), v.to_owned()))
+                    .map(|v| (var.to_owned(), v.to_owned()))
                     .collect()
             })
             .unwrap_or_default()
-    };
+    }
+}
 
-    let db = match value("--db") {
-        Some((source, db)) if db.is_empty() => {
-            return Err(ConfigError(format!("{source} must not be empty")))
-        }
-        Some((_, db)) => db,
-        None => DEFAULT_DB.to_owned(),
-    };
+/// The environment variable of a flag.
+fn variable(flag: &str) -> Option<&'static str> {
+    FLAGS
+        .iter()
+        .find(|(name, _)| *name == flag)
+        .map(|(_, var)| *var)
+}
+
+/// The administrative command the words name, `None` for `serve`.
+fn admin_command(words: &[String], db: &str) -> Result<Option<Command>, ConfigError> {
     let words: Vec<&str> = words.iter().map(String::as_str).collect();
-    let admin = match words.as_slice() {
+    let db = db.to_owned();
+    Ok(match words.as_slice() {
         [] | ["serve"] => None,
-        ["migrate"] => Some(Command::Migrate { db: db.clone() }),
+        ["migrate"] => Some(Command::Migrate { db }),
         ["user", "add", name] => Some(Command::UserAdd {
-            db: db.clone(),
+            db,
             name: username(name)?,
         }),
         ["token", "new", name] => Some(Command::TokenNew {
-            db: db.clone(),
+            db,
             name: username(name)?,
         }),
         ["token", "revoke", name] => Some(Command::TokenRevoke {
-            db: db.clone(),
+            db,
             name: username(name)?,
         }),
         _ => {
@@ -293,30 +331,28 @@ where
                 "unknown command '{command}' (see --help)"
             )));
         }
-    };
-    if let Some(command) = admin {
-        if let Some((flag, _)) = given.iter().find(|(flag, _)| *flag != "--db") {
-            return Err(ConfigError(format!(
-                "{flag} does not apply to '{}'",
-                words.join(" ")
-            )));
-        }
-        return Ok(command);
-    }
+    })
+}
 
-    let addr = match value("--addr") {
+/// The server's settings: defaults, overridden by variables, overridden by
+/// flags.
+fn serve_config<E: Fn(&str) -> Option<String>>(
+    sources: &Sources<E>,
+    db: &str,
+) -> Result<Config, ConfigError> {
+    let addr = match sources.value("--addr") {
         Some((source, text)) => parse_addr(&source, &text)?,
         None => DEFAULT_ADDR.parse().expect("valid default address"),
     };
-    let mut config = Config::new(addr, &db);
-    if let Some((source, text)) = value("--workers") {
+    let mut config = Config::new(addr, db);
+    if let Some((source, text)) = sources.value("--workers") {
         config.workers = number(&source, &text, 1, MAX_THREADS)? as usize;
         config.pool_size = config.workers as u32;
     }
-    if let Some((source, text)) = value("--pool-size") {
+    if let Some((source, text)) = sources.value("--pool-size") {
         config.pool_size = number(&source, &text, 1, MAX_THREADS)? as u32;
     }
-    if let Some((source, text)) = value("--auth") {
+    if let Some((source, text)) = sources.value("--auth") {
         config.auth = match text.as_str() {
             "open" => AuthMode::Open,
             "required" => AuthMode::Required,
@@ -327,16 +363,16 @@ where
             }
         };
     }
-    if let Some((source, text)) = value("--max-body") {
+    if let Some((source, text)) = sources.value("--max-body") {
         config.max_body = number(&source, &text, 1, MAX_MAX_BODY)?;
     }
-    if let Some((source, text)) = value("--idle-timeout") {
+    if let Some((source, text)) = sources.value("--idle-timeout") {
         config.idle_timeout = Duration::from_secs(number(&source, &text, 1, 3600)?);
     }
-    if let Some((source, text)) = value("--shutdown-timeout") {
+    if let Some((source, text)) = sources.value("--shutdown-timeout") {
         config.shutdown_timeout = Duration::from_secs(number(&source, &text, 0, 3600)?);
     }
-    let origins = values("--cors-origin");
+    let origins = sources.values("--cors-origin");
     if !origins.is_empty() {
         if let Some((source, bad)) = origins.iter().find(|(_, o)| !valid_origin(o)) {
             return Err(ConfigError(format!(
@@ -348,8 +384,8 @@ where
             origins.into_iter().map(|(_, o)| o).collect(),
         ));
     }
-    config.webhooks = webhook_urls(values("--webhook"))?;
-    if let Some((source, text)) = value("--webhook-secret") {
+    config.webhooks = webhook_urls(sources.values("--webhook"))?;
+    if let Some((source, text)) = sources.value("--webhook-secret") {
         // The message never repeats the value: it is a secret.
         let secret = WebhookSecret::parse(&text).map_err(|why| {
             ConfigError(format!(
@@ -359,7 +395,7 @@ where
         })?;
         config.webhook_secret = Some(secret);
     }
-    Ok(Command::Serve(config))
+    Ok(config)
 }
 
 /// The webhook URLs, checked and without repeats, in the order given.

@@ -340,14 +340,27 @@ fn handle(app: &App, mut request: Request) -> Reuse {
             Reuse::Close
         }
     };
+    log_access(&method, &path, status, bytes, started, &request_id);
+    reuse
+}
+
+/// The access log line of one request: method, path, status, body bytes,
+/// duration, request id.
+fn log_access(
+    method: &Method,
+    path: &str,
+    status: u16,
+    bytes: usize,
+    started: Instant,
+    request_id: &str,
+) {
     log::info!(
         target: "access",
         "{} {} {status} {bytes} {:.3}ms {request_id}",
         loggable(method.as_str()),
-        loggable(&path),
+        loggable(path),
         started.elapsed().as_secs_f64() * 1000.0,
     );
-    reuse
 }
 
 /// Whether a reply says `Connection: close`.
@@ -360,30 +373,28 @@ fn closes_connection(reply: &Reply) -> bool {
 /// Answers a request that arrived too late to be served, during a shutdown:
 /// 503 with `Retry-After`, and the connection closes. Counted and logged
 /// like any other.
-fn refuse(app: &App, request: Request) {
+fn refuse(app: &App, mut request: Request) {
     let started = Instant::now();
     let request_id = ids::request_id();
     let reply = ApiError::Unavailable("The server is shutting down")
         .into_reply(&request_id)
         .header("X-Request-Id", request_id.clone())
         .header("Connection", "close");
-    let path = loggable(crate::request::split_url(request.url()).0);
-    let method = request.method().clone();
+    // The body is never read here: an unread one is left to tiny_http's
+    // writer to discard, on a discard thread.
+    let mut req = Req::new(&mut request, request_id.clone(), app.config.max_body);
+    let (method, path, settled) = (
+        req.method.clone(),
+        std::mem::take(&mut req.path),
+        req.body_settled(),
+    );
+    drop(req);
     let bytes = reply.body.len();
     app.metrics.start();
     app.metrics
         .finish(method.as_str(), metrics::UNMATCHED, 503, started.elapsed());
-    // The body is never read here: a declared one is left to tiny_http's
-    // writer to discard, on a discard thread.
-    let settled = request.body_length().is_none_or(|n| n == 0)
-        && request.headers().get("Transfer-Encoding").is_none();
     let _ = send(request, reply, settled);
-    log::info!(
-        target: "access",
-        "{} {path} 503 {bytes} {:.3}ms {request_id}",
-        loggable(method.as_str()),
-        started.elapsed().as_secs_f64() * 1000.0,
-    );
+    log_access(&method, &path, 503, bytes, started, &request_id);
 }
 
 /// Writes a reply; returns whether the connection may carry another

@@ -104,14 +104,7 @@ impl Store {
     ) -> Result<Article, StoreError> {
         let mut batch = self.write()?;
         let tx = batch.savepoint()?;
-        let article = insert_article(&tx, change, author)?;
-        let queued = record_event(
-            &tx,
-            outbox,
-            EventType::Created,
-            article.created_at,
-            &article,
-        )?;
+        let (article, queued) = insert_article(&tx, change, author, outbox)?;
         tx.commit()?;
         finish_write(batch, outbox, queued)?;
         Ok(article)
@@ -205,12 +198,15 @@ fn find(conn: &Connection, id: i64) -> Result<Option<Article>, StoreError> {
         .optional()?)
 }
 
-/// Inserts an article and its tags inside the caller's write transaction.
+/// Inserts an article and its tags inside the caller's write transaction,
+/// and queues its `article.created` event in `outbox` there too. Returns
+/// the article and whether an event was queued.
 pub(super) fn insert_article(
     conn: &Connection,
     change: &ArticleChange,
     author: Option<&User>,
-) -> Result<Article, StoreError> {
+    outbox: &Outbox,
+) -> Result<(Article, bool), StoreError> {
     let (Some(title), Some(content)) = (&change.title, &change.content) else {
         return Err(StoreError::Internal(
             "create without title or content".into(),
@@ -226,7 +222,7 @@ pub(super) fn insert_article(
     ])?;
     let id = conn.last_insert_rowid();
     insert_tags(conn, id, &tags)?;
-    Ok(Article {
+    let article = Article {
         id,
         title: title.clone(),
         content: content.clone(),
@@ -237,7 +233,9 @@ pub(super) fn insert_article(
         }),
         created_at: now,
         updated_at: now,
-    })
+    };
+    let queued = record_event(conn, outbox, EventType::Created, now, &article)?;
+    Ok((article, queued))
 }
 
 fn insert_tags(conn: &Connection, id: i64, tags: &[String]) -> Result<(), StoreError> {

@@ -3,13 +3,13 @@
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use super::articles::insert_article;
-use super::outbox::{finish_write, record_event};
+use super::outbox::finish_write;
 use super::{Store, StoreError};
 use crate::article::{Article, ArticleChange};
 use crate::auth::User;
 use crate::idempotency::{SavedResponse, KEY_LIFETIME_MILLIS};
 use crate::time::now_millis;
-use crate::webhooks::{EventType, Outbox};
+use crate::webhooks::Outbox;
 
 /// Most expired keys removed each time a key is saved: bounded work per
 /// request, yet more than one, so the table never holds much beyond the
@@ -92,16 +92,9 @@ impl Store {
         let result: Result<(SavedResponse, bool), StoreError> = (|| {
             tx.prepare_cached(PRUNE_KEYS)?
                 .execute(params![expired, PRUNE_BATCH])?;
-            let article = insert_article(&tx, &change, author)?;
+            let (article, queued) = insert_article(&tx, &change, author, outbox)?;
             let response = respond(&article);
             save_key(&tx, request, now, &response)?;
-            let queued = record_event(
-                &tx,
-                outbox,
-                EventType::Created,
-                article.created_at,
-                &article,
-            )?;
             tx.commit()?;
             Ok((response, queued))
         })();

@@ -4,7 +4,8 @@
 //! connections, `query_only`) for GETs, and `writer`, a single connection,
 //! for every write. One writer means writes queue in the pool, in order,
 //! instead of spinning on SQLite's file lock; WAL lets readers go on while it
-//! writes. Every write runs in a `BEGIN IMMEDIATE` transaction and every
+//! writes. Writes queued behind an open `BEGIN IMMEDIATE` transaction join
+//! it, each in a savepoint, and one commit serves them all (`batch`). Every
 //! statement is stepped to completion (an unfinished statement pins the WAL
 //! and stops checkpoints).
 //!
