@@ -210,8 +210,14 @@ enum AcceptError {
 }
 
 fn classify(err: &io::Error) -> AcceptError {
-    // Linux errno values: EMFILE, ENFILE, ENOBUFS, ENOMEM, EPROTO, EPERM.
-    const RETRYABLE_ERRNO: [i32; 6] = [24, 23, 105, 12, 71, 1];
+    const RETRYABLE_ERRNO: [i32; 6] = [
+        libc::EMFILE,
+        libc::ENFILE,
+        libc::ENOBUFS,
+        libc::ENOMEM,
+        libc::EPROTO,
+        libc::EPERM,
+    ];
     match err.kind() {
         io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => AcceptError::Idle,
         io::ErrorKind::ConnectionAborted
@@ -236,7 +242,13 @@ fn accept_loop(
 ) -> io::Result<()> {
     let ssl = SslContextWrap::build_ssl_capabilities(None).map_err(io::Error::other)?;
     loop {
-        let accepted = tiny_http_fork::Server::accept_connection(&listener, &ssl);
+        // tiny_http duplicates each accepted socket and unwraps the result:
+        // out of descriptors, that panics (after dropping the socket, so the
+        // client sees a closed connection). The loop takes it as EMFILE.
+        let accepted = catch_unwind(AssertUnwindSafe(|| {
+            tiny_http_fork::Server::accept_connection(&listener, &ssl)
+        }))
+        .unwrap_or_else(|_| Err(io::Error::from_raw_os_error(libc::EMFILE)));
         if stop.load(Ordering::Acquire) {
             return Ok(());
         }
