@@ -183,10 +183,17 @@ impl From<StoreError> for ApiError {
                 "The database is unavailable; retry after the indicated delay",
             ),
             StoreError::Full => ApiError::InsufficientStorage,
-            StoreError::Internal(message) | StoreError::Conflict(message) => {
+            // A uniqueness rule met a concurrent write (the same
+            // Idempotency-Key through two replicas at once): retrying gets
+            // the answer the other one saved.
+            StoreError::Conflict(_) => {
+                ApiError::Conflict("The request conflicted with a concurrent one; retry it")
+            }
+            StoreError::Internal(message) | StoreError::Schema(message) => {
                 ApiError::Internal(message)
             }
-            StoreError::Schema(message) => ApiError::Internal(message),
+            // `Store` returns the check's own error instead.
+            StoreError::Rejected => ApiError::Internal("a refused write lost its reason".into()),
         }
     }
 }

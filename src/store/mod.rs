@@ -1,74 +1,53 @@
 //! The storage layer: the only module that knows SQL.
 //!
-//! Two pools over one SQLite database: `readers` (`--pool-size`
-//! connections, `query_only`) for GETs, and `writer`, a single connection,
-//! for every write. One writer means writes queue in the pool, in order,
-//! instead of spinning on SQLite's file lock; WAL lets readers go on while it
-//! writes. Writes queued behind an open `BEGIN IMMEDIATE` transaction join
-//! it, each in a savepoint, and one commit serves them all (`batch`). Every
-//! statement is stepped to completion (an unfinished statement pins the WAL
-//! and stops checkpoints).
+//! Handlers talk to a `Store`, which owns one backend behind the `Backend`
+//! interface: SQLite (`sqlite`, the embedded default) or, built with the
+//! `postgres` feature, PostgreSQL (`postgres`), chosen by `--db`. Each
+//! backend keeps its SQL and its schema to itself; everything they share
+//! (errors, what a write returns, the webhook outbox's rows) is here.
 //!
-//! Durability: `journal_mode=WAL` with `synchronous=NORMAL`. A write that was
-//! acknowledged survives a crash of the process (SIGKILL, panic, OOM kill);
-//! on power loss or a kernel crash the last transactions before it may roll
-//! back, but the database is never corrupted.
+//! Writes that must check the article as it is inside the transaction
+//! (ownership, `If-Match`) take a closure the backend calls there. `Store`
+//! adapts the callers' closures, which fail with their own error type, to
+//! the backends' object-safe ones, which fail with `StoreError::Rejected`.
 
-mod articles;
-mod batch;
-mod files;
-mod idempotency;
-mod migrate;
-mod outbox;
-mod users;
+pub mod schema;
+pub mod sqlite;
+
+#[cfg(feature = "postgres")]
+pub mod postgres;
 
 use std::fmt;
-use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
 use std::time::Duration;
 
-use r2d2::{Pool, PooledConnection};
-use r2d2_sqlite::SqliteConnectionManager;
-use rusqlite::{Connection, ErrorCode, OpenFlags};
+use crate::article::{Article, ArticleChange};
+use crate::auth::User;
+use crate::idempotency::SavedResponse;
+use crate::listing::ArticleQuery;
+use crate::webhooks::Outbox;
 
-use files::FileGuard;
-
-pub use idempotency::{Creation, KeyedRequest, SavedKey};
-pub use migrate::{migrate, LATEST_VERSION};
-pub use outbox::{DeliveryEnd, PendingDelivery};
-
-/// How long a statement waits for SQLite's lock, and a request for a pooled
+/// How long a statement waits for a lock, and a request for a pooled
 /// connection, before the request is answered 503.
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// Most of the database file a reader maps into memory.
-const MMAP_BYTES: u64 = 256 * 1024 * 1024;
-
-/// Private page cache of each reader, in KiB (SQLite's default is 2000).
-const READER_CACHE_KIB: u32 = 256;
-
-/// The readiness round trip.
-const PING: &str = "SELECT total FROM article_count WHERE only_row = 1";
-
-/// Statements kept prepared per connection: every listing variant fits.
-const STATEMENT_CACHE: usize = 128;
-
-type Pooled = PooledConnection<SqliteConnectionManager>;
 
 /// Why a storage call failed, by what the caller should do about it.
 #[derive(Debug)]
 pub enum StoreError {
     /// The database stayed locked, or no connection came free, in time.
     Busy(String),
-    /// The database file cannot be opened, read or written.
+    /// The database cannot be opened, read or written.
     Unavailable(String),
     /// The disk is full.
     Full,
-    /// A uniqueness rule was broken (a taken username).
+    /// A uniqueness rule was broken (a taken username, an idempotency key
+    /// used at the same moment through another replica).
     Conflict(String),
     /// The database was written by a newer `articles`, or is not ours.
     Schema(String),
+    /// The caller's check inside the transaction refused the write; its own
+    /// error is with the caller (see `Store::update_article`).
+    Rejected,
     /// Anything else: a bug.
     Internal(String),
 }
@@ -81,6 +60,7 @@ impl fmt::Display for StoreError {
             StoreError::Full => write!(f, "database or disk is full"),
             StoreError::Conflict(m) => write!(f, "{m}"),
             StoreError::Schema(m) => write!(f, "{m}"),
+            StoreError::Rejected => write!(f, "the write was refused by its check"),
             StoreError::Internal(m) => write!(f, "database error: {m}"),
         }
     }
@@ -91,117 +71,274 @@ impl std::error::Error for StoreError {}
 /// Busy or locked database errors and pool time-outs, for `/metrics`.
 static BUSY_ERRORS: AtomicU64 = AtomicU64::new(0);
 
-impl From<rusqlite::Error> for StoreError {
-    fn from(err: rusqlite::Error) -> StoreError {
-        match err.sqlite_error_code() {
-            Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => {
-                BUSY_ERRORS.fetch_add(1, Ordering::Relaxed);
-                StoreError::Busy(err.to_string())
-            }
-            Some(ErrorCode::DiskFull) => StoreError::Full,
-            Some(ErrorCode::ConstraintViolation) => StoreError::Conflict(err.to_string()),
-            Some(
-                ErrorCode::SystemIoFailure
-                | ErrorCode::CannotOpen
-                | ErrorCode::ReadOnly
-                | ErrorCode::PermissionDenied
-                | ErrorCode::DatabaseCorrupt
-                | ErrorCode::NotADatabase,
-            ) => StoreError::Unavailable(err.to_string()),
-            _ => StoreError::Internal(err.to_string()),
-        }
-    }
+/// A `StoreError::Busy`, counted for `/metrics`.
+pub(crate) fn busy(message: String) -> StoreError {
+    BUSY_ERRORS.fetch_add(1, Ordering::Relaxed);
+    StoreError::Busy(message)
 }
 
 impl From<r2d2::Error> for StoreError {
     fn from(err: r2d2::Error) -> StoreError {
-        BUSY_ERRORS.fetch_add(1, Ordering::Relaxed);
-        StoreError::Busy(format!("no database connection came free: {err}"))
+        busy(format!("no database connection came free: {err}"))
     }
 }
 
-/// The database: a pool of readers and one writer.
+/// The idempotency key of one request and the fingerprint of its body.
+#[derive(Debug, Clone, Copy)]
+pub struct KeyedRequest<'a> {
+    /// The writer's user id, or `idempotency::ANONYMOUS_SCOPE`.
+    pub scope: i64,
+    /// The key as sent.
+    pub key: &'a str,
+    /// `idempotency::fingerprint` of the body.
+    pub fingerprint: [u8; 32],
+}
+
+/// A response saved under a key, with the fingerprint of the body that
+/// made it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SavedKey {
+    /// The fingerprint of the first request's body.
+    pub fingerprint: Vec<u8>,
+    /// The first response.
+    pub response: SavedResponse,
+}
+
+/// What `Store::create_article_once` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Creation {
+    /// It created an article, and saved this response under the key.
+    Created(SavedResponse),
+    /// The key was used within its lifetime; nothing was created.
+    Earlier(SavedKey),
+}
+
+/// How a delivery ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeliveryEnd {
+    /// A 2xx answer.
+    Delivered,
+    /// The receiver answered 410 Gone.
+    Gone,
+    /// 24 hours of failures.
+    Expired,
+}
+
+impl DeliveryEnd {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryEnd::Delivered => "delivered",
+            DeliveryEnd::Gone => "gone",
+            DeliveryEnd::Expired => "expired",
+        }
+    }
+}
+
+/// A delivery claimed for an attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingDelivery {
+    /// The event's row id.
+    pub event: i64,
+    /// The `webhook-id`.
+    pub webhook_id: String,
+    /// The JSON body, exactly as recorded.
+    pub body: String,
+    /// Attempts made so far.
+    pub attempts: u32,
+    /// The event's time, in milliseconds since the epoch.
+    pub created_at: i64,
+}
+
+/// A check made inside a write transaction: `Err(StoreError::Rejected)`
+/// (or any other error) undoes the write.
+pub type Check<'a, T> = &'a mut dyn FnMut(&Article) -> Result<T, StoreError>;
+
+/// Articles: reads, and writes that queue their webhook event in `outbox`
+/// in the same transaction.
+pub trait Articles {
+    /// One article by id.
+    fn article(&self, id: i64) -> Result<Option<Article>, StoreError>;
+
+    /// One page of articles matching `query`, and how many match in all,
+    /// read from one snapshot.
+    fn list_articles(&self, query: &ArticleQuery) -> Result<(Vec<Article>, u64), StoreError>;
+
+    /// Creates an article from a complete change (every field set), written
+    /// by `author` (`None`: anonymous), with its `article.created` event.
+    fn create_article(
+        &self,
+        change: &ArticleChange,
+        author: Option<&User>,
+        outbox: &Outbox,
+    ) -> Result<Article, StoreError>;
+
+    /// Changes article `id`, if it exists, with the change `decide` returns
+    /// after seeing the article as it is inside the write transaction (so
+    /// checks made there cannot race another writer, in this process or
+    /// another); an error from `decide` changes nothing. `updated_at`
+    /// always moves forward, even within one millisecond.
+    fn update_article(
+        &self,
+        id: i64,
+        outbox: &Outbox,
+        decide: Check<'_, ArticleChange>,
+    ) -> Result<Option<Article>, StoreError>;
+
+    /// Deletes article `id` if it exists and `guard` lets it; returns the
+    /// article as it was, which is also the data of its `article.deleted`
+    /// event.
+    fn delete_article(
+        &self,
+        id: i64,
+        outbox: &Outbox,
+        guard: Check<'_, ()>,
+    ) -> Result<Option<Article>, StoreError>;
+}
+
+/// Responses saved for retries of `POST /articles` with an `Idempotency-Key`.
+pub trait IdempotencyKeys {
+    /// Creates an article at most once per (scope, key) in 24 hours.
+    ///
+    /// Inside one write transaction: a live saved response for the key is
+    /// returned as `Earlier` and nothing is written. Otherwise `decide`
+    /// gives the article to create (its error writes nothing, so a failed
+    /// request leaves the key free), and the article, the response `respond`
+    /// makes for it and its event are written together. Expired keys are
+    /// pruned on the way, a few at a time. The same key used at the same
+    /// moment elsewhere is `StoreError::Conflict`.
+    fn create_article_once(
+        &self,
+        request: &KeyedRequest<'_>,
+        author: Option<&User>,
+        outbox: &Outbox,
+        decide: &mut dyn FnMut() -> Result<ArticleChange, StoreError>,
+        respond: &mut dyn FnMut(&Article) -> SavedResponse,
+    ) -> Result<Creation, StoreError>;
+}
+
+/// Users and their tokens, which are only ever stored as hashes.
+pub trait Users {
+    /// Creates a user with a first token (given by its hash), in one
+    /// transaction. A taken name (in any case) is `StoreError::Conflict`.
+    fn create_user(&self, username: &str, token_hash: &[u8]) -> Result<User, StoreError>;
+
+    /// Adds a token (by its hash) to the user named `username`, if any.
+    fn add_token(&self, username: &str, token_hash: &[u8]) -> Result<Option<User>, StoreError>;
+
+    /// Revokes every token of the user named `username`, if any; returns the
+    /// user and how many tokens were revoked.
+    fn revoke_tokens(&self, username: &str) -> Result<Option<(User, usize)>, StoreError>;
+
+    /// The user a token (by its hash) belongs to, if it is valid.
+    fn user_by_token(&self, token_hash: &[u8]) -> Result<Option<User>, StoreError>;
+}
+
+/// The webhook outbox, as the dispatcher reads and updates it. Deliveries
+/// are claimed before an attempt: a claim moves the delivery's due time to
+/// the end of a lease, so no other dispatcher (another replica on the same
+/// database) sends it while the attempt runs; the outcome then sets it.
+pub trait Deliveries {
+    /// The URLs that still have pending deliveries (configured or not).
+    fn pending_webhook_urls(&self) -> Result<Vec<String>, StoreError>;
+
+    /// Claims up to `limit` pending deliveries to `url` due by `now`,
+    /// soonest first, until `lease_until`.
+    fn claim_deliveries(
+        &self,
+        url: &str,
+        limit: usize,
+        now: i64,
+        lease_until: i64,
+    ) -> Result<Vec<PendingDelivery>, StoreError>;
+
+    /// When the soonest pending delivery to `url` is due, if any is.
+    fn next_delivery_due(&self, url: &str) -> Result<Option<i64>, StoreError>;
+
+    /// Gives claimed deliveries back, due at `now` (an attempt abandoned at
+    /// shutdown).
+    fn release_deliveries(&self, url: &str, events: &[i64], now: i64) -> Result<(), StoreError>;
+
+    /// Ends a delivery after an attempt. `Gone` also drops every other
+    /// pending delivery to the same URL; returns how many were dropped.
+    fn finish_delivery(
+        &self,
+        event: i64,
+        url: &str,
+        end: DeliveryEnd,
+        now: i64,
+    ) -> Result<usize, StoreError>;
+
+    /// Counts a failed attempt and schedules the next one at `at`.
+    fn retry_delivery(&self, event: i64, url: &str, at: i64) -> Result<(), StoreError>;
+
+    /// Pending (event, URL) pairs, and the time of the oldest one's event.
+    fn webhook_backlog(&self) -> Result<(u64, Option<i64>), StoreError>;
+
+    /// Deletes up to `batch` events older than `before` that have nothing
+    /// pending, with their deliveries; returns how many.
+    fn prune_webhook_events(&self, before: i64, batch: usize) -> Result<usize, StoreError>;
+}
+
+/// What operations need: readiness, pool gauges, a clean stop.
+pub trait Operations {
+    /// A round trip to the database within `limit`, for readiness checks.
+    fn ping(&self, limit: Duration) -> Result<(), StoreError>;
+
+    /// (pool, connections in use, idle connections) of each pool.
+    fn pool_states(&self) -> Vec<(&'static str, u32, u32)>;
+
+    /// Writes and commits since the store opened (their ratio is the
+    /// batching achieved).
+    fn write_counts(&self) -> (u64, u64);
+
+    /// Leaves the database tidy for a clean stop.
+    fn checkpoint(&self) -> Result<(), StoreError>;
+}
+
+/// One storage backend: everything handlers, the dispatcher and the admin
+/// commands need, and nothing about SQL.
+pub trait Backend:
+    Articles + IdempotencyKeys + Users + Deliveries + Operations + Send + Sync
+{
+}
+
+impl<T> Backend for T where
+    T: Articles + IdempotencyKeys + Users + Deliveries + Operations + Send + Sync
+{
+}
+
+/// The database the service runs on.
 pub struct Store {
-    readers: Pool<SqliteConnectionManager>,
-    writer: Pool<SqliteConnectionManager>,
-    /// Group commit of the writes on `writer`.
-    group: batch::Group,
-    /// For `:memory:`, a connection held open for the life of the store: an
-    /// in-memory database lives only while a connection to it is open.
-    _anchor: Option<Mutex<Connection>>,
-    /// For a file, whether its path still names the files opened: writes
-    /// are refused once it does not (see `files`).
-    files: Option<FileGuard>,
+    backend: Box<dyn Backend>,
+}
+
+/// Whether `location` names a PostgreSQL database rather than a SQLite file.
+pub fn is_postgres(location: &str) -> bool {
+    location.starts_with("postgres://") || location.starts_with("postgresql://")
 }
 
 impl Store {
-    /// Opens (creating if needed) and migrates the database at `location`,
-    /// with `readers` reading connections. `:memory:` is a private in-memory
-    /// database shared by every pooled connection of this store.
-    pub fn open(location: &str, readers: u32) -> Result<Store, StoreError> {
-        let target = Target::of(location);
-        let mut anchor = target.connect()?;
-        configure(&anchor, false)?;
-        if !target.in_memory {
-            // Persistent: set once here, stays set in the file.
-            anchor.pragma_update(None, "journal_mode", "WAL")?;
-        }
-        migrate(&mut anchor)?;
-
-        let files = match target.in_memory {
-            true => None,
-            false => Some(FileGuard::new(Path::new(location))?),
+    /// Opens (creating if needed) and migrates the database at `location`:
+    /// a `postgres://` URL, or a SQLite path (`:memory:` for a private
+    /// in-memory database). `connections` sizes the pool of readers
+    /// (SQLite) or of all connections (PostgreSQL).
+    pub fn open(location: &str, connections: u32) -> Result<Store, StoreError> {
+        let backend: Box<dyn Backend> = if is_postgres(location) {
+            open_postgres(location, connections)?
+        } else {
+            Box::new(sqlite::SqliteStore::open(location, connections)?)
         };
-        let store = Store {
-            readers: target.pool(readers, true)?,
-            writer: target.pool(1, false)?,
-            group: batch::Group::default(),
-            _anchor: target.in_memory.then(|| Mutex::new(anchor)),
-            files,
-        };
-        Ok(store)
+        Ok(Store { backend })
     }
 
     /// Applies pending migrations to the database at `location` without
     /// opening pools; returns the schema version before and after.
     pub fn migrate(location: &str) -> Result<(u32, u32), StoreError> {
-        let mut conn = Target::of(location).connect()?;
-        configure(&conn, false)?;
-        migrate(&mut conn)
-    }
-
-    fn read(&self) -> Result<Pooled, StoreError> {
-        Ok(self.readers.get()?)
-    }
-
-    pub(super) fn check_files(&self) -> Result<(), StoreError> {
-        self.files.as_ref().map_or(Ok(()), FileGuard::check)
-    }
-
-    /// A round trip to the database within `limit`, for readiness checks;
-    /// a database whose files were moved is not ready.
-    pub fn ping(&self, limit: Duration) -> Result<(), StoreError> {
-        self.check_files()?;
-        let conn = self.readers.get_timeout(limit)?;
-        // Reads the schema and a page of a table, so that a database file
-        // damaged in place is not ready either (`SELECT 1` reads nothing).
-        conn.prepare_cached(PING)?.query_row([], |_| Ok(()))?;
-        Ok(())
-    }
-
-    /// (pool, connections in use, idle connections) of each pool.
-    pub fn pool_states(&self) -> Vec<(&'static str, u32, u32)> {
-        [("read", &self.readers), ("write", &self.writer)]
-            .into_iter()
-            .map(|(name, pool)| {
-                let state = pool.state();
-                (
-                    name,
-                    state.connections - state.idle_connections,
-                    state.idle_connections,
-                )
-            })
-            .collect()
+        if is_postgres(location) {
+            migrate_postgres(location)
+        } else {
+            sqlite::SqliteStore::migrate(location)
+        }
     }
 
     /// How many operations found the database busy or waited too long for a
@@ -210,93 +347,133 @@ impl Store {
         BUSY_ERRORS.load(Ordering::Relaxed)
     }
 
-    /// Copies the WAL into the database and truncates it, so a clean stop
-    /// leaves one self-contained file (SQLite removes the empty WAL when the
-    /// last connection closes).
-    pub fn checkpoint(&self) -> Result<(), StoreError> {
-        let conn = self.writer.get()?;
-        if conn.is_autocommit() {
-            conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
-        }
-        Ok(())
-    }
-}
-
-/// Where the database is and how to open it.
-struct Target {
-    path: String,
-    flags: OpenFlags,
-    in_memory: bool,
-}
-
-impl Target {
-    fn of(location: &str) -> Target {
-        let base = OpenFlags::SQLITE_OPEN_READ_WRITE
-            | OpenFlags::SQLITE_OPEN_CREATE
-            | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        if location == ":memory:" {
-            // A shared-cache in-memory database answers SQLITE_LOCKED to
-            // concurrent writers. The memdb VFS with a name starting in "/"
-            // is shared by every connection of this process and uses
-            // ordinary locks, which the busy timeout waits on.
-            static NEXT: AtomicU64 = AtomicU64::new(0);
-            let n = NEXT.fetch_add(1, Ordering::Relaxed);
-            Target {
-                path: format!("file:/articles-{}-{n}?vfs=memdb", std::process::id()),
-                flags: base | OpenFlags::SQLITE_OPEN_URI,
-                in_memory: true,
-            }
-        } else {
-            Target {
-                path: location.to_owned(),
-                flags: base,
-                in_memory: false,
-            }
-        }
-    }
-
-    fn connect(&self) -> Result<Connection, StoreError> {
-        Ok(Connection::open_with_flags(&self.path, self.flags)?)
-    }
-
-    fn pool(
+    /// `Articles::update_article` with a check that fails with the caller's
+    /// own error type, returned as it was.
+    pub fn update_article<E: From<StoreError>>(
         &self,
-        size: u32,
-        read_only: bool,
-    ) -> Result<Pool<SqliteConnectionManager>, StoreError> {
-        let manager = SqliteConnectionManager::file(&self.path)
-            .with_flags(self.flags)
-            .with_init(move |conn| configure(conn, read_only));
-        let pool = Pool::builder()
-            .max_size(size)
-            .min_idle(Some(size))
-            .idle_timeout(None)
-            .max_lifetime(None)
-            .connection_timeout(BUSY_TIMEOUT)
-            .test_on_check_out(false)
-            .build(manager)?;
-        Ok(pool)
+        id: i64,
+        outbox: &Outbox,
+        decide: impl FnOnce(&Article) -> Result<ArticleChange, E>,
+    ) -> Result<Option<Article>, E> {
+        let mut check = Adapted::new(decide);
+        let result = self
+            .backend
+            .update_article(id, outbox, &mut |article| check.call(article));
+        check.outcome(result)
+    }
+
+    /// `Articles::delete_article` with a guard that fails with the caller's
+    /// own error type.
+    pub fn delete_article<E: From<StoreError>>(
+        &self,
+        id: i64,
+        outbox: &Outbox,
+        guard: impl FnOnce(&Article) -> Result<(), E>,
+    ) -> Result<Option<Article>, E> {
+        let mut check = Adapted::new(guard);
+        let result = self
+            .backend
+            .delete_article(id, outbox, &mut |article| check.call(article));
+        check.outcome(result)
+    }
+
+    /// `Articles::create_article_once` with a `decide` that fails with the
+    /// caller's own error type.
+    pub fn create_article_once<E: From<StoreError>>(
+        &self,
+        request: &KeyedRequest<'_>,
+        author: Option<&User>,
+        outbox: &Outbox,
+        decide: impl FnOnce() -> Result<ArticleChange, E>,
+        respond: impl FnOnce(&Article) -> SavedResponse,
+    ) -> Result<Creation, E> {
+        let mut check = Adapted::new(|()| decide());
+        let mut respond = Some(respond);
+        let result = self.backend.create_article_once(
+            request,
+            author,
+            outbox,
+            &mut || check.call(()),
+            &mut |article| respond.take().expect("respond is called once")(article),
+        );
+        check.outcome(result)
     }
 }
 
-/// Per-connection settings.
-fn configure(conn: &Connection, read_only: bool) -> Result<(), rusqlite::Error> {
-    conn.busy_timeout(BUSY_TIMEOUT)?;
-    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
-    conn.execute_batch(
-        "PRAGMA foreign_keys = ON;
-         PRAGMA synchronous = NORMAL;",
-    )?;
-    if read_only {
-        // Readers map the file instead of copying pages into a private cache
-        // each: the pages are shared through the OS cache (one copy for all
-        // readers, no read() call per page), and each reader keeps only a
-        // small cache of its own.
-        conn.execute_batch(&format!(
-            "PRAGMA query_only = ON;
-             PRAGMA mmap_size = {MMAP_BYTES};
-             PRAGMA cache_size = -{READER_CACHE_KIB};"
-        ))?;
+impl std::ops::Deref for Store {
+    type Target = dyn Backend;
+
+    fn deref(&self) -> &Self::Target {
+        self.backend.as_ref()
     }
-    Ok(())
+}
+
+/// A caller's one-shot check, called by a backend through `Check`: its
+/// error is kept here and the backend sees `StoreError::Rejected`.
+struct Adapted<F, E> {
+    check: Option<F>,
+    refusal: Option<E>,
+}
+
+impl<F, E> Adapted<F, E> {
+    fn new(check: F) -> Self {
+        Adapted {
+            check: Some(check),
+            refusal: None,
+        }
+    }
+
+    /// Calls the check (once), keeping its refusal.
+    fn call<A, T>(&mut self, arg: A) -> Result<T, StoreError>
+    where
+        F: FnOnce(A) -> Result<T, E>,
+    {
+        let check = self.check.take().ok_or_else(|| {
+            StoreError::Internal("a check inside a transaction was called twice".into())
+        })?;
+        check(arg).map_err(|refusal| {
+            self.refusal = Some(refusal);
+            StoreError::Rejected
+        })
+    }
+
+    /// The caller's error if its check refused, else the backend's result.
+    fn outcome<T>(self, result: Result<T, StoreError>) -> Result<T, E>
+    where
+        E: From<StoreError>,
+    {
+        match (result, self.refusal) {
+            (_, Some(refusal)) => Err(refusal),
+            (result, None) => result.map_err(E::from),
+        }
+    }
+}
+
+#[cfg(feature = "postgres")]
+fn open_postgres(location: &str, connections: u32) -> Result<Box<dyn Backend>, StoreError> {
+    Ok(Box::new(postgres::PgStore::open(location, connections)?))
+}
+
+#[cfg(feature = "postgres")]
+fn migrate_postgres(location: &str) -> Result<(u32, u32), StoreError> {
+    postgres::PgStore::migrate(location)
+}
+
+#[cfg(not(feature = "postgres"))]
+fn open_postgres(_: &str, _: u32) -> Result<Box<dyn Backend>, StoreError> {
+    Err(no_postgres())
+}
+
+#[cfg(not(feature = "postgres"))]
+fn migrate_postgres(_: &str) -> Result<(u32, u32), StoreError> {
+    Err(no_postgres())
+}
+
+#[cfg(not(feature = "postgres"))]
+fn no_postgres() -> StoreError {
+    StoreError::Unavailable(
+        "this articles was built without PostgreSQL support: rebuild it with \
+         `cargo build --release --features postgres`"
+            .into(),
+    )
 }

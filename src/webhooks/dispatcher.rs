@@ -27,11 +27,16 @@ const IDLE_WAKE: Duration = Duration::from_secs(60);
 const PRUNE_BATCH: usize = 500;
 /// Pause after a database error, so a failing database is not spun on.
 const ERROR_PAUSE: Duration = Duration::from_secs(1);
+/// How long a claimed delivery is kept from other dispatchers: longer than
+/// an attempt can take. An attempt that outlives its process (a crash) is
+/// made again when the lease ends.
+const LEASE_MILLIS: i64 = ATTEMPT_TIMEOUT.as_millis() as i64 + 5_000;
+/// Shortest wait for a delivery due now that this dispatcher did not get.
+const MIN_WAIT_MILLIS: i64 = 50;
 
 /// The result of one attempt, posted back to the dispatcher.
 pub(super) struct Outcome {
     lane: usize,
-    event: i64,
     delivery: PendingDelivery,
     result: Result<Answer, String>,
 }
@@ -116,6 +121,14 @@ fn dispatch(app: &App, mut lanes: Vec<Lane>) {
     loop {
         let inbox = app.outbox.signal.take(wait);
         if inbox.stop {
+            // Abandoned attempts are due again at once, here after a
+            // restart or at another replica.
+            for lane in &lanes {
+                let events: Vec<i64> = lane.in_flight.iter().copied().collect();
+                if !events.is_empty() {
+                    release(app, lane.url.as_str(), &events);
+                }
+            }
             return;
         }
         for outcome in inbox.outcomes {
@@ -151,33 +164,25 @@ fn launch_due(app: &App, index: usize, lane: &mut Lane) -> Option<Duration> {
         return Some(left);
     }
     let url = lane.url.as_str();
-    // The rows in flight are among the soonest, so ask for them too.
-    let due = match app.store.due_deliveries(url, lane.in_flight.len() + free) {
-        Ok(due) => due,
+    let now = now_millis();
+    let claimed = match app
+        .store
+        .claim_deliveries(url, free, now, now + LEASE_MILLIS)
+    {
+        Ok(claimed) => claimed,
         Err(err) => {
-            log::error!("webhooks: reading deliveries to {} failed: {err}", lane.url);
+            log::error!(
+                "webhooks: claiming deliveries to {} failed: {err}",
+                lane.url
+            );
             return Some(ERROR_PAUSE);
         }
     };
-    let now = now_millis();
-    for (event, due_at) in due {
-        if lane.in_flight.contains(&event) {
-            continue;
-        }
-        if due_at > now {
-            return Some(Duration::from_millis((due_at - now) as u64));
-        }
-        let delivery = match app.store.pending_delivery(event, url) {
-            Ok(Some(delivery)) => delivery,
-            Ok(None) => continue,
-            Err(err) => {
-                log::error!("webhooks: reading a delivery to {} failed: {err}", lane.url);
-                return Some(ERROR_PAUSE);
-            }
-        };
+    let mut claimed = claimed.into_iter();
+    while let Some(delivery) = claimed.next() {
+        let event = delivery.event;
         let attempt = Attempt {
             lane: index,
-            event,
             url: lane.url.clone(),
             delivery,
             secret: app.config.webhook_secret.clone(),
@@ -188,18 +193,43 @@ fn launch_due(app: &App, index: usize, lane: &mut Lane) -> Option<Duration> {
             .spawn(move || attempt.run())
         {
             log::warn!("webhooks: could not start an attempt thread: {err}");
+            let unsent: Vec<i64> = std::iter::once(event)
+                .chain(claimed.map(|delivery| delivery.event))
+                .collect();
+            release(app, url, &unsent);
             return Some(ERROR_PAUSE);
         }
         lane.in_flight.insert(event);
     }
-    None
+    if lane.in_flight.len() >= MAX_IN_FLIGHT_PER_URL {
+        return None;
+    }
+    match app.store.next_delivery_due(url) {
+        // Not sooner than MIN_WAIT: a delivery due now but not claimed is
+        // being claimed by another replica at this moment.
+        Ok(Some(at)) => Some(Duration::from_millis(
+            (at - now_millis()).max(MIN_WAIT_MILLIS) as u64,
+        )),
+        Ok(None) => None,
+        Err(err) => {
+            log::error!("webhooks: reading deliveries to {} failed: {err}", lane.url);
+            Some(ERROR_PAUSE)
+        }
+    }
+}
+
+/// Gives claimed deliveries back, due at once.
+fn release(app: &App, url: &str, events: &[i64]) {
+    if let Err(err) = app.store.release_deliveries(url, events, now_millis()) {
+        // They are retried when their lease ends.
+        log::warn!("webhooks: releasing deliveries to {url} failed: {err}");
+    }
 }
 
 /// One attempt, on its own thread: it touches no database, so nothing ever
 /// waits for it; its outcome goes back to the dispatcher.
 struct Attempt {
     lane: usize,
-    event: i64,
     url: WebhookUrl,
     delivery: PendingDelivery,
     secret: Option<WebhookSecret>,
@@ -222,7 +252,6 @@ impl Attempt {
         let result = client::post(&self.url, &headers, body, ATTEMPT_TIMEOUT);
         let outcome = Outcome {
             lane: self.lane,
-            event: self.event,
             delivery: self.delivery,
             result,
         };
@@ -234,7 +263,7 @@ impl Attempt {
 /// write, so a scrape that sees the count also sees the backlog without it.
 fn record(app: &App, lanes: &mut [Lane], outcome: Outcome) {
     let lane = &mut lanes[outcome.lane];
-    lane.in_flight.remove(&outcome.event);
+    lane.in_flight.remove(&outcome.delivery.event);
     let status = outcome.result.as_ref().ok().map(|answer| answer.status);
     let now = now_millis();
     let (counted, written) = match status {
@@ -242,7 +271,7 @@ fn record(app: &App, lanes: &mut [Lane], outcome: Outcome) {
             let url = lane.url.as_str();
             let written =
                 app.store
-                    .finish_delivery(outcome.event, url, DeliveryEnd::Delivered, now);
+                    .finish_delivery(outcome.delivery.event, url, DeliveryEnd::Delivered, now);
             (DeliveryOutcome::Success, written.map(drop))
         }
         // Its deliveries were all dropped when the first 410 came back.
@@ -270,7 +299,7 @@ fn gone(app: &App, lane: &mut Lane, outcome: &Outcome, now: i64) -> Result<(), S
     app.outbox.mark_gone(url);
     let dropped = app
         .store
-        .finish_delivery(outcome.event, url, DeliveryEnd::Gone, now)?;
+        .finish_delivery(outcome.delivery.event, url, DeliveryEnd::Gone, now)?;
     log::warn!(
         "webhook {} answered 410 Gone to {}: its {dropped} other pending deliveries are \
          dropped and it is sent nothing more until restart",
@@ -308,7 +337,7 @@ fn failed(
                 lane.url,
                 (at - now) as f64 / 1000.0
             );
-            let written = app.store.retry_delivery(outcome.event, url, at);
+            let written = app.store.retry_delivery(outcome.delivery.event, url, at);
             (DeliveryOutcome::Failure, written)
         }
         Next::GiveUp => {
@@ -317,9 +346,9 @@ fn failed(
                  over 24 hours",
                 lane.url
             );
-            let written = app
-                .store
-                .finish_delivery(outcome.event, url, DeliveryEnd::Expired, now);
+            let written =
+                app.store
+                    .finish_delivery(outcome.delivery.event, url, DeliveryEnd::Expired, now);
             (DeliveryOutcome::Expired, written.map(drop))
         }
     }

@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use rusqlite::Savepoint;
 
-use super::{Pooled, Store, StoreError};
+use super::{Pooled, SqliteStore, StoreError};
 
 /// Most writes in one transaction, to bound the wait of the first one.
 const MAX_BATCH: usize = 64;
@@ -84,12 +84,12 @@ impl State {
 /// One write's place in a batch: the writer connection, inside the open
 /// transaction, until the write leaves it.
 pub(super) struct WriteBatch<'s> {
-    store: &'s Store,
+    store: &'s SqliteStore,
     conn: Option<Pooled>,
     id: u64,
 }
 
-impl Store {
+impl SqliteStore {
     /// Joins the open write transaction, or begins one (`BEGIN IMMEDIATE`).
     /// Waits at most `BUSY_TIMEOUT` for the writer connection. Refused while
     /// the database path does not name the files opened (see `files`).
@@ -120,13 +120,12 @@ impl Store {
     }
 }
 
-impl Store {
+impl Group {
     /// Writes and commits since the store opened.
-    pub fn write_counts(&self) -> (u64, u64) {
-        let group = &self.group;
+    pub(super) fn write_counts(&self) -> (u64, u64) {
         (
-            group.writes.load(Ordering::Relaxed),
-            group.commits.load(Ordering::Relaxed),
+            self.writes.load(Ordering::Relaxed),
+            self.commits.load(Ordering::Relaxed),
         )
     }
 }
@@ -208,7 +207,12 @@ impl Drop for WriteBatch<'_> {
 /// Commits batch `id` on `conn` and tells every member how it ended. A
 /// commit that went to files the database path no longer names (moved or
 /// replaced meanwhile) is not acknowledged: those writes would be lost.
-fn commit(store: &Store, state: &mut State, conn: &Pooled, id: u64) -> Result<(), StoreError> {
+fn commit(
+    store: &SqliteStore,
+    state: &mut State,
+    conn: &Pooled,
+    id: u64,
+) -> Result<(), StoreError> {
     let group = &store.group;
     let mut outcome = conn.execute_batch("COMMIT").map_err(StoreError::from);
     group.commits.fetch_add(1, Ordering::Relaxed);

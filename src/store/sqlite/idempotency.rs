@@ -4,10 +4,11 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use super::articles::insert_article;
 use super::outbox::finish_write;
-use super::{Store, StoreError};
+use super::SqliteStore;
 use crate::article::{Article, ArticleChange};
 use crate::auth::User;
 use crate::idempotency::{SavedResponse, KEY_LIFETIME_MILLIS};
+use crate::store::{Creation, IdempotencyKeys, KeyedRequest, SavedKey, StoreError};
 use crate::time::now_millis;
 use crate::webhooks::Outbox;
 
@@ -29,58 +30,19 @@ const INSERT_KEY: &str = "INSERT INTO idempotency_keys \
 const PRUNE_KEYS: &str = "DELETE FROM idempotency_keys WHERE rowid IN \
      (SELECT rowid FROM idempotency_keys WHERE created_at <= ?1 ORDER BY created_at LIMIT ?2)";
 
-/// The idempotency key of one request and the fingerprint of its body.
-#[derive(Debug, Clone, Copy)]
-pub struct KeyedRequest<'a> {
-    /// The writer's user id, or `idempotency::ANONYMOUS_SCOPE`.
-    pub scope: i64,
-    /// The key as sent.
-    pub key: &'a str,
-    /// `idempotency::fingerprint` of the body.
-    pub fingerprint: [u8; 32],
-}
-
-/// A response saved under a key, with the fingerprint of the body that
-/// made it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SavedKey {
-    /// The fingerprint of the first request's body.
-    pub fingerprint: Vec<u8>,
-    /// The first response.
-    pub response: SavedResponse,
-}
-
-/// What `Store::create_article_once` did.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Creation {
-    /// It created an article, and saved this response under the key.
-    Created(SavedResponse),
-    /// The key was used within its lifetime; nothing was created.
-    Earlier(SavedKey),
-}
-
-impl Store {
-    /// Creates an article at most once per (scope, key) in 24 hours.
-    ///
-    /// Inside one write transaction: a live saved response for the key is
-    /// returned as `Earlier` and nothing is written. Otherwise `decide`
-    /// gives the article to create (its error writes nothing, so a failed
-    /// request leaves the key free), and the article and the response
-    /// `respond` makes for it are written together, so neither can exist
-    /// without the other; so is its `article.created` event, in `outbox`.
-    /// Expired keys are pruned on the way, a few at a time.
-    pub fn create_article_once<E: From<StoreError>>(
+impl IdempotencyKeys for SqliteStore {
+    fn create_article_once(
         &self,
         request: &KeyedRequest<'_>,
         author: Option<&User>,
         outbox: &Outbox,
-        decide: impl FnOnce() -> Result<ArticleChange, E>,
-        respond: impl FnOnce(&Article) -> SavedResponse,
-    ) -> Result<Creation, E> {
+        decide: &mut dyn FnMut() -> Result<ArticleChange, StoreError>,
+        respond: &mut dyn FnMut(&Article) -> SavedResponse,
+    ) -> Result<Creation, StoreError> {
         let now = now_millis();
         let expired = now - KEY_LIFETIME_MILLIS;
         let mut batch = self.write()?;
-        let tx = batch.savepoint().map_err(E::from)?;
+        let tx = batch.savepoint()?;
         match find_key(&tx, request)? {
             Some((created_at, saved)) if created_at > expired => {
                 return Ok(Creation::Earlier(saved));
@@ -89,16 +51,12 @@ impl Store {
             None => {}
         }
         let change = decide()?;
-        let result: Result<(SavedResponse, bool), StoreError> = (|| {
-            tx.prepare_cached(PRUNE_KEYS)?
-                .execute(params![expired, PRUNE_BATCH])?;
-            let (article, queued) = insert_article(&tx, &change, author, outbox)?;
-            let response = respond(&article);
-            save_key(&tx, request, now, &response)?;
-            tx.commit()?;
-            Ok((response, queued))
-        })();
-        let (response, queued) = result?;
+        tx.prepare_cached(PRUNE_KEYS)?
+            .execute(params![expired, PRUNE_BATCH])?;
+        let (article, queued) = insert_article(&tx, &change, author, outbox)?;
+        let response = respond(&article);
+        save_key(&tx, request, now, &response)?;
+        tx.commit()?;
         finish_write(batch, outbox, queued)?;
         Ok(Creation::Created(response))
     }
@@ -185,25 +143,25 @@ mod tests {
         }
     }
 
-    fn create(store: &Store, request: &KeyedRequest<'_>, title: &str) -> Creation {
+    fn create(store: &SqliteStore, request: &KeyedRequest<'_>, title: &str) -> Creation {
         store
             .create_article_once(
                 request,
                 None,
                 &Outbox::default(),
-                || Ok::<_, StoreError>(change(title)),
-                respond,
+                &mut || Ok::<_, StoreError>(change(title)),
+                &mut respond,
             )
             .unwrap()
     }
 
-    fn count(store: &Store, sql: &str) -> i64 {
+    fn count(store: &SqliteStore, sql: &str) -> i64 {
         let conn = store.read().unwrap();
         conn.query_row(sql, [], |row| row.get(0)).unwrap()
     }
 
     /// Makes every saved key older than its lifetime.
-    fn expire_all(store: &Store) {
+    fn expire_all(store: &SqliteStore) {
         let mut batch = store.write().unwrap();
         let tx = batch.savepoint().unwrap();
         tx.execute(
@@ -217,7 +175,7 @@ mod tests {
 
     #[test]
     fn creates_once_then_returns_the_saved_response() {
-        let store = Store::open(":memory:", 1).unwrap();
+        let store = SqliteStore::open(":memory:", 1).unwrap();
         let Creation::Created(first) = create(&store, &keyed("k", 1), "one") else {
             panic!("not created")
         };
@@ -226,8 +184,8 @@ mod tests {
                 &keyed("k", 2),
                 None,
                 &Outbox::default(),
-                || -> Result<ArticleChange, StoreError> { panic!("decided twice") },
-                respond,
+                &mut || -> Result<ArticleChange, StoreError> { panic!("decided twice") },
+                &mut respond,
             )
             .unwrap();
         assert_eq!(
@@ -242,13 +200,13 @@ mod tests {
 
     #[test]
     fn a_refused_request_leaves_the_key_free() {
-        let store = Store::open(":memory:", 1).unwrap();
+        let store = SqliteStore::open(":memory:", 1).unwrap();
         let refused = store.create_article_once(
             &keyed("k", 1),
             None,
             &Outbox::default(),
-            || Err(StoreError::Internal("invalid".into())),
-            respond,
+            &mut || Err(StoreError::Internal("invalid".into())),
+            &mut respond,
         );
         assert!(refused.is_err());
         assert_eq!(count(&store, "SELECT count(*) FROM idempotency_keys"), 0);
@@ -260,7 +218,7 @@ mod tests {
 
     #[test]
     fn an_expired_key_is_used_afresh_and_old_ones_are_pruned() {
-        let store = Store::open(":memory:", 1).unwrap();
+        let store = SqliteStore::open(":memory:", 1).unwrap();
         let keys: Vec<String> = (0..PRUNE_BATCH + 5).map(|n| format!("k{n}")).collect();
         for key in &keys {
             create(&store, &keyed(key, 1), "old");
@@ -283,7 +241,7 @@ mod tests {
 
     #[test]
     fn keys_are_scoped() {
-        let store = Store::open(":memory:", 1).unwrap();
+        let store = SqliteStore::open(":memory:", 1).unwrap();
         let mut other = keyed("k", 1);
         other.scope = 7;
         create(&store, &keyed("k", 1), "anonymous");
@@ -292,7 +250,7 @@ mod tests {
 
     #[test]
     fn pruning_reads_the_age_index() {
-        let store = Store::open(":memory:", 1).unwrap();
+        let store = SqliteStore::open(":memory:", 1).unwrap();
         let conn = store.read().unwrap();
         let mut stmt = conn
             .prepare(&format!("EXPLAIN QUERY PLAN {PRUNE_KEYS}"))

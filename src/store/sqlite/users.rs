@@ -2,8 +2,9 @@
 
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
-use super::{Store, StoreError};
+use super::SqliteStore;
 use crate::auth::User;
+use crate::store::{StoreError, Users};
 use crate::time::now_millis;
 
 const INSERT_USER: &str = "INSERT INTO users (username, created_at) VALUES (?1, ?2)";
@@ -18,10 +19,8 @@ const USER_BY_TOKEN: &str = "SELECT u.id, u.username, u.created_at \
 
 const DELETE_TOKENS: &str = "DELETE FROM tokens WHERE user_id = ?1";
 
-impl Store {
-    /// Creates a user with a first token (given by its hash), in one
-    /// transaction. A taken name (in any case) is `StoreError::Conflict`.
-    pub fn create_user(&self, username: &str, token_hash: &[u8]) -> Result<User, StoreError> {
+impl Users for SqliteStore {
+    fn create_user(&self, username: &str, token_hash: &[u8]) -> Result<User, StoreError> {
         let mut batch = self.write()?;
         let tx = batch.savepoint()?;
         if find_by_name(&tx, username)?.is_some() {
@@ -44,8 +43,7 @@ impl Store {
         Ok(user)
     }
 
-    /// Adds a token (by its hash) to the user named `username`, if any.
-    pub fn add_token(&self, username: &str, token_hash: &[u8]) -> Result<Option<User>, StoreError> {
+    fn add_token(&self, username: &str, token_hash: &[u8]) -> Result<Option<User>, StoreError> {
         let mut batch = self.write()?;
         let tx = batch.savepoint()?;
         let Some(user) = find_by_name(&tx, username)? else {
@@ -58,9 +56,7 @@ impl Store {
         Ok(Some(user))
     }
 
-    /// Revokes every token of the user named `username`, if any; returns the
-    /// user and how many tokens were revoked.
-    pub fn revoke_tokens(&self, username: &str) -> Result<Option<(User, usize)>, StoreError> {
+    fn revoke_tokens(&self, username: &str) -> Result<Option<(User, usize)>, StoreError> {
         let mut batch = self.write()?;
         let tx = batch.savepoint()?;
         let Some(user) = find_by_name(&tx, username)? else {
@@ -72,8 +68,7 @@ impl Store {
         Ok(Some((user, revoked)))
     }
 
-    /// The user a token (by its hash) belongs to, if it is valid.
-    pub fn user_by_token(&self, token_hash: &[u8]) -> Result<Option<User>, StoreError> {
+    fn user_by_token(&self, token_hash: &[u8]) -> Result<Option<User>, StoreError> {
         let conn = self.read()?;
         let user = conn
             .prepare_cached(USER_BY_TOKEN)?
@@ -104,7 +99,7 @@ mod tests {
 
     #[test]
     fn users_tokens_and_revocation() {
-        let store = Store::open(":memory:", 1).unwrap();
+        let store = SqliteStore::open(":memory:", 1).unwrap();
         let alice = store.create_user("Alice", b"hash-1").unwrap();
         assert!(matches!(
             store.create_user("alice", b"hash-x"),

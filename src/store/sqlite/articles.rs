@@ -4,10 +4,11 @@ use rusqlite::types::Value;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use super::outbox::{finish_write, record_event};
-use super::{Store, StoreError};
+use super::SqliteStore;
 use crate::article::{Article, ArticleChange, Author};
 use crate::auth::User;
 use crate::listing::{ArticleQuery, SortKey};
+use crate::store::{Articles, Check, StoreError};
 use crate::time::now_millis;
 use crate::webhooks::{EventType, Outbox};
 
@@ -45,16 +46,14 @@ const BY_TAG: &str = "a.id IN (SELECT article_id FROM article_tags WHERE tag = ?
 const BY_AUTHOR: &str = "a.author_id = (SELECT id FROM users WHERE username = ? COLLATE NOCASE)";
 const BY_SEARCH: &str = "a.id IN (SELECT rowid FROM articles_fts WHERE articles_fts MATCH ?)";
 
-impl Store {
-    /// One article by id.
-    pub fn article(&self, id: i64) -> Result<Option<Article>, StoreError> {
+impl Articles for SqliteStore {
+    fn article(&self, id: i64) -> Result<Option<Article>, StoreError> {
         let conn = self.read()?;
         find(&conn, id)
     }
 
-    /// One page of articles matching `query`, and how many match in all.
-    /// Two statements whatever the page size, read from one snapshot.
-    pub fn list_articles(&self, query: &ArticleQuery) -> Result<(Vec<Article>, u64), StoreError> {
+    /// Two statements whatever the page size.
+    fn list_articles(&self, query: &ArticleQuery) -> Result<(Vec<Article>, u64), StoreError> {
         let mut filters = Vec::new();
         let mut params = Vec::new();
         if let Some(tag) = &query.tag {
@@ -93,10 +92,7 @@ impl Store {
         Ok((articles, total.max(0) as u64))
     }
 
-    /// Creates an article from a complete change (every field set), written
-    /// by `author` (`None`: anonymous), and queues its `article.created`
-    /// event in `outbox` in the same transaction.
-    pub fn create_article(
+    fn create_article(
         &self,
         change: &ArticleChange,
         author: Option<&User>,
@@ -110,20 +106,14 @@ impl Store {
         Ok(article)
     }
 
-    /// Changes article `id`, if it exists, with the change `decide` returns
-    /// after seeing the article as it is inside the write transaction (so
-    /// checks made there cannot race another writer); an error from `decide`
-    /// changes nothing. `updated_at` always moves forward, even within one
-    /// millisecond. The `article.updated` event is queued in `outbox` in the
-    /// same transaction.
-    pub fn update_article<E: From<StoreError>>(
+    fn update_article(
         &self,
         id: i64,
         outbox: &Outbox,
-        decide: impl FnOnce(&Article) -> Result<ArticleChange, E>,
-    ) -> Result<Option<Article>, E> {
+        decide: Check<'_, ArticleChange>,
+    ) -> Result<Option<Article>, StoreError> {
         let mut batch = self.write()?;
-        let tx = batch.savepoint().map_err(E::from)?;
+        let tx = batch.savepoint()?;
         let Some(mut article) = find(&tx, id)? else {
             return Ok(None);
         };
@@ -136,57 +126,48 @@ impl Store {
             article.content = content;
         }
         article.updated_at = now_millis().max(article.updated_at + 1);
-        let result: Result<bool, StoreError> = (|| {
-            tx.prepare_cached(UPDATE_ARTICLE)?.execute(params![
-                id,
-                article.title,
-                article.content,
-                article.updated_at
-            ])?;
-            if let Some(tags) = change.tags {
-                tx.prepare_cached(DELETE_TAGS)?.execute([id])?;
-                insert_tags(&tx, id, &tags)?;
-                article.tags = tags;
-            }
-            let queued = record_event(
-                &tx,
-                outbox,
-                EventType::Updated,
-                article.updated_at,
-                &article,
-            )?;
-            tx.commit()?;
-            Ok(queued)
-        })();
-        finish_write(batch, outbox, result?)?;
+        tx.prepare_cached(UPDATE_ARTICLE)?.execute(params![
+            id,
+            article.title,
+            article.content,
+            article.updated_at
+        ])?;
+        if let Some(tags) = change.tags {
+            tx.prepare_cached(DELETE_TAGS)?.execute([id])?;
+            insert_tags(&tx, id, &tags)?;
+            article.tags = tags;
+        }
+        let queued = record_event(
+            &tx,
+            outbox,
+            EventType::Updated,
+            article.updated_at,
+            &article,
+        )?;
+        tx.commit()?;
+        finish_write(batch, outbox, queued)?;
         Ok(Some(article))
     }
 
-    /// Deletes article `id` if it exists and `guard` lets it; returns the
-    /// article as it was, which is also the data of the `article.deleted`
-    /// event queued in `outbox` in the same transaction.
-    pub fn delete_article<E: From<StoreError>>(
+    fn delete_article(
         &self,
         id: i64,
         outbox: &Outbox,
-        guard: impl FnOnce(&Article) -> Result<(), E>,
-    ) -> Result<Option<Article>, E> {
+        guard: Check<'_, ()>,
+    ) -> Result<Option<Article>, StoreError> {
         let mut batch = self.write()?;
-        let tx = batch.savepoint().map_err(E::from)?;
+        let tx = batch.savepoint()?;
         let Some(article) = find(&tx, id)? else {
             return Ok(None);
         };
         guard(&article)?;
-        let result: Result<bool, StoreError> = (|| {
-            tx.prepare_cached(DELETE_ARTICLE)?.execute([id])?;
-            // Never before the article's last change, even if the clock
-            // stepped back.
-            let at = now_millis().max(article.updated_at);
-            let queued = record_event(&tx, outbox, EventType::Deleted, at, &article)?;
-            tx.commit()?;
-            Ok(queued)
-        })();
-        finish_write(batch, outbox, result?)?;
+        tx.prepare_cached(DELETE_ARTICLE)?.execute([id])?;
+        // Never before the article's last change, even if the clock
+        // stepped back.
+        let at = now_millis().max(article.updated_at);
+        let queued = record_event(&tx, outbox, EventType::Deleted, at, &article)?;
+        tx.commit()?;
+        finish_write(batch, outbox, queued)?;
         Ok(Some(article))
     }
 }
@@ -325,8 +306,8 @@ mod tests {
     use crate::listing::ArticleQuery;
     use crate::urlencoded;
 
-    fn store() -> Store {
-        Store::open(":memory:", 2).unwrap()
+    fn store() -> SqliteStore {
+        SqliteStore::open(":memory:", 2).unwrap()
     }
 
     fn change(title: &str, tags: &[&str]) -> ArticleChange {
@@ -341,7 +322,7 @@ mod tests {
         ArticleQuery::parse(&urlencoded::parse(q)).unwrap()
     }
 
-    fn plan(store: &Store, sql: &str, params: &[Value]) -> Vec<String> {
+    fn plan(store: &SqliteStore, sql: &str, params: &[Value]) -> Vec<String> {
         let conn = store.read().unwrap();
         let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
         stmt.query_map(rusqlite::params_from_iter(params), |row| {
@@ -444,8 +425,8 @@ mod tests {
             ..ArticleChange::default()
         };
         let updated = store
-            .update_article(created.id, &Outbox::default(), |_| {
-                Ok::<_, StoreError>(patch)
+            .update_article(created.id, &Outbox::default(), &mut |_| {
+                Ok::<_, StoreError>(patch.clone())
             })
             .unwrap()
             .unwrap();
@@ -455,7 +436,9 @@ mod tests {
         assert_eq!(store.article(created.id).unwrap().unwrap(), updated);
 
         let deleted = store
-            .delete_article(created.id, &Outbox::default(), |_| Ok::<_, StoreError>(()))
+            .delete_article(created.id, &Outbox::default(), &mut |_| {
+                Ok::<_, StoreError>(())
+            })
             .unwrap();
         assert_eq!(deleted, Some(updated));
         assert_eq!(store.article(created.id).unwrap(), None);
@@ -467,7 +450,7 @@ mod tests {
         let created = store
             .create_article(&change("kept", &[]), None, &Outbox::default())
             .unwrap();
-        let refused = store.delete_article(created.id, &Outbox::default(), |_| {
+        let refused = store.delete_article(created.id, &Outbox::default(), &mut |_| {
             Err(StoreError::Internal("no".into()))
         });
         assert!(refused.is_err());
@@ -520,7 +503,9 @@ mod tests {
             .create_article(&change("a", &[]), None, &Outbox::default())
             .unwrap();
         store
-            .delete_article(first.id, &Outbox::default(), |_| Ok::<_, StoreError>(()))
+            .delete_article(first.id, &Outbox::default(), &mut |_| {
+                Ok::<_, StoreError>(())
+            })
             .unwrap();
         let second = store
             .create_article(&change("b", &[]), None, &Outbox::default())

@@ -1,11 +1,12 @@
 //! Webhook outbox SQL: events written with the change they report, and the
 //! dispatcher's reads and short writes of delivery state.
 
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{params, Connection};
 
 use super::batch::WriteBatch;
-use super::{Store, StoreError};
+use super::SqliteStore;
 use crate::article::Article;
+use crate::store::{Deliveries, DeliveryEnd, PendingDelivery, StoreError};
 use crate::webhooks::{event_body, new_message_id, EventType, Outbox};
 
 const INSERT_EVENT: &str =
@@ -17,13 +18,18 @@ const INSERT_DELIVERY: &str = "INSERT INTO webhook_deliveries \
 
 const PENDING_URLS: &str = "SELECT DISTINCT url FROM webhook_deliveries WHERE state = 'pending'";
 
-/// The pending deliveries of one URL, soonest first.
-const DUE: &str = "SELECT event_id, next_attempt_at FROM webhook_deliveries \
-     WHERE url = ?1 AND state = 'pending' ORDER BY next_attempt_at LIMIT ?2";
-
-const SELECT_DELIVERY: &str = "SELECT e.webhook_id, e.body, d.attempts, d.created_at \
+/// The pending deliveries of one URL due by `?2`, soonest first.
+const DUE: &str = "SELECT d.event_id, e.webhook_id, e.body, d.attempts, d.created_at \
      FROM webhook_deliveries d JOIN webhook_events e ON e.id = d.event_id \
-     WHERE d.event_id = ?1 AND d.url = ?2 AND d.state = 'pending'";
+     WHERE d.url = ?1 AND d.state = 'pending' AND d.next_attempt_at <= ?2 \
+     ORDER BY d.next_attempt_at LIMIT ?3";
+
+/// A claim's lease, or its release.
+const SET_DUE: &str = "UPDATE webhook_deliveries SET next_attempt_at = ?3 \
+     WHERE event_id = ?1 AND url = ?2 AND state = 'pending'";
+
+const NEXT_DUE: &str =
+    "SELECT min(next_attempt_at) FROM webhook_deliveries WHERE url = ?1 AND state = 'pending'";
 
 /// Every outcome write is conditional on `pending`: once a delivery is
 /// done (say, dropped by a 410), a late outcome cannot revive it.
@@ -45,43 +51,6 @@ const PRUNE: &str = "DELETE FROM webhook_events WHERE id IN (SELECT e.id FROM we
        WHERE d.event_id = e.id AND d.state = 'pending') \
      ORDER BY e.created_at LIMIT ?2)";
 
-/// How a delivery ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DeliveryEnd {
-    /// A 2xx answer.
-    Delivered,
-    /// The receiver answered 410 Gone.
-    Gone,
-    /// 24 hours of failures.
-    Expired,
-}
-
-impl DeliveryEnd {
-    fn as_str(self) -> &'static str {
-        match self {
-            DeliveryEnd::Delivered => "delivered",
-            DeliveryEnd::Gone => "gone",
-            DeliveryEnd::Expired => "expired",
-        }
-    }
-}
-
-/// A pending delivery, as an attempt needs it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PendingDelivery {
-    /// The `webhook-id`.
-    pub webhook_id: String,
-    /// The JSON body, exactly as recorded.
-    pub body: String,
-    /// Attempts made so far.
-    pub attempts: u32,
-    /// The event's time, in milliseconds since the epoch.
-    pub created_at: i64,
-}
-
-/// Records an event for `article` inside the caller's write transaction,
-/// with one delivery per live URL of `outbox`. Writes nothing, and returns
-/// false, when no webhook is configured.
 /// Waits for the write's batch to commit, then, if the write queued an
 /// event, wakes the dispatcher: only after the commit, so that it finds it.
 pub(super) fn finish_write(
@@ -96,6 +65,9 @@ pub(super) fn finish_write(
     Ok(())
 }
 
+/// Records an event for `article` inside the caller's write transaction,
+/// with one delivery per live URL of `outbox`. Writes nothing, and returns
+/// false, when no webhook is configured.
 pub(super) fn record_event(
     conn: &Connection,
     outbox: &Outbox,
@@ -122,9 +94,8 @@ pub(super) fn record_event(
     Ok(true)
 }
 
-impl Store {
-    /// The URLs that still have pending deliveries (configured or not).
-    pub fn pending_webhook_urls(&self) -> Result<Vec<String>, StoreError> {
+impl Deliveries for SqliteStore {
+    fn pending_webhook_urls(&self) -> Result<Vec<String>, StoreError> {
         let conn = self.read()?;
         let mut stmt = conn.prepare_cached(PENDING_URLS)?;
         let urls = stmt
@@ -133,43 +104,53 @@ impl Store {
         Ok(urls)
     }
 
-    /// Up to `limit` pending deliveries to `url`, soonest due first:
-    /// (event id, when due).
-    pub fn due_deliveries(&self, url: &str, limit: usize) -> Result<Vec<(i64, i64)>, StoreError> {
+    fn claim_deliveries(
+        &self,
+        url: &str,
+        limit: usize,
+        now: i64,
+        lease_until: i64,
+    ) -> Result<Vec<PendingDelivery>, StoreError> {
+        self.short_write(|conn| {
+            let due = conn
+                .prepare_cached(DUE)?
+                .query_map(params![url, now, limit as i64], |row| {
+                    Ok(PendingDelivery {
+                        event: row.get(0)?,
+                        webhook_id: row.get(1)?,
+                        body: row.get(2)?,
+                        attempts: row.get(3)?,
+                        created_at: row.get(4)?,
+                    })
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            let mut lease = conn.prepare_cached(SET_DUE)?;
+            for delivery in &due {
+                lease.execute(params![delivery.event, url, lease_until])?;
+            }
+            Ok(due)
+        })
+    }
+
+    fn next_delivery_due(&self, url: &str) -> Result<Option<i64>, StoreError> {
         let conn = self.read()?;
-        let mut stmt = conn.prepare_cached(DUE)?;
-        let due = stmt
-            .query_map(params![url, limit as i64], |row| {
-                Ok((row.get(0)?, row.get(1)?))
-            })?
-            .collect::<Result<_, _>>()?;
+        let due = conn
+            .prepare_cached(NEXT_DUE)?
+            .query_row([url], |row| row.get(0))?;
         Ok(due)
     }
 
-    /// One pending delivery, if it still is.
-    pub fn pending_delivery(
-        &self,
-        event: i64,
-        url: &str,
-    ) -> Result<Option<PendingDelivery>, StoreError> {
-        let conn = self.read()?;
-        let found = conn
-            .prepare_cached(SELECT_DELIVERY)?
-            .query_row(params![event, url], |row| {
-                Ok(PendingDelivery {
-                    webhook_id: row.get(0)?,
-                    body: row.get(1)?,
-                    attempts: row.get(2)?,
-                    created_at: row.get(3)?,
-                })
-            })
-            .optional()?;
-        Ok(found)
+    fn release_deliveries(&self, url: &str, events: &[i64], now: i64) -> Result<(), StoreError> {
+        self.short_write(|conn| {
+            let mut release = conn.prepare_cached(SET_DUE)?;
+            for event in events {
+                release.execute(params![event, url, now])?;
+            }
+            Ok(())
+        })
     }
 
-    /// Ends a delivery after an attempt. `Gone` also drops every other
-    /// pending delivery to the same URL; returns how many were dropped.
-    pub fn finish_delivery(
+    fn finish_delivery(
         &self,
         event: i64,
         url: &str,
@@ -186,8 +167,7 @@ impl Store {
         })
     }
 
-    /// Counts a failed attempt and schedules the next one at `at`.
-    pub fn retry_delivery(&self, event: i64, url: &str, at: i64) -> Result<(), StoreError> {
+    fn retry_delivery(&self, event: i64, url: &str, at: i64) -> Result<(), StoreError> {
         self.short_write(|conn| {
             conn.prepare_cached(RETRY)?
                 .execute(params![event, url, at])?;
@@ -195,8 +175,7 @@ impl Store {
         })
     }
 
-    /// Pending (event, URL) pairs, and the time of the oldest one's event.
-    pub fn webhook_backlog(&self) -> Result<(u64, Option<i64>), StoreError> {
+    fn webhook_backlog(&self) -> Result<(u64, Option<i64>), StoreError> {
         let conn = self.read()?;
         let (count, oldest): (i64, Option<i64>) = conn
             .prepare_cached(BACKLOG)?
@@ -204,16 +183,16 @@ impl Store {
         Ok((count.max(0) as u64, oldest))
     }
 
-    /// Deletes up to `batch` events older than `before` that have nothing
-    /// pending, with their deliveries; returns how many.
-    pub fn prune_webhook_events(&self, before: i64, batch: usize) -> Result<usize, StoreError> {
+    fn prune_webhook_events(&self, before: i64, batch: usize) -> Result<usize, StoreError> {
         self.short_write(|conn| {
             Ok(conn
                 .prepare_cached(PRUNE)?
                 .execute(params![before, batch as i64])?)
         })
     }
+}
 
+impl SqliteStore {
     /// One short write transaction on the writer connection.
     fn short_write<T>(
         &self,
@@ -232,6 +211,7 @@ impl Store {
 mod tests {
     use super::*;
     use crate::article::ArticleChange;
+    use crate::store::Articles;
     use crate::webhooks::WebhookUrl;
 
     const A: &str = "http://a/";
@@ -252,7 +232,7 @@ mod tests {
         }
     }
 
-    fn count(store: &Store, sql: &str) -> i64 {
+    fn count(store: &SqliteStore, sql: &str) -> i64 {
         store
             .read()
             .unwrap()
@@ -262,11 +242,11 @@ mod tests {
 
     #[test]
     fn nothing_is_recorded_without_webhooks() {
-        let store = Store::open(":memory:", 1).unwrap();
+        let store = SqliteStore::open(":memory:", 1).unwrap();
         let none = Outbox::default();
         let article = store.create_article(&change("a"), None, &none).unwrap();
         store
-            .delete_article(article.id, &none, |_| Ok::<_, StoreError>(()))
+            .delete_article(article.id, &none, &mut |_| Ok::<_, StoreError>(()))
             .unwrap();
         assert_eq!(count(&store, "SELECT count(*) FROM webhook_events"), 0);
         assert_eq!(count(&store, "SELECT count(*) FROM webhook_deliveries"), 0);
@@ -274,14 +254,16 @@ mod tests {
 
     #[test]
     fn every_change_queues_one_event_per_url() {
-        let store = Store::open(":memory:", 1).unwrap();
+        let store = SqliteStore::open(":memory:", 1).unwrap();
         let outbox = outbox();
         let article = store.create_article(&change("a"), None, &outbox).unwrap();
         store
-            .update_article(article.id, &outbox, |_| Ok::<_, StoreError>(change("b")))
+            .update_article(article.id, &outbox, &mut |_| {
+                Ok::<_, StoreError>(change("b"))
+            })
             .unwrap();
         store
-            .delete_article(article.id, &outbox, |_| Ok::<_, StoreError>(()))
+            .delete_article(article.id, &outbox, &mut |_| Ok::<_, StoreError>(()))
             .unwrap();
         let types: Vec<String> = {
             let conn = store.read().unwrap();
@@ -299,9 +281,10 @@ mod tests {
         );
         assert_eq!(store.webhook_backlog().unwrap().0, 6);
         assert_eq!(store.pending_webhook_urls().unwrap().len(), 2);
-        let due = store.due_deliveries(A, 10).unwrap();
-        assert_eq!(due.len(), 3);
-        let first = store.pending_delivery(due[0].0, A).unwrap().unwrap();
+        let now = crate::time::now_millis();
+        let claimed = store.claim_deliveries(A, 10, now, now + 1000).unwrap();
+        assert_eq!(claimed.len(), 3);
+        let first = &claimed[0];
         assert!(
             first.body.starts_with(r#"{"type":"article.created","#),
             "{}",
@@ -311,11 +294,51 @@ mod tests {
     }
 
     #[test]
+    fn a_claim_holds_deliveries_until_its_lease_ends_or_they_are_released() {
+        let store = SqliteStore::open(":memory:", 1).unwrap();
+        let outbox = outbox();
+        for title in ["a", "b"] {
+            store.create_article(&change(title), None, &outbox).unwrap();
+        }
+        let now = crate::time::now_millis();
+        let first = store.claim_deliveries(A, 1, now, now + 1000).unwrap();
+        assert_eq!(first.len(), 1);
+        let second = store.claim_deliveries(A, 10, now, now + 1000).unwrap();
+        assert_eq!(second.len(), 1, "the claimed one is not claimed again");
+        assert_ne!(first[0].event, second[0].event);
+        assert!(store
+            .claim_deliveries(A, 10, now, now + 1000)
+            .unwrap()
+            .is_empty());
+        assert_eq!(store.next_delivery_due(A).unwrap(), Some(now + 1000));
+        assert_eq!(
+            store
+                .claim_deliveries(A, 10, now + 1000, now + 2000)
+                .unwrap()
+                .len(),
+            2,
+            "leases ended"
+        );
+        store.release_deliveries(A, &[first[0].event], now).unwrap();
+        let again = store.claim_deliveries(A, 10, now, now + 1000).unwrap();
+        assert_eq!(again.len(), 1);
+        assert_eq!(again[0].event, first[0].event);
+        assert_eq!(
+            store
+                .claim_deliveries(B, 10, now, now + 1000)
+                .unwrap()
+                .len(),
+            2,
+            "B's own"
+        );
+    }
+
+    #[test]
     fn a_refused_change_queues_nothing() {
-        let store = Store::open(":memory:", 1).unwrap();
+        let store = SqliteStore::open(":memory:", 1).unwrap();
         let outbox = outbox();
         let article = store.create_article(&change("a"), None, &outbox).unwrap();
-        let refused = store.delete_article(article.id, &outbox, |_| {
+        let refused = store.delete_article(article.id, &outbox, &mut |_| {
             Err(StoreError::Internal("no".into()))
         });
         assert!(refused.is_err());
@@ -324,22 +347,20 @@ mod tests {
 
     #[test]
     fn outcomes_retry_finish_and_drop_a_gone_url() {
-        let store = Store::open(":memory:", 1).unwrap();
+        let store = SqliteStore::open(":memory:", 1).unwrap();
         let outbox = outbox();
         for title in ["a", "b", "c"] {
             store.create_article(&change(title), None, &outbox).unwrap();
         }
+        let now = crate::time::now_millis();
         let due: Vec<i64> = store
-            .due_deliveries(A, 10)
+            .claim_deliveries(A, 10, now, now)
             .unwrap()
             .iter()
-            .map(|d| d.0)
+            .map(|d| d.event)
             .collect();
         store.retry_delivery(due[0], A, i64::MAX / 2).unwrap();
-        assert_eq!(
-            store.due_deliveries(A, 10).unwrap().last().unwrap().0,
-            due[0]
-        );
+        assert_eq!(store.next_delivery_due(A).unwrap(), Some(now));
         store
             .finish_delivery(due[1], A, DeliveryEnd::Delivered, 1)
             .unwrap();
@@ -349,10 +370,10 @@ mod tests {
                 .unwrap(),
             1
         );
-        assert!(store.due_deliveries(A, 10).unwrap().is_empty());
+        assert_eq!(store.next_delivery_due(A).unwrap(), None);
         // A late outcome cannot revive a dropped delivery.
         store.retry_delivery(due[0], A, 0).unwrap();
-        assert!(store.pending_delivery(due[0], A).unwrap().is_none());
+        assert!(store.claim_deliveries(A, 10, now, now).unwrap().is_empty());
         assert_eq!(store.webhook_backlog().unwrap().0, 3, "B's three remain");
         let states = count(
             &store,
@@ -363,7 +384,7 @@ mod tests {
 
     #[test]
     fn pruning_keeps_anything_pending_or_recent() {
-        let store = Store::open(":memory:", 1).unwrap();
+        let store = SqliteStore::open(":memory:", 1).unwrap();
         let outbox = outbox();
         store.create_article(&change("a"), None, &outbox).unwrap();
         let now = crate::time::now_millis();
@@ -373,7 +394,7 @@ mod tests {
             "pending"
         );
         for url in [A, B] {
-            let (event, _) = store.due_deliveries(url, 1).unwrap()[0];
+            let event = store.claim_deliveries(url, 1, now, now).unwrap()[0].event;
             store
                 .finish_delivery(event, url, DeliveryEnd::Delivered, now)
                 .unwrap();
@@ -389,10 +410,11 @@ mod tests {
 
     #[test]
     fn dispatcher_queries_read_their_indexes() {
-        let store = Store::open(":memory:", 1).unwrap();
+        let store = SqliteStore::open(":memory:", 1).unwrap();
         let conn = store.read().unwrap();
         for (sql, index) in [
             (DUE, "webhook_deliveries_due"),
+            (NEXT_DUE, "webhook_deliveries_due"),
             (BACKLOG, "webhook_deliveries_backlog"),
             (PENDING_URLS, "webhook_deliveries_due"),
             (PRUNE, "webhook_events_by_age"),

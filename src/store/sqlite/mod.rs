@@ -1,0 +1,251 @@
+//! The SQLite backend, the embedded default.
+//!
+//! Two pools over one SQLite database: `readers` (`--pool-size`
+//! connections, `query_only`) for GETs, and `writer`, a single connection,
+//! for every write. One writer means writes queue in the pool, in order,
+//! instead of spinning on SQLite's file lock; WAL lets readers go on while it
+//! writes. Writes queued behind an open `BEGIN IMMEDIATE` transaction join
+//! it, each in a savepoint, and one commit serves them all (`batch`). Every
+//! statement is stepped to completion (an unfinished statement pins the WAL
+//! and stops checkpoints).
+//!
+//! Durability: `journal_mode=WAL` with `synchronous=NORMAL`. A write that was
+//! acknowledged survives a crash of the process (SIGKILL, panic, OOM kill);
+//! on power loss or a kernel crash the last transactions before it may roll
+//! back, but the database is never corrupted.
+
+mod articles;
+mod batch;
+mod files;
+mod idempotency;
+mod migrate;
+mod outbox;
+mod users;
+
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use r2d2::{Pool, PooledConnection};
+use r2d2_sqlite::SqliteConnectionManager;
+use rusqlite::{Connection, ErrorCode, OpenFlags};
+
+use files::FileGuard;
+use migrate::migrate;
+
+use super::{busy, Operations, StoreError, BUSY_TIMEOUT};
+
+/// Most of the database file a reader maps into memory.
+const MMAP_BYTES: u64 = 256 * 1024 * 1024;
+
+/// Private page cache of each reader, in KiB (SQLite's default is 2000).
+const READER_CACHE_KIB: u32 = 256;
+
+/// The readiness round trip.
+const PING: &str = "SELECT total FROM article_count WHERE only_row = 1";
+
+/// Statements kept prepared per connection: every listing variant fits.
+const STATEMENT_CACHE: usize = 128;
+
+type Pooled = PooledConnection<SqliteConnectionManager>;
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(err: rusqlite::Error) -> StoreError {
+        match err.sqlite_error_code() {
+            Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => busy(err.to_string()),
+            Some(ErrorCode::DiskFull) => StoreError::Full,
+            Some(ErrorCode::ConstraintViolation) => StoreError::Conflict(err.to_string()),
+            Some(
+                ErrorCode::SystemIoFailure
+                | ErrorCode::CannotOpen
+                | ErrorCode::ReadOnly
+                | ErrorCode::PermissionDenied
+                | ErrorCode::DatabaseCorrupt
+                | ErrorCode::NotADatabase,
+            ) => StoreError::Unavailable(err.to_string()),
+            _ => StoreError::Internal(err.to_string()),
+        }
+    }
+}
+
+/// The database: a pool of readers and one writer.
+pub struct SqliteStore {
+    readers: Pool<SqliteConnectionManager>,
+    writer: Pool<SqliteConnectionManager>,
+    /// Group commit of the writes on `writer`.
+    group: batch::Group,
+    /// For `:memory:`, a connection held open for the life of the store: an
+    /// in-memory database lives only while a connection to it is open.
+    _anchor: Option<Mutex<Connection>>,
+    /// For a file, whether its path still names the files opened: writes
+    /// are refused once it does not (see `files`).
+    files: Option<FileGuard>,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) and migrates the database at `location`,
+    /// with `readers` reading connections. `:memory:` is a private in-memory
+    /// database shared by every pooled connection of this store.
+    pub fn open(location: &str, readers: u32) -> Result<SqliteStore, StoreError> {
+        let target = Target::of(location);
+        let mut anchor = target.connect()?;
+        configure(&anchor, false)?;
+        if !target.in_memory {
+            // Persistent: set once here, stays set in the file.
+            anchor.pragma_update(None, "journal_mode", "WAL")?;
+        }
+        migrate(&mut anchor)?;
+
+        let files = match target.in_memory {
+            true => None,
+            false => Some(FileGuard::new(Path::new(location))?),
+        };
+        let store = SqliteStore {
+            readers: target.pool(readers, true)?,
+            writer: target.pool(1, false)?,
+            group: batch::Group::default(),
+            _anchor: target.in_memory.then(|| Mutex::new(anchor)),
+            files,
+        };
+        Ok(store)
+    }
+
+    /// Applies pending migrations to the database at `location` without
+    /// opening pools; returns the schema version before and after.
+    pub fn migrate(location: &str) -> Result<(u32, u32), StoreError> {
+        let mut conn = Target::of(location).connect()?;
+        configure(&conn, false)?;
+        migrate(&mut conn)
+    }
+
+    fn read(&self) -> Result<Pooled, StoreError> {
+        Ok(self.readers.get()?)
+    }
+
+    pub(super) fn check_files(&self) -> Result<(), StoreError> {
+        self.files.as_ref().map_or(Ok(()), FileGuard::check)
+    }
+}
+
+impl Operations for SqliteStore {
+    /// A round trip to the database within `limit`, for readiness checks;
+    /// a database whose files were moved is not ready.
+    fn ping(&self, limit: Duration) -> Result<(), StoreError> {
+        self.check_files()?;
+        let conn = self.readers.get_timeout(limit)?;
+        // Reads the schema and a page of a table, so that a database file
+        // damaged in place is not ready either (`SELECT 1` reads nothing).
+        conn.prepare_cached(PING)?.query_row([], |_| Ok(()))?;
+        Ok(())
+    }
+
+    /// (pool, connections in use, idle connections) of each pool.
+    fn pool_states(&self) -> Vec<(&'static str, u32, u32)> {
+        [("read", &self.readers), ("write", &self.writer)]
+            .into_iter()
+            .map(|(name, pool)| {
+                let state = pool.state();
+                (
+                    name,
+                    state.connections - state.idle_connections,
+                    state.idle_connections,
+                )
+            })
+            .collect()
+    }
+
+    /// Copies the WAL into the database and truncates it, so a clean stop
+    /// leaves one self-contained file (SQLite removes the empty WAL when the
+    /// last connection closes).
+    fn checkpoint(&self) -> Result<(), StoreError> {
+        let conn = self.writer.get()?;
+        if conn.is_autocommit() {
+            conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+        }
+        Ok(())
+    }
+
+    fn write_counts(&self) -> (u64, u64) {
+        self.group.write_counts()
+    }
+}
+
+/// Where the database is and how to open it.
+struct Target {
+    path: String,
+    flags: OpenFlags,
+    in_memory: bool,
+}
+
+impl Target {
+    fn of(location: &str) -> Target {
+        let base = OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        if location == ":memory:" {
+            // A shared-cache in-memory database answers SQLITE_LOCKED to
+            // concurrent writers. The memdb VFS with a name starting in "/"
+            // is shared by every connection of this process and uses
+            // ordinary locks, which the busy timeout waits on.
+            static NEXT: AtomicU64 = AtomicU64::new(0);
+            let n = NEXT.fetch_add(1, Ordering::Relaxed);
+            Target {
+                path: format!("file:/articles-{}-{n}?vfs=memdb", std::process::id()),
+                flags: base | OpenFlags::SQLITE_OPEN_URI,
+                in_memory: true,
+            }
+        } else {
+            Target {
+                path: location.to_owned(),
+                flags: base,
+                in_memory: false,
+            }
+        }
+    }
+
+    fn connect(&self) -> Result<Connection, StoreError> {
+        Ok(Connection::open_with_flags(&self.path, self.flags)?)
+    }
+
+    fn pool(
+        &self,
+        size: u32,
+        read_only: bool,
+    ) -> Result<Pool<SqliteConnectionManager>, StoreError> {
+        let manager = SqliteConnectionManager::file(&self.path)
+            .with_flags(self.flags)
+            .with_init(move |conn| configure(conn, read_only));
+        let pool = Pool::builder()
+            .max_size(size)
+            .min_idle(Some(size))
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connection_timeout(BUSY_TIMEOUT)
+            .test_on_check_out(false)
+            .build(manager)?;
+        Ok(pool)
+    }
+}
+
+/// Per-connection settings.
+fn configure(conn: &Connection, read_only: bool) -> Result<(), rusqlite::Error> {
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    conn.execute_batch(
+        "PRAGMA foreign_keys = ON;
+         PRAGMA synchronous = NORMAL;",
+    )?;
+    if read_only {
+        // Readers map the file instead of copying pages into a private cache
+        // each: the pages are shared through the OS cache (one copy for all
+        // readers, no read() call per page), and each reader keeps only a
+        // small cache of its own.
+        conn.execute_batch(&format!(
+            "PRAGMA query_only = ON;
+             PRAGMA mmap_size = {MMAP_BYTES};
+             PRAGMA cache_size = -{READER_CACHE_KIB};"
+        ))?;
+    }
+    Ok(())
+}
