@@ -45,11 +45,13 @@ Usage:
 Options (each also read from the environment variable shown):
   --addr HOST:PORT          listen address; port 0 picks a free port
                             [ARTICLES_ADDR, default 127.0.0.1:8080]
-  --db PATH                 SQLite database file, or :memory:
+  --db PATH|URL             SQLite database file, or :memory:; or, in a build
+                            with the postgres feature, postgres://USER@HOST/DB
                             [ARTICLES_DB, default articles.db]
   --workers N               request worker threads
                             [ARTICLES_WORKERS, default 2 per CPU, at least 4]
-  --pool-size N             pooled reading connections
+  --pool-size N             pooled reading connections (PostgreSQL: pooled
+                            connections, plus one for writes)
                             [ARTICLES_POOL_SIZE, default: the number of workers]
   --auth open|required      open: writes without a token are anonymous;
                             required: every write needs a bearer token

@@ -320,8 +320,8 @@ pub fn is_postgres(location: &str) -> bool {
 impl Store {
     /// Opens (creating if needed) and migrates the database at `location`:
     /// a `postgres://` URL, or a SQLite path (`:memory:` for a private
-    /// in-memory database). `connections` sizes the pool of readers
-    /// (SQLite) or of all connections (PostgreSQL).
+    /// in-memory database). `connections` sizes the pool of readers; each
+    /// backend adds one connection for writes (SQLite's single writer).
     pub fn open(location: &str, connections: u32) -> Result<Store, StoreError> {
         let backend: Box<dyn Backend> = if is_postgres(location) {
             open_postgres(location, connections)?
@@ -451,7 +451,7 @@ impl<F, E> Adapted<F, E> {
 
 #[cfg(feature = "postgres")]
 fn open_postgres(location: &str, connections: u32) -> Result<Box<dyn Backend>, StoreError> {
-    Ok(Box::new(postgres::PgStore::open(location, connections)?))
+    Ok(Box::new(postgres::PgStore::open(location, connections + 1)?))
 }
 
 #[cfg(feature = "postgres")]
