@@ -314,8 +314,13 @@ impl TestServer {
                 let _ = child.kill();
                 let _ = child.wait();
                 let log = std::fs::read_to_string(dir.path().join("stderr.log"));
+                let hint = if postgres() {
+                    " (on PostgreSQL: is the binary built with `--features postgres`?)"
+                } else {
+                    ""
+                };
                 panic!(
-                    "the server did not start: first line {line:?}; its log:\n{}",
+                    "the server did not start{hint}: first line {line:?}; its log:\n{}",
                     log.unwrap_or_default()
                 );
             }
