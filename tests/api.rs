@@ -501,6 +501,9 @@ fn keep_alive_serves_many_requests_on_one_connection() {
 
 #[test]
 fn memory_database_serves_concurrent_writers() {
+    if common::sqlite_only("`--db :memory:` is SQLite's in-memory database") {
+        return;
+    }
     let dir = common::TempDir::new();
     let server = TestServer::start_in(dir, &["--db", ":memory:"], &[]);
     let handles: Vec<_> = (0..8)
@@ -537,8 +540,7 @@ fn memory_database_serves_concurrent_writers() {
 #[test]
 fn data_survives_a_restart() {
     let dir = common::TempDir::new();
-    let db = dir.path().join("keep.db");
-    let db = db.to_str().unwrap().to_owned();
+    let db = common::database(&dir);
     let mut first = TestServer::start_in(dir, &["--db", &db], &[]);
     let created = first.create("kept", "across restarts", &["x"]);
     first.signal("KILL");

@@ -3,18 +3,12 @@
 
 mod common;
 
-use std::path::Path;
-
 use common::{binary, Conn, TestServer};
 use serde_json::json;
 
 /// Runs an admin command against `db`; returns (exit code, stdout, stderr).
-fn admin(db: &Path, args: &[&str]) -> (i32, String, String) {
-    let output = binary()
-        .args(args)
-        .args(["--db", db.to_str().unwrap()])
-        .output()
-        .unwrap();
+fn admin(db: &str, args: &[&str]) -> (i32, String, String) {
+    let output = binary().args(args).args(["--db", db]).output().unwrap();
     (
         output.status.code().unwrap(),
         String::from_utf8(output.stdout).unwrap(),
@@ -24,7 +18,7 @@ fn admin(db: &Path, args: &[&str]) -> (i32, String, String) {
 
 /// Creates a user on the server's database and returns its token.
 fn add_user(server: &TestServer, name: &str) -> String {
-    let (code, out, err) = admin(&server.db_path(), &["user", "add", name]);
+    let (code, out, err) = admin(&server.db(), &["user", "add", name]);
     assert_eq!(code, 0, "{err}");
     out.lines().last().unwrap().to_owned()
 }
@@ -121,7 +115,7 @@ fn an_invalid_token_is_401_on_every_request() {
 fn admin_commands_report_clear_errors() {
     let server = TestServer::start();
     add_user(&server, "carol");
-    let db = server.db_path();
+    let db = server.db();
     let (code, _, err) = admin(&db, &["user", "add", "CAROL"]);
     assert_eq!(code, 1);
     assert!(err.contains("taken"), "{err}");
@@ -268,7 +262,7 @@ fn anyone_may_modify_an_anonymous_article() {
 fn revocation_applies_to_an_open_keep_alive_connection() {
     let server = TestServer::start();
     let token = add_user(&server, "judy");
-    let (code, out, _) = admin(&server.db_path(), &["token", "new", "judy"]);
+    let (code, out, _) = admin(&server.db(), &["token", "new", "judy"]);
     assert_eq!(code, 0);
     let second = out.lines().last().unwrap().to_owned();
     assert_ne!(second, token);
@@ -282,7 +276,7 @@ fn revocation_applies_to_an_open_keep_alive_connection() {
     );
     assert_eq!(get_as(&server, "/me", &second).status, 200);
 
-    let (code, out, _) = admin(&server.db_path(), &["token", "revoke", "judy"]);
+    let (code, out, _) = admin(&server.db(), &["token", "revoke", "judy"]);
     assert_eq!(code, 0);
     assert!(out.contains("revoked 2"), "{out}");
     assert_401(&conn.request("GET", "/me", &[("Authorization", &auth)], None));
@@ -316,6 +310,19 @@ fn tokens_never_reach_the_database_or_the_logs() {
         let bytes = std::fs::read(&path).unwrap();
         let found = bytes.windows(secret.len()).any(|w| w == secret.as_bytes());
         assert!(!found, "token text found in {}", path.display());
+    }
+    if common::postgres() {
+        // The database is not in the directory: dump it.
+        let dump = std::process::Command::new("pg_dump")
+            .args(["--data-only", "--dbname", &server.db()])
+            .output()
+            .expect("pg_dump (PostgreSQL's client) on PATH");
+        assert!(dump.status.success(), "{dump:?}");
+        let found = dump
+            .stdout
+            .windows(secret.len())
+            .any(|w| w == secret.as_bytes());
+        assert!(!found, "token text found in the PostgreSQL database");
     }
     assert!(!server.flushed_log().contains(secret));
 }

@@ -5,7 +5,7 @@ mod common;
 
 use std::process::Output;
 
-use common::{binary, TempDir, TestServer};
+use common::{binary, database, postgres_only, psql, sqlite_only, TempDir, TestServer};
 
 fn run(args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut command = binary();
@@ -72,10 +72,11 @@ fn bad_flags_and_values_exit_2_with_one_line_naming_them() {
 fn variables_configure_the_server_and_flags_win() {
     let dir = TempDir::new();
     let env_db = dir.path().join("from-env.db");
-    let flag_db = dir.path().join("from-flag.db");
+    // SQLite: dir/test.db; PostgreSQL: a fresh database.
+    let flag_db = database(&dir);
     let server = TestServer::launch(
         dir,
-        &["--db", flag_db.to_str().unwrap()],
+        &["--db", &flag_db],
         &[
             ("ARTICLES_DB", env_db.to_str().unwrap()),
             ("ARTICLES_ADDR", "127.0.0.1:1"),
@@ -90,14 +91,18 @@ fn variables_configure_the_server_and_flags_win() {
         Some(br#"{"title":"t","content":"c"}"#),
     );
     assert_eq!(resp.status, 413, "ARTICLES_MAX_BODY applies");
-    assert!(
-        flag_db.exists() && !env_db.exists(),
-        "--db wins over ARTICLES_DB"
-    );
+    assert!(!env_db.exists(), "--db wins over ARTICLES_DB");
+    if !common::postgres() {
+        assert!(std::path::Path::new(&flag_db).exists(), "--db is used");
+    }
+    assert_eq!(server.get("/articles").header("X-Total-Count"), Some("0"));
 }
 
 #[test]
 fn memory_database_from_the_environment() {
+    if sqlite_only("`--db :memory:` is SQLite's in-memory database") {
+        return;
+    }
     let dir = TempDir::new();
     let server = TestServer::start_in(dir, &[], &["--db", ":memory:"]);
     server.create("in memory", "only", &[]);
@@ -107,6 +112,9 @@ fn memory_database_from_the_environment() {
 
 #[test]
 fn migrate_creates_the_schema_once() {
+    if sqlite_only("migrates a database file (see migrate_creates_the_schema_once_on_postgres)") {
+        return;
+    }
     let dir = TempDir::new();
     let db = dir.path().join("m.db");
     let db = db.to_str().unwrap();
@@ -126,6 +134,10 @@ fn migrate_creates_the_schema_once() {
 
 #[test]
 fn a_database_from_a_newer_version_is_refused() {
+    if sqlite_only("sets SQLite's user_version (see a_newer_schema_version_is_refused_on_postgres)")
+    {
+        return;
+    }
     let dir = TempDir::new();
     let db = dir.path().join("future.db");
     let conn = rusqlite::Connection::open(&db).unwrap();
@@ -146,8 +158,107 @@ fn a_taken_port_is_a_clear_failure() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = taken.local_addr().unwrap().to_string();
     let dir = TempDir::new();
-    let db = dir.path().join("p.db");
-    let output = run(&["--addr", &addr, "--db", db.to_str().unwrap()], &[]);
+    let db = database(&dir);
+    let output = run(&["--addr", &addr, "--db", &db], &[]);
     assert_eq!(output.status.code(), Some(1));
     assert!(stderr(&output).contains("in use"), "{}", stderr(&output));
+}
+
+/// `schema version A -> B` from `articles migrate`.
+fn versions(output: &Output) -> (u32, u32) {
+    let out = String::from_utf8_lossy(&output.stdout).into_owned();
+    let (before, after) = out
+        .trim()
+        .trim_start_matches("schema version ")
+        .split_once(" -> ")
+        .unwrap_or_else(|| panic!("not `schema version A -> B`: {out:?}"));
+    (before.parse().unwrap(), after.parse().unwrap())
+}
+
+#[test]
+fn migrate_creates_the_schema_once_on_postgres() {
+    if postgres_only("migrates an empty PostgreSQL database") {
+        return;
+    }
+    let dir = TempDir::new();
+    let url = database(&dir);
+    let first = run(&["migrate", "--db", &url], &[]);
+    assert!(first.status.success(), "{}", stderr(&first));
+    let (before, latest) = versions(&first);
+    assert_eq!(before, 0, "a new database");
+    assert!(latest > 0);
+    let tables = psql(
+        &url,
+        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'articles'",
+    );
+    assert_eq!(tables.trim(), "1", "migrate made the articles table");
+    let second = run(&["migrate"], &[("ARTICLES_DB", &url)]);
+    assert!(second.status.success(), "{}", stderr(&second));
+    assert_eq!(versions(&second), (latest, latest), "nothing left to apply");
+    // A server on the migrated database serves it.
+    let server = TestServer::start_on(&url, &[]);
+    server.create("after migrate", "c", &[]);
+    assert_eq!(server.get("/articles").header("X-Total-Count"), Some("1"));
+}
+
+#[test]
+fn a_newer_schema_version_is_refused_on_postgres() {
+    if postgres_only("moves a PostgreSQL database's schema version forward") {
+        return;
+    }
+    let dir = TempDir::new();
+    let url = database(&dir);
+    let migrated = run(&["migrate", "--db", &url], &[]);
+    assert!(migrated.status.success(), "{}", stderr(&migrated));
+    let (_, latest) = versions(&migrated);
+    // The schema version is wherever the backend keeps it: the one table
+    // of the schema with a `version` column (one row, or one per migration).
+    let found = psql(
+        &url,
+        "SELECT table_name FROM information_schema.columns \
+         WHERE table_schema = current_schema() AND column_name = 'version'",
+    );
+    let tables: Vec<&str> = found.lines().filter(|l| !l.is_empty()).collect();
+    assert_eq!(
+        tables.len(),
+        1,
+        "expected one table with a `version` column holding the schema version, found {tables:?}"
+    );
+    let table = tables[0];
+    let newer = latest + 9999;
+    psql(
+        &url,
+        &format!(
+            "UPDATE \"{table}\" SET version = {newer} \
+             WHERE version = (SELECT max(version) FROM \"{table}\")"
+        ),
+    );
+    let output = run_briefly(&["--addr", "127.0.0.1:0", "--db", &url]);
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    assert!(stderr(&output).contains("newer"), "{}", stderr(&output));
+    let output = run_briefly(&["migrate", "--db", &url]);
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+}
+
+/// Like `run`, but a process still running after 20 s is killed and the
+/// test fails (a server that should have refused to start).
+fn run_briefly(args: &[&str]) -> Output {
+    let mut child = binary()
+        .args(args)
+        .env_remove("RUST_LOG")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let output = child.wait_with_output().unwrap();
+            panic!("{args:?} still running after 20 s: {}", stderr(&output));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
 }

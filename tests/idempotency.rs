@@ -2,6 +2,8 @@
 
 mod common;
 
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, ChildStdout, Command, Stdio};
 use std::sync::{mpsc, Arc, Barrier};
 use std::time::Duration;
 
@@ -149,12 +151,57 @@ fn a_failed_request_may_be_retried_with_the_same_key() {
     assert_eq!(total(&server), "1");
 }
 
+/// Another connection holding the database's write lock, so that the
+/// server's writes wait while its reads go on: SQLite's `BEGIN IMMEDIATE`,
+/// or on PostgreSQL a `psql` session holding `articles` in EXCLUSIVE mode.
+enum WriteLock {
+    Sqlite(rusqlite::Connection),
+    Postgres(Child, BufReader<ChildStdout>),
+}
+
+impl WriteLock {
+    fn hold(server: &TestServer) -> WriteLock {
+        if !common::postgres() {
+            let lock = rusqlite::Connection::open(server.db_path()).unwrap();
+            lock.execute_batch("BEGIN IMMEDIATE").unwrap();
+            return WriteLock::Sqlite(lock);
+        }
+        let mut psql = Command::new("psql")
+            .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", &server.db()])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("psql (PostgreSQL's client) on PATH");
+        let stdin = psql.stdin.as_mut().unwrap();
+        stdin
+            .write_all(b"BEGIN;\nLOCK TABLE articles IN EXCLUSIVE MODE;\n\\echo locked\n")
+            .unwrap();
+        stdin.flush().unwrap();
+        let mut out = BufReader::new(psql.stdout.take().unwrap());
+        let mut line = String::new();
+        out.read_line(&mut line).unwrap();
+        assert_eq!(line.trim(), "locked", "psql could not lock articles");
+        WriteLock::Postgres(psql, out)
+    }
+
+    fn release(self) {
+        match self {
+            WriteLock::Sqlite(lock) => lock.execute_batch("ROLLBACK").unwrap(),
+            WriteLock::Postgres(mut psql, _out) => {
+                let mut stdin = psql.stdin.take().unwrap();
+                stdin.write_all(b"ROLLBACK;\n").unwrap();
+                drop(stdin); // end of input: psql exits
+                assert!(psql.wait().unwrap().success());
+            }
+        }
+    }
+}
+
 #[test]
 fn a_retry_while_the_first_is_in_flight_is_409() {
     let server = TestServer::start();
-    // Hold SQLite's write lock so the first request waits, key claimed.
-    let lock = rusqlite::Connection::open(server.db_path()).unwrap();
-    lock.execute_batch("BEGIN IMMEDIATE").unwrap();
+    // Hold the write lock so the first request waits, key claimed.
+    let lock = WriteLock::hold(&server);
     let (sender, answers) = mpsc::channel();
     for _ in 0..2 {
         let (addr, sender) = (server.addr, sender.clone());
@@ -174,7 +221,7 @@ fn a_retry_while_the_first_is_in_flight_is_409() {
         .expect("an early answer");
     early.problem(409);
     assert_eq!(early.header("Retry-After"), Some("1"));
-    lock.execute_batch("ROLLBACK").unwrap();
+    lock.release();
     let late = answers.recv_timeout(Duration::from_secs(10)).unwrap();
     assert_eq!(late.status, 201, "{}", late.text());
     assert_eq!(

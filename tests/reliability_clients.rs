@@ -105,7 +105,7 @@ fn the_server_recovers_after_running_out_of_threads() {
         std::os::unix::fs::PermissionsExt::from_mode(0o777),
     )
     .unwrap();
-    let db = dir.path().join("test.db");
+    let db = common::database(&dir);
     // 40 threads for the server, beyond what `nobody` already runs.
     let limit = format!("--nproc={}", threads_of_user(65534) + 40);
     let mut command = Command::new("setpriv");
@@ -113,7 +113,7 @@ fn the_server_recovers_after_running_out_of_threads() {
         .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
         .args(["prlimit", &limit, env!("CARGO_BIN_EXE_articles")])
         .args(["serve", "--addr", "127.0.0.1:0", "--workers", "4"])
-        .args(["--db", db.to_str().unwrap()]);
+        .args(["--db", &db]);
     let server = TestServer::spawn(dir, command);
 
     // Hold connections open until threads run out.
@@ -174,13 +174,13 @@ fn the_server_recovers_after_running_out_of_descriptors() {
 
 fn exhaust_descriptors_then_recover(limit: u32) {
     let dir = TempDir::new();
-    let db = dir.path().join("test.db");
+    let db = common::database(&dir);
     let mut command = Command::new("prlimit");
     command
         .arg(format!("--nofile={limit}"))
         .arg(env!("CARGO_BIN_EXE_articles"))
         .args(["serve", "--addr", "127.0.0.1:0", "--workers", "4"])
-        .args(["--db", db.to_str().unwrap()]);
+        .args(["--db", &db]);
     let server = TestServer::spawn(dir, command);
     // Connect until three in a row wait unanswered (accept fails with
     // EMFILE and they stay in the backlog).

@@ -3,6 +3,9 @@
 //! by another process. Writes answer 503 (507 for a full disk) with
 //! problem+json, reads go on where they can, nothing crashes, writes
 //! recover when the fault clears, and nothing acknowledged is lost.
+//!
+//! Every fault here is of SQLite's files or locks: on PostgreSQL
+//! (`ARTICLES_TEST_POSTGRES`) each test says it is skipped.
 
 mod common;
 
@@ -100,6 +103,9 @@ fn integrity(db: &Path) -> String {
 
 #[test]
 fn a_full_disk_answers_507_keeps_reads_and_recovers_when_space_is_freed() {
+    if common::sqlite_only("fills the filesystem under the SQLite file") {
+        return;
+    }
     let disk = match SmallDisk::mount("2m") {
         Ok(disk) => disk,
         Err(reason) => return println!("skipped: cannot mount a tmpfs: {reason}"),
@@ -173,6 +179,9 @@ fn assert_writes_refused(server: &TestServer, fault: &str) {
 
 #[test]
 fn a_moved_removed_or_replaced_database_refuses_writes_and_recovers_when_it_is_back() {
+    if common::sqlite_only("moves, replaces and removes the SQLite file and its WAL") {
+        return;
+    }
     let server = TestServer::start();
     let db = server.db_path();
     let mut acknowledged = Vec::new();
@@ -227,6 +236,9 @@ fn a_moved_removed_or_replaced_database_refuses_writes_and_recovers_when_it_is_b
 
 #[test]
 fn a_removed_database_loses_no_acknowledged_write() {
+    if common::sqlite_only("removes the SQLite file") {
+        return;
+    }
     let server = TestServer::start();
     let db = server.db_path();
     assert_eq!(create(&server, "before").status, 201);
@@ -274,6 +286,9 @@ fn probe_everything(server: &TestServer, allowed: &[u16]) -> Vec<u16> {
 
 #[test]
 fn a_database_overwritten_or_truncated_in_place_is_503_never_a_crash() {
+    if common::sqlite_only("overwrites and truncates the SQLite file") {
+        return;
+    }
     for damage in ["garbage over the first pages", "truncated to nothing"] {
         let mut server = TestServer::start();
         for n in 0..40 {
@@ -306,6 +321,9 @@ fn a_database_overwritten_or_truncated_in_place_is_503_never_a_crash() {
 
 #[test]
 fn a_database_locked_by_another_process_answers_503_and_reads_go_on() {
+    if common::sqlite_only("holds SQLite's write lock from another connection") {
+        return;
+    }
     let server = TestServer::start();
     assert_eq!(create(&server, "before").status, 201);
     let other = rusqlite::Connection::open(server.db_path()).unwrap();

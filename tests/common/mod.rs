@@ -1,5 +1,12 @@
 //! Test helpers: start the real `articles` binary on port 0 with a temporary
 //! database, and speak HTTP/1.1 to it over plain sockets.
+//!
+//! The database is SQLite (a file in the server's temporary directory) unless
+//! `ARTICLES_TEST_POSTGRES` holds an admin URL of a PostgreSQL cluster
+//! (`postgres://postgres@127.0.0.1:55432/postgres`, see `.ci/postgres`): then
+//! each temporary directory that asks for a database gets a fresh PostgreSQL
+//! database, created with `psql` and dropped when the last directory holding
+//! it is dropped.
 #![allow(dead_code)] // each test crate uses a different part
 
 pub mod ledger;
@@ -13,15 +20,174 @@ use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
 
 /// How long a test waits for any one response.
 pub const TIMEOUT: Duration = Duration::from_secs(10);
 
-/// A temporary directory, removed on drop.
-pub struct TempDir(PathBuf);
+/// The variable that selects PostgreSQL: an admin URL of a cluster on which
+/// the tests may create and drop databases.
+pub const POSTGRES_VAR: &str = "ARTICLES_TEST_POSTGRES";
+
+/// The admin URL of the PostgreSQL cluster under test, if the suite runs on
+/// PostgreSQL.
+pub fn postgres_admin() -> Option<String> {
+    std::env::var(POSTGRES_VAR)
+        .ok()
+        .map(|url| url.trim().to_owned())
+        .filter(|url| !url.is_empty())
+}
+
+/// Whether the suite runs on PostgreSQL (`ARTICLES_TEST_POSTGRES` set).
+pub fn postgres() -> bool {
+    postgres_admin().is_some()
+}
+
+/// For a test that depends on SQLite itself (its files, its locks, its
+/// pragmas): on PostgreSQL says so and returns true, so that the test can
+/// `if sqlite_only("reads the WAL file") { return; }`.
+pub fn sqlite_only(why: &str) -> bool {
+    if postgres() {
+        println!("skipped on PostgreSQL: {why}");
+        true
+    } else {
+        false
+    }
+}
+
+/// For a test written for PostgreSQL only: on SQLite says so and returns
+/// true.
+pub fn postgres_only(why: &str) -> bool {
+    if postgres() {
+        false
+    } else {
+        println!("skipped on SQLite: {why}");
+        true
+    }
+}
+
+/// The `--db` value for a server whose files live in `dir`: the SQLite file
+/// `dir/test.db`, or on PostgreSQL the URL of a fresh database that lives as
+/// long as `dir` (the same one on every call).
+pub fn database(dir: &TempDir) -> String {
+    dir.database()
+}
+
+/// Runs `psql` on `url` with `sql`; returns its standard output (unaligned,
+/// tuples only). Panics with psql's message if it fails.
+pub fn psql(url: &str, sql: &str) -> String {
+    let output = Command::new("psql")
+        .args([
+            "-X",
+            "-q",
+            "-A",
+            "-t",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-d",
+            url,
+            "-c",
+            sql,
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("psql (PostgreSQL's client) must be on PATH: {e}"));
+    assert!(
+        output.status.success(),
+        "psql {sql:?} on {url}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
+/// `admin` (a `postgres://` URL) with its database name replaced by `name`.
+fn with_database(admin: &str, name: &str) -> String {
+    let (base, query) = match admin.split_once('?') {
+        Some((base, query)) => (base, format!("?{query}")),
+        None => (admin, String::new()),
+    };
+    let authority_at = base.find("://").map_or(0, |at| at + 3);
+    let authority_end = base[authority_at..]
+        .find('/')
+        .map_or(base.len(), |at| authority_at + at);
+    format!("{}/{name}{query}", &base[..authority_end])
+}
+
+/// A PostgreSQL database made for one test; dropped (connections and all)
+/// with the last handle.
+pub struct PgDatabase {
+    admin: String,
+    name: String,
+    url: String,
+}
+
+impl PgDatabase {
+    /// Creates a database with a name no other test or run uses.
+    fn create(admin: &str) -> PgDatabase {
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        let name = format!(
+            "articles_test_{}_{}_{nanos}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
+        psql(admin, &format!("CREATE DATABASE \"{name}\""));
+        PgDatabase {
+            admin: admin.to_owned(),
+            url: with_database(admin, &name),
+            name,
+        }
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+impl Drop for PgDatabase {
+    fn drop(&mut self) {
+        let sql = format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.name);
+        let output = Command::new("psql")
+            .args([
+                "-X",
+                "-q",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-d",
+                &self.admin,
+                "-c",
+                &sql,
+            ])
+            .stdin(Stdio::null())
+            .output();
+        match output {
+            Ok(output) if output.status.success() => {}
+            Ok(output) => eprintln!(
+                "could not drop {}: {}",
+                self.name,
+                String::from_utf8_lossy(&output.stderr)
+            ),
+            Err(err) => eprintln!("could not drop {}: {err}", self.name),
+        }
+    }
+}
+
+/// A temporary directory, removed on drop; on PostgreSQL also the owner of
+/// the test's database (see `database`).
+pub struct TempDir {
+    path: PathBuf,
+    postgres: OnceLock<Arc<PgDatabase>>,
+}
 
 impl TempDir {
     pub fn new() -> TempDir {
@@ -32,17 +198,43 @@ impl TempDir {
             NEXT.fetch_add(1, Ordering::Relaxed)
         ));
         std::fs::create_dir_all(&path).unwrap();
-        TempDir(path)
+        TempDir {
+            path,
+            postgres: OnceLock::new(),
+        }
     }
 
     pub fn path(&self) -> &Path {
-        &self.0
+        &self.path
+    }
+
+    /// See `database`.
+    pub fn database(&self) -> String {
+        match postgres_admin() {
+            None => self.path.join("test.db").to_str().unwrap().to_owned(),
+            Some(admin) => self
+                .postgres
+                .get_or_init(|| Arc::new(PgDatabase::create(&admin)))
+                .url
+                .clone(),
+        }
+    }
+
+    /// A new temporary directory that shares this one's PostgreSQL database,
+    /// if it has one, so that the database lives until both are dropped.
+    pub fn sharing_database(&self) -> TempDir {
+        let dir = TempDir::new();
+        if let Some(db) = self.postgres.get() {
+            let _ = dir.postgres.set(Arc::clone(db));
+        }
+        dir
     }
 }
 
 impl Drop for TempDir {
     fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
+        let _ = std::fs::remove_dir_all(&self.path);
+        // The database, if any, goes with the last directory holding it.
     }
 }
 
@@ -56,6 +248,8 @@ pub struct TestServer {
     pub child: Child,
     pub addr: SocketAddr,
     pub dir: TempDir,
+    /// The `--db` it was started with, if given on its command line.
+    db: Option<String>,
 }
 
 impl TestServer {
@@ -64,11 +258,26 @@ impl TestServer {
         TestServer::start_with(&[])
     }
 
-    /// A server on a fresh database file, with extra arguments.
+    /// A server on a fresh database (see `database`), with extra arguments.
     pub fn start_with(args: &[&str]) -> TestServer {
         let dir = TempDir::new();
-        let db = dir.path().join("test.db");
-        TestServer::start_in(dir, &["--db", db.to_str().unwrap()], args)
+        let db = database(&dir);
+        TestServer::start_in(dir, &["--db", &db], args)
+    }
+
+    /// A server on the database `db` (a `--db` value), with extra
+    /// arguments, logging into a temporary directory of its own. The caller
+    /// keeps `db` alive.
+    pub fn start_on(db: &str, args: &[&str]) -> TestServer {
+        TestServer::start_in(TempDir::new(), &["--db", db], args)
+    }
+
+    /// Another server on this server's database, with `args`: for
+    /// PostgreSQL, two processes sharing one database. The database lives
+    /// until both servers are dropped.
+    pub fn another(&self, args: &[&str]) -> TestServer {
+        let db = self.db();
+        TestServer::start_in(self.dir.sharing_database(), &["--db", &db], args)
     }
 
     /// A server in `dir` with `base` then `extra` arguments.
@@ -90,6 +299,7 @@ impl TestServer {
     /// Runs `command`, which must start a server on port 0 (possibly through
     /// a wrapper that execs it), logging to `stderr.log` in `dir`.
     pub fn spawn(dir: TempDir, mut command: Command) -> TestServer {
+        let db = db_argument(&command);
         let log = std::fs::File::create(dir.path().join("stderr.log")).unwrap();
         let mut child = command
             .env("RUST_LOG", "info")
@@ -98,12 +308,46 @@ impl TestServer {
             .stderr(log)
             .spawn()
             .expect("start articles");
-        let addr = read_listening_line(&mut child);
-        TestServer { child, addr, dir }
+        let addr = match read_listening_line(&mut child) {
+            Ok(addr) => addr,
+            Err(line) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                let log = std::fs::read_to_string(dir.path().join("stderr.log"));
+                let hint = if postgres() {
+                    " (on PostgreSQL: is the binary built with `--features postgres`?)"
+                } else {
+                    ""
+                };
+                panic!(
+                    "the server did not start{hint}: first line {line:?}; its log:\n{}",
+                    log.unwrap_or_default()
+                );
+            }
+        };
+        TestServer {
+            child,
+            addr,
+            dir,
+            db,
+        }
     }
 
-    /// The database file of a server started with `start` or `start_with`.
+    /// The `--db` value of this server: what it was started with, else its
+    /// directory's database (see `database`). Give it to `articles user
+    /// add --db`, `articles migrate --db` or another server.
+    pub fn db(&self) -> String {
+        self.db.clone().unwrap_or_else(|| self.dir.database())
+    }
+
+    /// The database file of a server started with `start` or `start_with`
+    /// on SQLite. Only for tests that read or damage SQLite's files: guard
+    /// them with `sqlite_only`.
     pub fn db_path(&self) -> PathBuf {
+        assert!(
+            !postgres(),
+            "db_path() is the SQLite file: guard this test with sqlite_only(...)"
+        );
         self.dir.path().join("test.db")
     }
 
@@ -202,13 +446,7 @@ impl TestServer {
     /// returns its token (the last line printed).
     pub fn add_user(&self, name: &str) -> String {
         let output = binary()
-            .args([
-                "user",
-                "add",
-                name,
-                "--db",
-                self.db_path().to_str().unwrap(),
-            ])
+            .args(["user", "add", name, "--db", &self.db()])
             .output()
             .unwrap();
         assert!(output.status.success(), "{output:?}");
@@ -217,28 +455,25 @@ impl TestServer {
     }
 
     /// Kills the server (SIGKILL: no clean shutdown) and starts a new one on
-    /// the same database file, with the default flags.
-    pub fn kill_and_restart(mut self) -> TestServer {
-        self.signal("KILL");
-        self.wait_exit(Duration::from_secs(5));
-        let db = self.db_path();
-        let dir = std::mem::replace(&mut self.dir, TempDir::new());
-        drop(self);
-        TestServer::start_in(dir, &["--db", db.to_str().unwrap()], &[])
+    /// the same database, with the default flags.
+    pub fn kill_and_restart(self) -> TestServer {
+        self.restart_with("KILL", &[])
     }
 
     /// Stops the server, if still running, with `signal` ("KILL": no clean
-    /// shutdown; "TERM": a graceful one), then starts a new one on the same database file with
-    /// `args`.
+    /// shutdown; "TERM": a graceful one), then starts a new one on the same
+    /// database (file or PostgreSQL database) with `args`.
     pub fn restart_with(mut self, signal: &str, args: &[&str]) -> TestServer {
         if self.alive() {
             self.signal(signal);
             self.wait_exit(Duration::from_secs(15));
         }
-        let db = self.db_path();
+        let db = self.db();
+        // The directory (and with it a PostgreSQL database) moves on to the
+        // new server.
         let dir = std::mem::replace(&mut self.dir, TempDir::new());
         drop(self);
-        TestServer::start_in(dir, &["--db", db.to_str().unwrap()], args)
+        TestServer::start_in(dir, &["--db", &db], args)
     }
 
     /// The value of one series on `/metrics` (name and labels exactly as
@@ -312,16 +547,39 @@ impl Drop for TestServer {
     }
 }
 
-/// Reads `listening on http://HOST:PORT` from the child's standard output.
-fn read_listening_line(child: &mut Child) -> SocketAddr {
+/// Reads `listening on http://HOST:PORT` from the child's standard output;
+/// the line read otherwise.
+fn read_listening_line(child: &mut Child) -> Result<SocketAddr, String> {
     let stdout = child.stdout.take().unwrap();
     let mut line = String::new();
-    BufReader::new(stdout).read_line(&mut line).unwrap();
-    let addr = line
-        .trim()
+    let _ = BufReader::new(stdout).read_line(&mut line);
+    line.trim()
         .strip_prefix("listening on http://")
-        .unwrap_or_else(|| panic!("unexpected first line: {line:?}"));
-    addr.parse().unwrap()
+        .and_then(|addr| addr.parse().ok())
+        .ok_or(line)
+}
+
+/// The `--db` value on a server's command line (the last one wins), or in
+/// its `ARTICLES_DB`.
+fn db_argument(command: &Command) -> Option<String> {
+    let args: Vec<String> = command
+        .get_args()
+        .map(|arg| arg.to_string_lossy().into_owned())
+        .collect();
+    let mut db = None;
+    for (at, arg) in args.iter().enumerate() {
+        if arg == "--db" {
+            db = args.get(at + 1).cloned();
+        } else if let Some(value) = arg.strip_prefix("--db=") {
+            db = Some(value.to_owned());
+        }
+    }
+    db.or_else(|| {
+        command
+            .get_envs()
+            .find(|(name, _)| *name == "ARTICLES_DB")
+            .and_then(|(_, value)| value.map(|v| v.to_string_lossy().into_owned()))
+    })
 }
 
 /// A response as read off the wire.

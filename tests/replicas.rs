@@ -1,0 +1,330 @@
+//! Two `articles` processes on one PostgreSQL database, as behind a load
+//! balancer: writes through either are seen by both, `If-Match` and
+//! `Idempotency-Key` hold across processes, tokens made on the command line
+//! work on both, and every change is announced to a webhook exactly once
+//! (neither process sends the other's deliveries again).
+//!
+//! Runs only on PostgreSQL (`ARTICLES_TEST_POSTGRES`, see `.ci/postgres`);
+//! on SQLite each test says it is skipped.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Barrier};
+use std::thread;
+use std::time::Duration;
+
+use common::receiver::Receiver;
+use common::{binary, postgres_only, Conn, Resp, TestServer};
+use serde_json::{json, Value};
+
+const WHY: &str = "two servers on one PostgreSQL database";
+
+/// Two servers on one fresh database, both with `args`.
+fn pair(args: &[&str]) -> (TestServer, TestServer) {
+    let first = TestServer::start_with(args);
+    let second = first.another(args);
+    (first, second)
+}
+
+fn total(server: &TestServer) -> String {
+    let resp = server.get("/articles");
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    resp.header("X-Total-Count").unwrap().to_owned()
+}
+
+/// The headers a replay must repeat, and the body.
+fn saved_part(resp: &Resp) -> (u16, [Option<&str>; 3], &[u8]) {
+    (
+        resp.status,
+        [
+            resp.header("Location"),
+            resp.header("ETag"),
+            resp.header("Content-Type"),
+        ],
+        &resp.body,
+    )
+}
+
+#[test]
+fn concurrent_writes_through_both_servers_are_visible_through_both() {
+    if postgres_only(WHY) {
+        return;
+    }
+    let (a, b) = pair(&[]);
+    const THREADS: usize = 4;
+    const EACH: usize = 25;
+    let handles: Vec<_> = [(0, a.addr), (1, b.addr)]
+        .into_iter()
+        .flat_map(|(server, addr)| {
+            (0..THREADS).map(move |t| {
+                thread::spawn(move || {
+                    let mut conn = Conn::open(addr);
+                    (0..EACH)
+                        .map(|n| {
+                            let body = serde_json::to_vec(&json!({
+                                "title": format!("s{server} t{t} n{n}"),
+                                "content": "written through one of two servers",
+                                "tags": [format!("server{server}")],
+                            }))
+                            .unwrap();
+                            let resp = conn.request(
+                                "POST",
+                                "/articles",
+                                &[("Content-Type", "application/json")],
+                                Some(&body),
+                            );
+                            assert_eq!(resp.status, 201, "{}", resp.text());
+                            resp.json()
+                        })
+                        .collect::<Vec<Value>>()
+                })
+            })
+        })
+        .collect();
+    let created: Vec<Value> = handles
+        .into_iter()
+        .flat_map(|h| h.join().unwrap())
+        .collect();
+    let expected = 2 * THREADS * EACH;
+    assert_eq!(created.len(), expected);
+    let ids: BTreeSet<i64> = created.iter().map(|a| a["id"].as_i64().unwrap()).collect();
+    assert_eq!(ids.len(), expected, "every id given once");
+
+    let (mut on_a, mut on_b) = (a.connect(), b.connect());
+    for article in &created {
+        let path = format!("/articles/{}", article["id"]);
+        for (name, conn) in [("first", &mut on_a), ("second", &mut on_b)] {
+            let resp = conn.request("GET", &path, &[], None);
+            assert_eq!(resp.status, 200, "{path} on the {name} server");
+            assert_eq!(&resp.json(), article, "{path} on the {name} server");
+        }
+    }
+    assert_eq!(total(&a), expected.to_string());
+    assert_eq!(total(&b), expected.to_string());
+    for server in [&a, &b] {
+        let tagged = server.get("/articles?tag=server1&per_page=1");
+        assert_eq!(
+            tagged.header("X-Total-Count"),
+            Some((THREADS * EACH).to_string().as_str())
+        );
+    }
+}
+
+#[test]
+fn the_same_if_match_through_both_servers_lets_exactly_one_win() {
+    if postgres_only(WHY) {
+        return;
+    }
+    let (a, b) = pair(&[]);
+    for round in 0..10 {
+        let created = if round % 2 == 0 { &a } else { &b }.post(&json!({
+            "title": format!("contested {round}"),
+            "content": "c",
+        }));
+        assert_eq!(created.status, 201);
+        let path = created.header("Location").unwrap().to_owned();
+        let tag = created.header("ETag").unwrap().to_owned();
+        // Both servers agree on the tag before the race.
+        assert_eq!(b.get(&path).header("ETag"), Some(tag.as_str()));
+
+        let barrier = Arc::new(Barrier::new(2));
+        let handles: Vec<_> = [a.addr, b.addr]
+            .into_iter()
+            .enumerate()
+            .map(|(n, addr)| {
+                let (path, tag, barrier) = (path.clone(), tag.clone(), Arc::clone(&barrier));
+                thread::spawn(move || {
+                    let mut conn = Conn::open(addr);
+                    let body =
+                        serde_json::to_vec(&json!({"title": format!("server {n}")})).unwrap();
+                    let headers = [
+                        ("Content-Type", "application/json"),
+                        ("If-Match", tag.as_str()),
+                    ];
+                    barrier.wait();
+                    let resp = conn.request("PATCH", &path, &headers, Some(&body));
+                    (resp.status, resp)
+                })
+            })
+            .collect();
+        let results: Vec<(u16, Resp)> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+        let mut statuses: Vec<u16> = results.iter().map(|(s, _)| *s).collect();
+        statuses.sort_unstable();
+        assert_eq!(statuses, [200, 412], "round {round}: {results:?}");
+        let (_, winner) = results.iter().find(|(s, _)| *s == 200).unwrap();
+        let (_, loser) = results.iter().find(|(s, _)| *s == 412).unwrap();
+        loser.problem(412);
+        for server in [&a, &b] {
+            let now = server.get(&path);
+            assert_eq!(now.json(), winner.json(), "round {round}");
+            assert_eq!(now.header("ETag"), winner.header("ETag"));
+        }
+    }
+}
+
+#[test]
+fn one_idempotency_key_through_both_servers_creates_one_article() {
+    if postgres_only(WHY) {
+        return;
+    }
+    let (a, b) = pair(&[]);
+    const BODY: &str = r#"{"title": "Once", "content": "through two servers", "tags": ["x"]}"#;
+    const ROUNDS: usize = 10;
+    for round in 0..ROUNDS {
+        let key = format!("replicated-{round}");
+        let barrier = Arc::new(Barrier::new(2));
+        let handles: Vec<_> = [a.addr, b.addr]
+            .into_iter()
+            .map(|addr| {
+                let (key, barrier) = (key.clone(), Arc::clone(&barrier));
+                thread::spawn(move || {
+                    let mut conn = Conn::open(addr);
+                    let headers = [
+                        ("Content-Type", "application/json"),
+                        ("Idempotency-Key", key.as_str()),
+                    ];
+                    barrier.wait();
+                    conn.request("POST", "/articles", &headers, Some(BODY.as_bytes()))
+                })
+            })
+            .collect();
+        let answers: Vec<Resp> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+        let created: Vec<&Resp> = answers
+            .iter()
+            .filter(|r| r.status == 201 && r.header("Idempotency-Replayed").is_none())
+            .collect();
+        assert_eq!(created.len(), 1, "round {round}: {answers:?}");
+        let first = created[0];
+        for resp in &answers {
+            match (resp.status, resp.header("Idempotency-Replayed")) {
+                (201, None) => {}
+                (201, Some("true")) => assert_eq!(saved_part(resp), saved_part(first)),
+                (409, None) => {
+                    resp.problem(409);
+                    assert_eq!(resp.header("Retry-After"), Some("1"));
+                }
+                other => panic!("round {round}: unexpected {other:?}: {}", resp.text()),
+            }
+        }
+        // Afterwards both replay the one creation.
+        for server in [&a, &b] {
+            let again = server.request(
+                "POST",
+                "/articles",
+                &[
+                    ("Content-Type", "application/json"),
+                    ("Idempotency-Key", key.as_str()),
+                ],
+                Some(BODY.as_bytes()),
+            );
+            assert_eq!(again.header("Idempotency-Replayed"), Some("true"));
+            assert_eq!(saved_part(&again), saved_part(first));
+        }
+    }
+    assert_eq!(total(&a), ROUNDS.to_string());
+    assert_eq!(total(&b), ROUNDS.to_string());
+}
+
+/// Runs an admin command on `db`; returns (exit code, stdout, stderr).
+fn admin(db: &str, args: &[&str]) -> (i32, String, String) {
+    let output = binary().args(args).args(["--db", db]).output().unwrap();
+    (
+        output.status.code().unwrap(),
+        String::from_utf8(output.stdout).unwrap(),
+        String::from_utf8(output.stderr).unwrap(),
+    )
+}
+
+#[test]
+fn a_token_made_on_the_command_line_works_on_both_servers() {
+    if postgres_only(WHY) {
+        return;
+    }
+    let (a, b) = pair(&["--auth", "required"]);
+    let (code, out, err) = admin(&a.db(), &["user", "add", "alice"]);
+    assert_eq!(code, 0, "{err}");
+    let token = out.lines().last().unwrap().to_owned();
+    let auth = format!("Bearer {token}");
+    for server in [&a, &b] {
+        let me = server.request("GET", "/me", &[("Authorization", &auth)], None);
+        assert_eq!(me.status, 200, "{}", me.text());
+        assert_eq!(me.json()["username"], "alice");
+    }
+    let headers = [
+        ("Content-Type", "application/json"),
+        ("Authorization", auth.as_str()),
+    ];
+    let body = br#"{"title": "Mine", "content": "through the second server"}"#;
+    let created = b.request("POST", "/articles", &headers, Some(body));
+    assert_eq!(created.status, 201, "{}", created.text());
+    let path = created.header("Location").unwrap().to_owned();
+    assert_eq!(a.get(&path).json()["author"]["username"], "alice");
+    let anonymous = a.request(
+        "POST",
+        "/articles",
+        &[("Content-Type", "application/json")],
+        Some(body),
+    );
+    anonymous.problem(401);
+    let patched = a.request(
+        "PATCH",
+        &path,
+        &headers,
+        Some(br#"{"title": "Still mine"}"#),
+    );
+    assert_eq!(patched.status, 200, "{}", patched.text());
+
+    // Revocation reaches both at once: tokens are never cached.
+    let (code, out, err) = admin(&b.db(), &["token", "revoke", "alice"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("revoked 1"), "{out}");
+    for server in [&a, &b] {
+        let me = server.request("GET", "/me", &[("Authorization", &auth)], None);
+        me.problem(401);
+    }
+}
+
+#[test]
+fn webhooks_from_two_servers_are_delivered_once_each() {
+    if postgres_only(WHY) {
+        return;
+    }
+    let receiver = Receiver::ok();
+    let url = receiver.url();
+    let (a, b) = pair(&["--webhook", &url]);
+    const N: usize = 20;
+    let mut created = BTreeSet::new();
+    for n in 0..N {
+        let server = if n % 2 == 0 { &a } else { &b };
+        let article = server.create(&format!("announced {n}"), "c", &[]);
+        created.insert(article["id"].as_i64().unwrap());
+    }
+    receiver.wait_for(N, Duration::from_secs(20));
+    // Longer than either dispatcher needs to pick up the other's pending
+    // deliveries, were it to send them again.
+    thread::sleep(Duration::from_secs(3));
+    let received = receiver.received();
+    let mut by_id: BTreeMap<String, usize> = BTreeMap::new();
+    for delivery in &received {
+        *by_id.entry(delivery.id().to_owned()).or_default() += 1;
+    }
+    let repeated: Vec<_> = by_id.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(
+        repeated.is_empty(),
+        "delivered more than once: {repeated:?}"
+    );
+    assert_eq!(received.len(), N, "one delivery per change");
+    let announced: BTreeSet<i64> = received
+        .iter()
+        .map(|d| {
+            let event = d.json();
+            assert_eq!(event["type"], "article.created");
+            event["data"]["id"].as_i64().unwrap()
+        })
+        .collect();
+    assert_eq!(announced, created, "every creation announced");
+    for server in [&a, &b] {
+        server.await_metric("webhook_deliveries_pending", 0.0);
+    }
+}
