@@ -451,7 +451,10 @@ impl<F, E> Adapted<F, E> {
 
 #[cfg(feature = "postgres")]
 fn open_postgres(location: &str, connections: u32) -> Result<Box<dyn Backend>, StoreError> {
-    Ok(Box::new(postgres::PgStore::open(location, connections + 1)?))
+    Ok(Box::new(postgres::PgStore::open(
+        location,
+        connections + 1,
+    )?))
 }
 
 #[cfg(feature = "postgres")]
