@@ -1,13 +1,24 @@
 """Memory of a server's process tree, and waiting for a quiet machine.
 
-    monitor.py PID OUTFILE          sample until SIGTERM, then write the peak
-    monitor.py PID --once           print the tree's RSS now, in KiB
+    monitor.py PID OUTFILE [--plus-pss PG_PID OUTFILE2]
+                                    sample until SIGTERM, then write the peak
+    monitor.py PID --once [--plus-pss PG_PID]
+                                    print the tree's RSS now, in KiB
     monitor.py --wait-idle SECONDS  wait until both CPUs are <10 % busy for a
                                     second, at most SECONDS
 
 Sampling: every 100 ms, VmRSS summed over PID and all its descendants
 (gunicorn's and uvicorn's workers included); the maximum, in KiB, goes to
 OUTFILE on SIGTERM/SIGINT.
+
+--plus-pss (articles-pg): a second figure, every 10th sample (once a
+second: reading smaps_rollup costs a few ms, and this sampler shares wrk's
+core): the above plus the Pss (proportional set size,
+/proc/PID/smaps_rollup) summed over PG_PID (PostgreSQL's postmaster) and
+all its descendants; its maximum goes to OUTFILE2. Pss, not VmRSS, for PostgreSQL: its shared buffers are
+mapped by every backend, and summing VmRSS would count each page once per
+process that touched it; Pss splits a shared page among its sharers, so the
+sum counts it once.
 """
 import os
 import signal
@@ -37,18 +48,22 @@ def tree(root):
     return pids
 
 
-def rss_kib(pids):
+def rss_kib(pids, source="status", field="VmRSS:"):
     total = 0
     for pid in pids:
         try:
-            with open(f"/proc/{pid}/status") as f:
+            with open(f"/proc/{pid}/{source}") as f:
                 for line in f:
-                    if line.startswith("VmRSS:"):
+                    if line.startswith(field):
                         total += int(line.split()[1])
                         break
         except OSError:
             pass  # exited between the scan and the read
     return total
+
+
+def pss_kib(pids):
+    return rss_kib(pids, "smaps_rollup", "Pss:")
 
 
 def busy_pct():
@@ -81,20 +96,33 @@ def main():
         wait_idle(float(sys.argv[2]))
         return
     root, outfile = int(sys.argv[1]), sys.argv[2]
+    pg = outfile2 = None
+    if "--plus-pss" in sys.argv:
+        i = sys.argv.index("--plus-pss")
+        pg = int(sys.argv[i + 1])
+        outfile2 = sys.argv[i + 2] if len(sys.argv) > i + 2 else None
     if outfile == "--once":
-        print(rss_kib(tree(root)))
+        own = rss_kib(tree(root))
+        print(own if pg is None else own + pss_kib(tree(pg)))
         return
-    peak = 0
+    peak = peak2 = n = 0
 
     def finish(*_):
         with open(outfile, "w") as f:
             f.write(f"{peak}\n")
+        if outfile2:
+            with open(outfile2, "w") as f:
+                f.write(f"{peak2}\n")
         sys.exit(0)
 
     signal.signal(signal.SIGTERM, finish)
     signal.signal(signal.SIGINT, finish)
     while os.path.exists(f"/proc/{root}"):
-        peak = max(peak, rss_kib(tree(root)))
+        own = rss_kib(tree(root))
+        peak = max(peak, own)
+        if outfile2 and n % 10 == 0:
+            peak2 = max(peak2, own + pss_kib(tree(pg)))
+        n += 1
         time.sleep(0.1)
     finish()
 

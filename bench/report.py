@@ -7,6 +7,7 @@ OUTDIR/raw/<server>/ holds, per contender:
                          line "disturbance: S L" from runwrk.py
   rss_peak_kib           peak RSS of the process tree under load
   rss_idle_kib           RSS of the process tree after seeding, before load
+  rss_*_with_pg_kib      the same with PostgreSQL's processes added (articles-pg)
   coldstart.json         {"median_ms": ..., "samples_ms": [...]}
   binary_bytes           size of the stripped binary (Rust contenders)
 OUTDIR/notes.md is copied under the table. Every figure of a workload is the
@@ -18,8 +19,13 @@ import statistics
 import sys
 from pathlib import Path
 
-SERVERS = [("articles", "articles"), ("fastapi", "FastAPI"), ("flask", "Flask"),
-           ("ceiling", "ceiling")]
+SERVERS = [("articles", "articles"), ("articles-pg", "articles-pg"), ("fastapi", "FastAPI"),
+           ("flask", "Flask"), ("ceiling", "ceiling")]
+# Ratio columns, numerator ÷ denominator. articles-pg is not set against the
+# ceiling: articles/ceiling already says what the HTTP layer leaves.
+RATIOS = [("articles", "fastapi"), ("articles", "flask"), ("articles", "ceiling"),
+          ("articles-pg", "articles"), ("articles-pg", "fastapi"), ("articles-pg", "flask")]
+LABEL = dict(SERVERS)
 WORKLOADS = [("get_id_32", "GET /articles/{id}, 32 conns"),
              ("list_32", "GET /articles?page=1, 32 conns"),
              ("post_32", "POST /articles, 32 conns"),
@@ -60,7 +66,8 @@ def load(outdir):
                 worst = figs.get("disturbance", (0.0, 0.0))
                 figs["disturbance"] = tuple(max(w, max(r["disturbance"][k] for r in runs))
                                             for k, w in enumerate(worst))
-        for name in ("rss_peak_kib", "rss_idle_kib", "binary_bytes"):
+        for name in ("rss_peak_kib", "rss_idle_kib", "rss_peak_with_pg_kib",
+                     "rss_idle_with_pg_kib", "binary_bytes"):
             if (d / name).exists():
                 figs[name] = float((d / name).read_text().split()[0])
         if (d / "coldstart.json").exists():
@@ -92,13 +99,14 @@ def ratio(a, b):
 
 def table(data):
     head = ["workload", "figure"] + [label for _, label in SERVERS] + \
-        [f"articles/{label}" for _, label in SERVERS[1:]]
+        [f"{LABEL[a]}/{LABEL[b]}" for a, b in RATIOS]
     rows = [head, ["---"] * len(head)]
 
-    def row(workload, figure, values, kind, ratios=True):
+    def row(workload, figure, values, kind, ratios=True, denominators=None):
+        """denominators: the figures to divide by, when not this row's own."""
         cells = [fmt(values.get(s), kind) for s, _ in SERVERS]
-        a = values.get("articles")
-        rats = [ratio(a, values.get(s)) if ratios else "—" for s, _ in SERVERS[1:]]
+        den = values if denominators is None else denominators
+        rats = [ratio(values.get(a), den.get(b)) if ratios else "—" for a, b in RATIOS]
         rows.append([workload, figure] + cells + rats)
 
     for wl, label in WORKLOADS:
@@ -108,10 +116,17 @@ def table(data):
             values = {s: data[s][wl][fig] for s, _ in SERVERS if wl in data[s]}
             row(label, name, values, kind, ratios=fig != "errors")
     mib = lambda s, k: data[s][k] / 1024 if k in data[s] else None
-    row("all GET/POST load", "peak RSS of process tree (MiB)",
-        {s: mib(s, "rss_peak_kib") for s, _ in SERVERS}, "mib")
-    row("after seeding, idle", "RSS of process tree (MiB)",
-        {s: mib(s, "rss_idle_kib") for s, _ in SERVERS}, "mib")
+    for when, figure, key in (
+            ("all GET/POST load", "peak RSS of process tree (MiB)", "rss_peak"),
+            ("after seeding, idle", "RSS of process tree (MiB)", "rss_idle")):
+        alone = {s: mib(s, f"{key}_kib") for s, _ in SERVERS}
+        row(when, figure, alone, "mib")
+        # articles-pg with its database: set against the others' own figure
+        # (they have no other process).
+        with_pg = {s: mib(s, f"{key}_with_pg_kib") for s, _ in SERVERS}
+        if any(v is not None for v in with_pg.values()):
+            row(when, figure.replace(" (MiB)", " + PostgreSQL's processes' Pss (MiB)"),
+                with_pg, "mib", denominators=alone)
     row("exec → first 200 on GET /articles/1", "cold start, median of 5 (ms)",
         {s: data[s].get("coldstart") for s, _ in SERVERS}, "ms")
     row("worst measured run", "CPU % taken by others: server's core / wrk's core",

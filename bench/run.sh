@@ -1,20 +1,24 @@
 #!/usr/bin/env bash
-# Benchmark `articles` against the usual Python ways of writing the same API
-# (Flask + gunicorn, FastAPI + uvicorn) and against a bare tiny_http_fork
-# server that answers a fixed body (the "ceiling" of the HTTP layer).
+# Benchmark `articles` (on SQLite, and on PostgreSQL as `articles-pg`)
+# against the usual Python ways of writing the same API (Flask + gunicorn,
+# FastAPI + uvicorn) and against a bare tiny_http_fork server that answers a
+# fixed body (the "ceiling" of the HTTP layer).
 #
-#   bash bench/run.sh     # 5-8 minutes of measuring, after ~1 min of builds
+#   bash bench/run.sh     # 6-9 minutes of measuring, after ~1 min of builds
 #
 # Knobs (environment): DURATION (wrk -d, default 5s), RUNS (per workload,
-# default 3), WRK_THREADS (default 1), SKIP_BUILD=1 (reuse existing binaries),
-# CONTENDERS (default "articles fastapi flask ceiling"), IDLE_WAIT (seconds
-# to wait for the CPUs to go quiet before each contender, default 30),
-# DISTURBED (default 10: a run where other processes took more than this %
-# of the server's or wrk's core is repeated).
+# default 3), RUNS_PG (per workload for articles-pg, default RUNS), WRK_THREADS
+# (default 1), SKIP_BUILD=1 (reuse existing binaries), CONTENDERS (default
+# "articles articles-pg fastapi flask ceiling"), IDLE_WAIT (seconds to wait
+# for the CPUs to go quiet before each contender, default 30), DISTURBED
+# (default 10: a run where other processes took more than this % of the
+# server's or wrk's core is repeated).
 #
 # Fairness rules: every server under test is pinned to CPU 0 and wrk to CPU 1
 # (this is a 2-core machine), every contender holds the same 1,000 seeded
-# articles, and all traffic goes to 127.0.0.1 only. Writes bench/results.md.
+# articles, and all traffic goes to 127.0.0.1 only. articles-pg's PostgreSQL
+# cluster (.ci/postgres, durable settings) is started on CPU 0 too: the
+# database is part of the server under test. Writes bench/results.md.
 set -euo pipefail
 
 BENCH=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -23,24 +27,36 @@ OUT="$BENCH/out"
 VENV="$BENCH/.venv"
 DURATION=${DURATION:-5s}
 RUNS=${RUNS:-3}
+# articles-pg's runs per workload: as many as the others by default; fewer
+# shortens the whole by ~21 s per run dropped (with DURATION=5s).
+RUNS_PG=${RUNS_PG:-$RUNS}
 WRK_THREADS=${WRK_THREADS:-1}
-CONTENDERS=${CONTENDERS:-articles fastapi flask ceiling}
+CONTENDERS=${CONTENDERS:-articles articles-pg fastapi flask ceiling}
 IDLE_WAIT=${IDLE_WAIT:-30}
 DISTURBED=${DISTURBED:-10}   # % of a core taken by others that voids a run
-# No more waiting or repeating once the script has run 8 minutes: what is
-# left then takes at most ~5 more, so the whole stays under 15 minutes.
-RETRY_UNTIL=480
+# No more waiting or repeating once the script has run 7 minutes (8 before
+# articles-pg joined): what is left then takes at most ~6.5 more. All five
+# contenders without any repeat or wait come to ~6 minutes with the
+# defaults (each workload: a 1 s warm-up + 3 runs of ~5.3 s; ~70 s for
+# articles, ~75 s each for FastAPI and Flask with their slower cold starts,
+# ~75 s for articles-pg with its cluster's start, seeding and stop, ~50 s
+# for the ceiling's three workloads), plus at most one wait (30 s) begun
+# just before the limit: the whole stays under ~13.5 minutes.
+RETRY_UNTIL=420
 CEILING_THREADS=4   # the same as articles' default workers on 2 CPUs
 SERVER_CPU=0
 LOAD_CPU=1
 
-log() { printf '\n== %s\n' "$*" >&2; }
+log() { printf '\n== [%d s] %s\n' "$SECONDS" "$*" >&2; }
 
 # ---------------------------------------------------------------- cleanup ---
 # Every process this script starts is recorded in STARTED; on exit (normal,
 # error or Ctrl-C) each one is stopped together with its descendants
-# (gunicorn's workers), by pid.
+# (gunicorn's workers), by pid. PostgreSQL's cluster (articles-pg) runs
+# detached from us (pg_ctl): PG_URL names it while it runs, and cleanup stops
+# it and removes its directory (.ci/postgres stop).
 STARTED=()
+PG_URL=""
 descendants() {
   local kid
   for kid in $(pgrep -P "$1" || true); do
@@ -61,6 +77,7 @@ kill_tree() {
 cleanup() {
   local pid
   for pid in "${STARTED[@]}"; do kill_tree "$pid"; done
+  stop_postgres
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -78,6 +95,9 @@ log "Python venv for the peers ($VENV)"
 PY="$VENV/bin/python"
 
 ARTICLES_BIN="$ROOT/target/release/articles"
+# The same code with the postgres feature, in a target dir of its own so the
+# default release binary (and its size figure) is untouched.
+ARTICLES_PG_BIN="$ROOT/target/pg/release/articles"
 CEILING_BIN="$BENCH/ceiling/target/release/ceiling"
 if [ "${SKIP_BUILD:-0}" != 1 ]; then
   log "building the ceiling server (release)"
@@ -86,10 +106,19 @@ if [ "${SKIP_BUILD:-0}" != 1 ]; then
     log "building articles (release)"
     (cd "$ROOT" && cargo build --release)
   fi
+  if [[ " $CONTENDERS " == *" articles-pg "* ]]; then
+    log "building articles with the postgres feature (release, target/pg)"
+    (cd "$ROOT" && cargo build --release --features postgres --target-dir "$ROOT/target/pg")
+  fi
+fi
+if [[ " $CONTENDERS " == *" articles-pg "* ]] && ! "$ROOT/.ci/postgres" bindir >/dev/null 2>&1; then
+  log "installing PostgreSQL"
+  apt-get update
+  DEBIAN_FRONTEND=noninteractive apt-get install -y postgresql
 fi
 
 rm -rf "$OUT"
-mkdir -p "$OUT/db" "$OUT/raw"/{articles,fastapi,flask,ceiling}
+mkdir -p "$OUT/db" "$OUT/raw"/{articles,articles-pg,fastapi,flask,ceiling}
 # Anything else busy on the 2 cores skews every figure: keep the load
 # average at the start in the notes, so a noisy run can be recognised.
 LOADAVG_START=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -108,6 +137,10 @@ server_cmd() {
       # level (info), one line per request, written to server.err. The peers
       # below log no requests: that costs articles, not them.
       SERVER_CMD=(env -u RUST_LOG taskset -c $SERVER_CPU "$ARTICLES_BIN" serve
+                  --addr "127.0.0.1:$port" --db "$db") ;;
+    articles-pg)
+      # The same, built with the postgres feature; $db is a postgres:// URL.
+      SERVER_CMD=(env -u RUST_LOG taskset -c $SERVER_CPU "$ARTICLES_PG_BIN" serve
                   --addr "127.0.0.1:$port" --db "$db") ;;
     fastapi)
       # One uvicorn worker: one event loop is all one pinned core can use.
@@ -167,14 +200,16 @@ check() {
 # so the 15-minute budget holds; the least disturbed attempt is kept.
 wrk_run() {
   local name=$1 workload=$2 conns=$3 port=$4 i attempt file verdict score best
+  local runs=$RUNS
+  [ "$name" != articles-pg ] || runs=$RUNS_PG
   shift 4
   local wrk=(wrk -t"$WRK_THREADS" -c"$conns" --timeout 2s --latency "$@")
   taskset -c $LOAD_CPU "${wrk[@]}" -d1s >/dev/null
-  for i in $(seq "$RUNS"); do
+  for i in $(seq "$runs"); do
     file="$OUT/raw/$name/$workload-$i.txt"
     best=1000
     for attempt in 1 2 3; do
-      verdict=$(taskset -c $LOAD_CPU "$PY" "$BENCH/runwrk.py" "$file.try" "$SERVER_PID" \
+      verdict=$(taskset -c $LOAD_CPU "$PY" "$BENCH/runwrk.py" "$file.try" "$SERVER_PIDS" \
                 $SERVER_CPU $LOAD_CPU -- "${wrk[@]}" -d"$DURATION")
       echo "  $name $workload #$i: $(grep -h 'Requests/sec' "$file.try")," \
            "others took ${verdict/ /% \/ }% of server/wrk CPU" >&2
@@ -198,11 +233,24 @@ wrk_run() {
 
 # measure NAME PORT [POST]: every workload against the running server, with
 # monitor.py (on the load CPU) sampling the RSS of the server's process tree.
+# While PostgreSQL runs (articles-pg), its postmaster's tree counts as part of
+# the server for the disturbance check, and a second memory figure adds its
+# Pss (see monitor.py).
 measure() {
   local name=$1 port=$2 with_post=${3:-}
   local url="http://127.0.0.1:$port"
+  local with_pg=() pg
+  SERVER_PIDS=$SERVER_PID
   "$PY" "$BENCH/monitor.py" "$SERVER_PID" --once >"$OUT/raw/$name/rss_idle_kib"
-  taskset -c $LOAD_CPU "$PY" "$BENCH/monitor.py" "$SERVER_PID" "$OUT/raw/$name/rss_peak_kib" &
+  if [ -n "$PG_URL" ]; then
+    pg=$(postmaster_pid)
+    SERVER_PIDS="$SERVER_PID,$pg"
+    "$PY" "$BENCH/monitor.py" "$SERVER_PID" --once --plus-pss "$pg" \
+      >"$OUT/raw/$name/rss_idle_with_pg_kib"
+    with_pg=(--plus-pss "$pg" "$OUT/raw/$name/rss_peak_with_pg_kib")
+  fi
+  taskset -c $LOAD_CPU "$PY" "$BENCH/monitor.py" "$SERVER_PID" "$OUT/raw/$name/rss_peak_kib" \
+    "${with_pg[@]}" &
   local sampler=$!
   STARTED+=("$sampler")
   log "$name: load"
@@ -229,6 +277,42 @@ coldstart() {
   STARTED+=("$helper")
   wait "$helper"
   cat "$OUT/raw/$name/coldstart.json" >&2
+}
+
+# start_postgres: a throwaway cluster on 127.0.0.1 (.ci/postgres), with
+# PostgreSQL's durable defaults (fsync, synchronous_commit, full_page_writes
+# on: ARTICLES_PG_DURABLE=1), started pinned to the server's CPU so the
+# postmaster and every backend it forks run there too. Its data directory
+# goes under $OUT/db, on the same filesystem as the SQLite contenders' files.
+# Sets PG_URL (admin URL) and PG_DB_URL (a fresh database `articles`).
+start_postgres() {
+  local bindir
+  bindir=$("$ROOT/.ci/postgres" bindir)
+  PG_URL=$(ARTICLES_PG_DURABLE=1 TMPDIR="$OUT/db" taskset -c $SERVER_CPU \
+           "$ROOT/.ci/postgres" start "$(free_port)")
+  "$bindir/psql" -X -q -v ON_ERROR_STOP=1 "$PG_URL" -c 'CREATE DATABASE articles' >&2
+  PG_DB_URL="${PG_URL%/*}/articles"
+  PG_PORT=${PG_URL##*:}
+  PG_PORT=${PG_PORT%%/*}
+  PG_VERSION=$("$bindir/psql" -X -A -t "$PG_URL" -c 'SHOW server_version' | cut -d' ' -f1)
+  "$bindir/psql" -X -A -t "$PG_URL" \
+    -c "SELECT string_agg(name || '=' || current_setting(name), ', ' ORDER BY name) FROM pg_settings
+        WHERE name IN ('fsync', 'synchronous_commit', 'full_page_writes',
+                       'shared_buffers', 'wal_sync_method')" >"$OUT/raw/articles-pg/pg_settings"
+  echo "PostgreSQL $PG_VERSION at $PG_URL (pid $(postmaster_pid)," \
+       "CPUs $(taskset -cp "$(postmaster_pid)" | sed 's/.*: //')): $(cat "$OUT/raw/articles-pg/pg_settings")" >&2
+}
+
+# The postmaster's pid: the first line of postmaster.pid in its data dir.
+postmaster_pid() {
+  head -n 1 "$OUT/db/articles-pg-$PG_PORT/data/postmaster.pid" 2>/dev/null || true
+}
+
+stop_postgres() {
+  if [ -n "$PG_URL" ]; then
+    TMPDIR="$OUT/db" "$ROOT/.ci/postgres" stop "$PG_URL" || true
+    PG_URL=""
+  fi
 }
 
 stripped_size() {
@@ -266,6 +350,36 @@ bench_articles() {
   stripped_size "$ARTICLES_BIN" >"$OUT/raw/articles/binary_bytes"
 }
 
+# articles-pg: the same, on a PostgreSQL cluster of its own, which is part of
+# the server under test (same CPU). Seeded, checked, cold-started and
+# measured exactly as articles is.
+AUTHOR_NOTE_PG="not measured"
+bench_articles_pg() {
+  log "articles-pg"
+  local token="" port
+  start_postgres
+  AUTHOR_NOTE_PG="anonymous (no \`articles user add\`)"
+  if "$ARTICLES_PG_BIN" user add bench --db "$PG_DB_URL" >"$OUT/raw/articles-pg/user_add.out" \
+       2>"$OUT/raw/articles-pg/user_add.err"; then
+    token=$(tail -n 1 "$OUT/raw/articles-pg/user_add.out" | tr -d '[:space:]')
+  fi
+  if [ -n "$token" ]; then
+    AUTHOR_NOTE_PG="user \`bench\`, bearer token on every POST"
+  fi
+  port=$(free_port)
+  start_server articles-pg "$port" "$PG_DB_URL"
+  "$PY" "$BENCH/seed.py" http "http://127.0.0.1:$port" "$token"
+  check articles-pg "$port"
+  stop_server
+  coldstart articles-pg "$PG_DB_URL"
+  port=$(free_port)
+  start_server articles-pg "$port" "$PG_DB_URL"
+  BENCH_TOKEN="$token" measure articles-pg "$port" post
+  stop_server
+  stop_postgres
+  stripped_size "$ARTICLES_PG_BIN" >"$OUT/raw/articles-pg/binary_bytes"
+}
+
 # The Python peers: their own SQLite files, seeded directly.
 bench_peer() {
   local name=$1 db="$OUT/db/$1.db" port
@@ -299,6 +413,7 @@ for contender in $CONTENDERS; do
   fi
   case $contender in
     articles) bench_articles ;;
+    articles-pg) bench_articles_pg ;;
     fastapi|flask) bench_peer "$contender" ;;
     ceiling) bench_ceiling ;;
     *) echo "unknown contender: $contender" >&2; exit 2 ;;
@@ -307,18 +422,33 @@ done
 
 # ----------------------------------------------------------------- report ---
 cat >"$OUT/notes.md" <<EOF
-Ratios are articles ÷ the other column: above 1 is better for requests/s,
-below 1 is better for latency, memory, cold start and size.
+Ratios are the first-named column ÷ the second (articles/FastAPI is articles
+÷ FastAPI, articles-pg/articles is PostgreSQL ÷ SQLite): above 1 is better
+for requests/s, below 1 is better for latency, memory, cold start and size.
 
 How this was measured (bench/run.sh, $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores,
 $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //')):
 - Every server under test pinned to CPU $SERVER_CPU (\`taskset -c $SERVER_CPU\`), wrk and the
   RSS sampler to CPU $LOAD_CPU. wrk: $WRK_THREADS thread, keep-alive connections,
-  ${DURATION} per run, $RUNS runs per workload after a 1 s warm-up; figures are medians of
-  the runs, errors (non-2xx + socket errors, wrk timeout 2 s) are summed over them.
+  ${DURATION} per run, $RUNS runs per workload ($RUNS_PG for articles-pg) after a 1 s
+  warm-up; figures are medians of the runs, errors (non-2xx + socket errors,
+  wrk timeout 2 s) are summed over them.
 - articles: \`articles serve\` with its defaults (4 workers on 2 CPUs), the access
   log on at the default level (info) into a file, metrics on; seeded with 1,000
   POST /articles over HTTP; author: $AUTHOR_NOTE.
+- articles-pg: the same code built with \`--features postgres\`, the same
+  defaults (one pool of 4 + 1 connections), \`--db postgres://…\` on a throwaway
+  PostgreSQL ${PG_VERSION:-?} cluster on 127.0.0.1 (\`.ci/postgres\` with
+  \`ARTICLES_PG_DURABLE=1\`: $(cat "$OUT/raw/articles-pg/pg_settings" 2>/dev/null || echo "not run")),
+  its data on the same disk as the SQLite files, created fresh by the run and
+  removed after it. The cluster is started under \`taskset -c $SERVER_CPU\`, so the postmaster and
+  all its backends share CPU $SERVER_CPU with articles: the database is part of the
+  server under test (its CPU counts as the server's in the disturbance row).
+  Seeded like articles (1,000 POST /articles over HTTP); author: $AUTHOR_NOTE_PG.
+  Durability differs: with synchronous_commit on, PostgreSQL flushes each
+  commit's WAL to disk before articles answers (survives power loss), while
+  articles on SQLite runs \`synchronous = NORMAL\` (no flush per commit; survives a
+  crash of the process): POST /articles costs articles-pg more for that.
 - FastAPI: async SQLAlchemy + aiosqlite, Pydantic response models, uvicorn with
   uvloop and httptools, 1 worker, no access log.
 - Flask: Flask-SQLAlchemy, gunicorn with 2 sync workers (both on CPU $SERVER_CPU; sync
@@ -329,19 +459,29 @@ $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //')):
 - ceiling: bare tiny_http_fork, $CEILING_THREADS threads calling recv(), a fixed 344-byte
   JSON body for every request (GET workloads only): the HTTP layer's limit.
 - Peak RSS: VmRSS summed over the server's process tree (gunicorn/uvicorn
-  workers included), sampled every 100 ms across all of its workloads.
+  workers included), sampled every 100 ms across all of its workloads. For
+  articles-pg the main rows count the articles process only; the "+
+  PostgreSQL's processes' Pss" rows add, once a second (reading Pss costs
+  more), the Pss (proportional set size) summed over the postmaster and all
+  its processes:
+  Pss counts a page of the shared buffers once in all, where summed VmRSS
+  would count it once per backend that touched it. Their ratios divide by
+  the other columns' ordinary figures.
 - Cold start: exec → first 200 on GET /articles/1 with the seeded database,
-  polled every 1 ms, median of 5.
-- Binary size: \`strip\` of the release binary.
+  polled every 1 ms, median of 5. For articles-pg this includes connecting
+  to the already running PostgreSQL (opening the pool, checking migrations),
+  not starting PostgreSQL.
+- Binary size: \`strip\` of the release binary; for articles-pg, of the binary
+  built with \`--features postgres\` (what the feature costs).
 - Disturbance: for every run, the share of CPU $SERVER_CPU used by anything but
-  the server's process tree, and of CPU $LOAD_CPU by anything but wrk (busy
+  the server's process tree (articles-pg: and PostgreSQL's), and of CPU $LOAD_CPU by anything but wrk (busy
   ticks minus ours). A run above $DISTURBED % was repeated (at most
   twice, within the time budget) after waiting for quiet CPUs, keeping the
   least disturbed attempt; the row shows the worst kept run.
   Load average when measuring began: $LOADAVG_START.
 
 Sanity checks (status, bytes) per contender:
-$(for n in articles fastapi flask; do
+$(for n in articles articles-pg fastapi flask; do
     if [ -f "$OUT/raw/$n/sanity.txt" ]; then sed "s/^/- $n: /" "$OUT/raw/$n/sanity.txt"; fi
   done)
 EOF

@@ -1,10 +1,12 @@
 """Run one wrk measurement and tell whether anything else disturbed it.
 
-    runwrk.py OUTFILE SERVER_PID SERVER_CPU LOAD_CPU -- wrk ARGS...
+    runwrk.py OUTFILE SERVER_PIDS SERVER_CPU LOAD_CPU -- wrk ARGS...
 
+SERVER_PIDS is one pid or several, comma-separated (articles-pg: the
+articles process and PostgreSQL's postmaster, both part of the server).
 Writes wrk's output to OUTFILE, then appends a line
 `disturbance: S L` and prints `S L` on stdout: the share (%) of SERVER_CPU
-used during the run by anything but the server's process tree, and of
+used during the run by anything but the server's process trees, and of
 LOAD_CPU by anything but wrk and this helper (run it pinned to LOAD_CPU,
 wrk inherits that). Busy time is every tick but idle and iowait: softirq
 time (the loopback traffic) must be in it, since the kernel also charges it
@@ -28,8 +30,8 @@ def cpu_ticks(cpu):
     raise SystemExit(f"no cpu{cpu} in /proc/stat")
 
 
-def tree_ticks(root):
-    """utime + stime of root and all its descendants (live ones)."""
+def tree_ticks(roots):
+    """utime + stime of the roots and all their descendants (live ones)."""
     procs = {}
     for entry in os.listdir("/proc"):
         if entry.isdigit():
@@ -39,7 +41,7 @@ def tree_ticks(root):
             except OSError:
                 continue
             procs[int(entry)] = (int(fields[1]), int(fields[11]) + int(fields[12]))
-    total, todo = 0, [root]
+    total, todo = 0, list(roots)
     while todo:
         pid = todo.pop()
         total += procs.get(pid, (0, 0))[1]
@@ -53,7 +55,7 @@ def rusage_ticks(who):
 
 
 def main():
-    outfile, server_pid = sys.argv[1], int(sys.argv[2])
+    outfile, server_pid = sys.argv[1], [int(p) for p in sys.argv[2].split(",")]
     server_cpu, load_cpu = int(sys.argv[3]), int(sys.argv[4])
     cmd = sys.argv[sys.argv.index("--") + 1:]
 
