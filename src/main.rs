@@ -17,6 +17,9 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if matches!(command, Command::Serve(_)) {
+        limit_thread_caches();
+    }
     // Before any thread starts (the logger's is the first), so that every
     // thread inherits the mask and SIGTERM/SIGINT reach only `sigwait`.
     let termination = match command {
@@ -51,6 +54,40 @@ fn limit_malloc_arenas() {
     // tuning parameter.
     unsafe {
         libc::mallopt(libc::M_ARENA_MAX, 2);
+    }
+}
+
+/// glibc also keeps, per thread, a cache of freed blocks (the tcache: up
+/// to 7 blocks of each size up to 1 KiB). With a thread per connection that
+/// is memory held for nothing: measured at 256 busy connections, peak RSS
+/// 27.0 MiB with the default, 19.7 MiB with one block per size, for +0.7%
+/// instructions per request (none at all: 17.7 MiB, +7.5%). glibc reads
+/// this setting only when a program starts, so the server starts itself
+/// again once with it set: same process id, about 1 ms. A
+/// `GLIBC_TUNABLES` that already sets the tcache is left as it is.
+fn limit_thread_caches() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        use std::os::unix::process::CommandExt;
+
+        const TUNABLE: &str = "glibc.malloc.tcache_count";
+        let current = std::env::var("GLIBC_TUNABLES").unwrap_or_default();
+        if current.contains(TUNABLE) {
+            return;
+        }
+        let tunables = match current.is_empty() {
+            true => format!("{TUNABLE}=1"),
+            false => format!("{current}:{TUNABLE}=1"),
+        };
+        let mut args = std::env::args_os();
+        let arg0 = args.next().unwrap_or_default();
+        // Returns only if the exec failed (no /proc, say): then the server
+        // runs on with glibc's default, which costs memory, not correctness.
+        let _ = std::process::Command::new("/proc/self/exe")
+            .arg0(arg0)
+            .args(args)
+            .env("GLIBC_TUNABLES", tunables)
+            .exec();
     }
 }
 

@@ -112,3 +112,27 @@ fn distinct_ids_queries_paths_and_tokens_do_not_grow_memory() {
     // over 20 MB at a kilobyte a request).
     assert!(grown < 4 * 1024, "VmRSS grew by {grown} KiB");
 }
+
+/// The server restarts itself once with glibc's per-thread cache of freed
+/// blocks cut to one block per size (see `limit_thread_caches` in main.rs),
+/// under the same process id.
+#[test]
+fn the_server_runs_with_small_thread_caches() {
+    if !cfg!(all(target_os = "linux", target_env = "gnu")) {
+        println!("skipped: glibc only");
+        return;
+    }
+    let environ = |server: &TestServer| {
+        std::fs::read(format!("/proc/{}/environ", server.child.id()))
+            .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+            .unwrap_or_default()
+    };
+    let server = TestServer::start();
+    assert_eq!(server.request("GET", "/healthz", &[], None).status, 200);
+    let env = environ(&server);
+    assert!(
+        env.split('\0')
+            .any(|var| var == "GLIBC_TUNABLES=glibc.malloc.tcache_count=1"),
+        "{env:?}"
+    );
+}
