@@ -79,11 +79,15 @@ fn limit_thread_caches() {
             true => format!("{TUNABLE}=1"),
             false => format!("{current}:{TUNABLE}=1"),
         };
+        let Ok(binary) = std::env::current_exe() else {
+            return;
+        };
         let mut args = std::env::args_os();
         let arg0 = args.next().unwrap_or_default();
-        // Returns only if the exec failed (no /proc, say): then the server
-        // runs on with glibc's default, which costs memory, not correctness.
-        let _ = std::process::Command::new("/proc/self/exe")
+        // Returns only if the exec failed (the binary was replaced, say):
+        // then the server runs on with glibc's default, which costs memory,
+        // not correctness.
+        let _ = std::process::Command::new(binary)
             .arg0(arg0)
             .args(args)
             .env("GLIBC_TUNABLES", tunables)

@@ -21,10 +21,10 @@ use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use crate::article::{Article, ArticleChange};
+use crate::article::{Article, ArticleChange, Author};
 use crate::auth::User;
 use crate::idempotency::SavedResponse;
-use crate::listing::ArticleQuery;
+use crate::listing::{ArticleQuery, Sort, SortKey};
 use crate::webhooks::Outbox;
 
 /// How long a statement waits for a lock, and a request for a pooled
@@ -147,6 +147,59 @@ pub struct PendingDelivery {
     pub attempts: u32,
     /// The event's time, in milliseconds since the epoch.
     pub created_at: i64,
+}
+
+/// The ORDER BY of a listing over `articles a`: the sort column, then the
+/// id as tie breaker, both one way (each backend has an index per order,
+/// ending in id).
+fn order_by(sort: &Sort) -> String {
+    let column = match sort.key {
+        SortKey::Created => "a.created_at",
+        SortKey::Updated => "a.updated_at",
+        SortKey::Title => "a.title",
+    };
+    let direction = if sort.descending { "DESC" } else { "ASC" };
+    format!("{column} {direction}, a.id {direction}")
+}
+
+/// The title and content of a create's change, which handlers make
+/// complete.
+fn title_and_content(change: &ArticleChange) -> Result<(&String, &String), StoreError> {
+    match (&change.title, &change.content) {
+        (Some(title), Some(content)) => Ok((title, content)),
+        _ => Err(StoreError::Internal(
+            "create without title or content".into(),
+        )),
+    }
+}
+
+/// The article a create wrote, with the id the database gave it.
+fn created(id: i64, change: &ArticleChange, author: Option<&User>, now: i64) -> Article {
+    Article {
+        id,
+        title: change.title.clone().unwrap_or_default(),
+        content: change.content.clone().unwrap_or_default(),
+        tags: change.tags.clone().unwrap_or_default(),
+        author: author.map(|user| Author {
+            id: user.id,
+            username: user.username.clone(),
+        }),
+        created_at: now,
+        updated_at: now,
+    }
+}
+
+/// Applies an update's title and content to `article`, and moves its
+/// `updated_at` forward, even within one millisecond. Tags are written
+/// apart, by the caller.
+fn apply(article: &mut Article, title: Option<String>, content: Option<String>) {
+    if let Some(title) = title {
+        article.title = title;
+    }
+    if let Some(content) = content {
+        article.content = content;
+    }
+    article.updated_at = crate::time::now_millis().max(article.updated_at + 1);
 }
 
 /// A check made inside a write transaction: `Err(StoreError::Rejected)`

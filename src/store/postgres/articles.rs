@@ -7,8 +7,8 @@ use super::outbox::record_event;
 use super::{Db, PgStore};
 use crate::article::{Article, ArticleChange, Author};
 use crate::auth::User;
-use crate::listing::{ArticleQuery, SortKey};
-use crate::store::{Articles, Check, StoreError};
+use crate::listing::ArticleQuery;
+use crate::store::{apply, created, order_by, title_and_content, Articles, Check, StoreError};
 use crate::time::now_millis;
 use crate::webhooks::{EventType, Outbox};
 
@@ -123,13 +123,7 @@ impl Articles for PgStore {
                 return Ok(None);
             };
             let change = decide(&article)?;
-            if let Some(title) = change.title {
-                article.title = title;
-            }
-            if let Some(content) = change.content {
-                article.content = content;
-            }
-            article.updated_at = now_millis().max(article.updated_at + 1);
+            apply(&mut article, change.title, change.content);
             db.execute(
                 UPDATE_ARTICLE,
                 &[&id, &article.title, &article.content, &article.updated_at],
@@ -209,30 +203,15 @@ pub(super) fn insert_article<C: GenericClient>(
     author: Option<&User>,
     outbox: &Outbox,
 ) -> Result<(Article, bool), StoreError> {
-    let (Some(title), Some(content)) = (&change.title, &change.content) else {
-        return Err(StoreError::Internal(
-            "create without title or content".into(),
-        ));
-    };
-    let tags = change.tags.clone().unwrap_or_default();
+    let (title, content) = title_and_content(change)?;
+    let tags = change.tags.as_deref().unwrap_or_default();
     let now = now_millis();
     let author_id = author.map(|user| user.id);
     let id: i64 = db
         .query_one(INSERT_ARTICLE, &[title, content, &now, &author_id])?
         .get(0);
-    insert_tags(db, id, &tags)?;
-    let article = Article {
-        id,
-        title: title.clone(),
-        content: content.clone(),
-        tags,
-        author: author.map(|user| Author {
-            id: user.id,
-            username: user.username.clone(),
-        }),
-        created_at: now,
-        updated_at: now,
-    };
+    insert_tags(db, id, tags)?;
+    let article = created(id, change, author, now);
     let queued = record_event(db, outbox, EventType::Created, now, &article)?;
     Ok((article, queued))
 }
@@ -284,22 +263,14 @@ fn where_clause(filters: &[&str]) -> String {
 }
 
 fn list_sql(conditions: &str, filters: usize, query: &ArticleQuery) -> String {
-    let column = match query.sort.key {
-        SortKey::Created => "a.created_at",
-        SortKey::Updated => "a.updated_at",
-        SortKey::Title => "a.title",
-    };
-    let direction = if query.sort.descending { "DESC" } else { "ASC" };
     format!(
         concat!(
             "SELECT ",
             article_columns!(),
-            "{} ORDER BY {} {}, a.id {} LIMIT ${} OFFSET ${}"
+            "{} ORDER BY {} LIMIT ${} OFFSET ${}"
         ),
         conditions,
-        column,
-        direction,
-        direction,
+        order_by(&query.sort),
         filters + 1,
         filters + 2
     )

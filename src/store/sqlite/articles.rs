@@ -7,8 +7,8 @@ use super::outbox::{finish_write, record_event};
 use super::SqliteStore;
 use crate::article::{Article, ArticleChange, Author};
 use crate::auth::User;
-use crate::listing::{ArticleQuery, SortKey};
-use crate::store::{Articles, Check, StoreError};
+use crate::listing::ArticleQuery;
+use crate::store::{apply, created, order_by, title_and_content, Articles, Check, StoreError};
 use crate::time::now_millis;
 use crate::webhooks::{EventType, Outbox};
 
@@ -119,13 +119,7 @@ impl Articles for SqliteStore {
         };
         let change = decide(&article)?;
 
-        if let Some(title) = change.title {
-            article.title = title;
-        }
-        if let Some(content) = change.content {
-            article.content = content;
-        }
-        article.updated_at = now_millis().max(article.updated_at + 1);
+        apply(&mut article, change.title, change.content);
         tx.prepare_cached(UPDATE_ARTICLE)?.execute(params![
             id,
             article.title,
@@ -188,12 +182,8 @@ pub(super) fn insert_article(
     author: Option<&User>,
     outbox: &Outbox,
 ) -> Result<(Article, bool), StoreError> {
-    let (Some(title), Some(content)) = (&change.title, &change.content) else {
-        return Err(StoreError::Internal(
-            "create without title or content".into(),
-        ));
-    };
-    let tags = change.tags.clone().unwrap_or_default();
+    let (title, content) = title_and_content(change)?;
+    let tags = change.tags.as_deref().unwrap_or_default();
     let now = now_millis();
     conn.prepare_cached(INSERT_ARTICLE)?.execute(params![
         title,
@@ -202,19 +192,8 @@ pub(super) fn insert_article(
         author.map(|user| user.id)
     ])?;
     let id = conn.last_insert_rowid();
-    insert_tags(conn, id, &tags)?;
-    let article = Article {
-        id,
-        title: title.clone(),
-        content: content.clone(),
-        tags,
-        author: author.map(|user| Author {
-            id: user.id,
-            username: user.username.clone(),
-        }),
-        created_at: now,
-        updated_at: now,
-    };
+    insert_tags(conn, id, tags)?;
+    let article = created(id, change, author, now);
     let queued = record_event(conn, outbox, EventType::Created, now, &article)?;
     Ok((article, queued))
 }
@@ -270,22 +249,14 @@ fn count_sql(filters: &[&str]) -> String {
 }
 
 fn list_sql(filters: &[&str], query: &ArticleQuery) -> String {
-    let column = match query.sort.key {
-        SortKey::Created => "a.created_at",
-        SortKey::Updated => "a.updated_at",
-        SortKey::Title => "a.title",
-    };
-    let direction = if query.sort.descending { "DESC" } else { "ASC" };
     format!(
         concat!(
             "SELECT ",
             article_columns!(),
-            "{} ORDER BY {} {}, a.id {} LIMIT ? OFFSET ?"
+            "{} ORDER BY {} LIMIT ? OFFSET ?"
         ),
         where_clause(filters),
-        column,
-        direction,
-        direction
+        order_by(&query.sort),
     )
 }
 
