@@ -3,7 +3,7 @@
 use postgres::types::ToSql;
 use postgres::{GenericClient, Row};
 
-use super::outbox::record_event;
+use super::outbox::{announced, record_event};
 use super::{Db, PgStore};
 use crate::article::{Article, ArticleChange, Author};
 use crate::auth::User;
@@ -105,11 +105,8 @@ impl Articles for PgStore {
         author: Option<&User>,
         outbox: &Outbox,
     ) -> Result<Article, StoreError> {
-        let (article, queued) = self.write(|db| insert_article(db, change, author, outbox))?;
-        if queued {
-            outbox.notify();
-        }
-        Ok(article)
+        let written = self.write(|db| insert_article(db, change, author, outbox))?;
+        Ok(announced(outbox, written))
     }
 
     fn update_article(
@@ -137,12 +134,7 @@ impl Articles for PgStore {
                 record_event(db, outbox, EventType::Updated, article.updated_at, &article)?;
             Ok(Some((article, queued)))
         })?;
-        Ok(written.map(|(article, queued)| {
-            if queued {
-                outbox.notify();
-            }
-            article
-        }))
+        Ok(written.map(|written| announced(outbox, written)))
     }
 
     fn delete_article(
@@ -163,12 +155,7 @@ impl Articles for PgStore {
             let queued = record_event(db, outbox, EventType::Deleted, at, &article)?;
             Ok(Some((article, queued)))
         })?;
-        Ok(written.map(|(article, queued)| {
-            if queued {
-                outbox.notify();
-            }
-            article
-        }))
+        Ok(written.map(|written| announced(outbox, written)))
     }
 }
 

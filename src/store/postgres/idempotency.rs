@@ -3,6 +3,7 @@
 use postgres::{GenericClient, Row};
 
 use super::articles::insert_article;
+use super::outbox::announced;
 use super::{Db, PgStore};
 use crate::article::{Article, ArticleChange};
 use crate::auth::User;
@@ -47,7 +48,7 @@ impl IdempotencyKeys for PgStore {
     ) -> Result<Creation, StoreError> {
         let now = now_millis();
         let expired = now - KEY_LIFETIME_MILLIS;
-        let (creation, queued) = self.write(|db| {
+        let written = self.write(|db| {
             match find_key(db, request)? {
                 Some((created_at, saved)) if created_at > expired => {
                     return Ok((Creation::Earlier(saved), false));
@@ -64,10 +65,7 @@ impl IdempotencyKeys for PgStore {
             save_key(db, request, now, &response)?;
             Ok((Creation::Created(response), queued))
         })?;
-        if queued {
-            outbox.notify();
-        }
-        Ok(creation)
+        Ok(announced(outbox, written))
     }
 }
 

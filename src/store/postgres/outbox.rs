@@ -79,6 +79,15 @@ pub(super) fn record_event<C: GenericClient>(
     Ok(true)
 }
 
+/// After the commit of a write that returned `(value, queued)`: wakes the
+/// dispatcher if the write queued an event (only now, so that it finds it).
+pub(super) fn announced<T>(outbox: &Outbox, (value, queued): (T, bool)) -> T {
+    if queued {
+        outbox.notify();
+    }
+    value
+}
+
 impl Deliveries for PgStore {
     fn pending_webhook_urls(&self) -> Result<Vec<String>, StoreError> {
         self.read(|db| {
