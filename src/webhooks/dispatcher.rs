@@ -32,7 +32,7 @@ const ERROR_PAUSE: Duration = Duration::from_secs(1);
 /// made again when the lease ends.
 const LEASE_MILLIS: i64 = ATTEMPT_TIMEOUT.as_millis() as i64 + 5_000;
 /// Shortest wait for a delivery due now that this dispatcher did not get.
-const MIN_WAIT_MILLIS: i64 = 50;
+const MIN_WAIT_MILLIS: i64 = 10;
 
 /// The result of one attempt, posted back to the dispatcher.
 pub(super) struct Outcome {

@@ -281,8 +281,10 @@ mod tests {
         );
         assert_eq!(store.webhook_backlog().unwrap().0, 6);
         assert_eq!(store.pending_webhook_urls().unwrap().len(), 2);
-        let now = crate::time::now_millis();
-        let claimed = store.claim_deliveries(A, 10, now, now + 1000).unwrap();
+        // The update's event may be stamped a millisecond ahead of the clock
+        // (`updated_at` always moves forward): claim as of a second later.
+        let later = crate::time::now_millis() + 1000;
+        let claimed = store.claim_deliveries(A, 10, later, later + 1000).unwrap();
         assert_eq!(claimed.len(), 3);
         let first = &claimed[0];
         assert!(
