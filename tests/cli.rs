@@ -164,6 +164,23 @@ fn a_taken_port_is_a_clear_failure() {
     assert!(stderr(&output).contains("in use"), "{}", stderr(&output));
 }
 
+#[test]
+fn a_postgres_url_says_what_the_build_lacks_or_what_is_wrong() {
+    // Nothing listens on port 1: with the feature, a clear failure to
+    // connect; without it, how to get a build that has it.
+    let url = "postgres://nobody@127.0.0.1:1/none";
+    let expected = match cfg!(feature = "postgres") {
+        true => "database unavailable",
+        false => "--features postgres",
+    };
+    for args in [&["--db", url][..], &["migrate", "--db", url][..]] {
+        let output = run(args, &[]);
+        assert_eq!(output.status.code(), Some(1), "{args:?}");
+        let err = stderr(&output);
+        assert!(err.contains(expected), "{args:?}: {err}");
+    }
+}
+
 /// `schema version A -> B` from `articles migrate`.
 fn versions(output: &Output) -> (u32, u32) {
     let out = String::from_utf8_lossy(&output.stdout).into_owned();
