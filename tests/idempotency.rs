@@ -17,24 +17,6 @@ fn post(server: &TestServer, headers: &[(&str, &str)], body: &str) -> Resp {
     server.request("POST", "/articles", &all, Some(body.as_bytes()))
 }
 
-fn total(server: &TestServer) -> String {
-    let resp = server.get("/articles");
-    resp.header("X-Total-Count").unwrap().to_owned()
-}
-
-/// The headers a replay must repeat, and the body.
-fn saved_part(resp: &Resp) -> (u16, [Option<&str>; 3], &[u8]) {
-    (
-        resp.status,
-        [
-            resp.header("Location"),
-            resp.header("ETag"),
-            resp.header("Content-Type"),
-        ],
-        &resp.body,
-    )
-}
-
 const BODY: &str = r#"{"title": "Once", "content": "only once", "tags": ["b", "a"]}"#;
 
 #[test]
@@ -50,11 +32,11 @@ fn a_retry_gets_the_first_response_again_and_creates_nothing() {
     let same = r#"{ "tags":["b","a"],"content":"only once","title":"\u004fnce" }"#;
     for body in [BODY, same] {
         let again = post(&server, &key, body);
-        assert_eq!(saved_part(&again), saved_part(&first));
+        assert_eq!(again.saved_part(), first.saved_part());
         assert_eq!(again.header("Idempotency-Replayed"), Some("true"));
         assert_ne!(again.header("X-Request-Id"), first.header("X-Request-Id"));
     }
-    assert_eq!(total(&server), "1");
+    assert_eq!(server.total(), "1");
     // A replay is the first answer, even after the article has changed.
     let path = first.header("Location").unwrap();
     let patch = json!({"title": "changed"}).to_string();
@@ -65,7 +47,7 @@ fn a_retry_gets_the_first_response_again_and_creates_nothing() {
         Some(patch.as_bytes()),
     );
     assert_eq!(patched.status, 200);
-    assert_eq!(saved_part(&post(&server, &key, BODY)), saved_part(&first));
+    assert_eq!(post(&server, &key, BODY).saved_part(), first.saved_part());
 }
 
 #[test]
@@ -77,7 +59,7 @@ fn the_same_key_with_a_different_body_is_422() {
     let resp = post(&server, &key, other);
     assert_eq!(resp.invalid_fields(), ["Idempotency-Key"]);
     assert_eq!(resp.header("Idempotency-Replayed"), None);
-    assert_eq!(total(&server), "1");
+    assert_eq!(server.total(), "1");
 }
 
 #[test]
@@ -88,7 +70,7 @@ fn invalid_keys_are_400_and_create_nothing() {
         let resp = post(&server, &[("Idempotency-Key", key)], BODY);
         resp.problem(400);
     }
-    assert_eq!(total(&server), "0");
+    assert_eq!(server.total(), "0");
     let longest = "k".repeat(255);
     let visible = "!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~";
     for key in [longest.as_str(), visible] {
@@ -115,11 +97,11 @@ fn keys_are_scoped_per_user() {
     }
     assert_eq!(by_alice.json()["author"]["username"], "alice");
     assert_eq!(by_bob.json()["author"]["username"], "bob");
-    assert_eq!(total(&server), "3");
+    assert_eq!(server.total(), "3");
     let again = post(&server, &[key, ("Authorization", &alice)], BODY);
-    assert_eq!(saved_part(&again), saved_part(&by_alice));
+    assert_eq!(again.saved_part(), by_alice.saved_part());
     let again = post(&server, &[key], BODY);
-    assert_eq!(saved_part(&again), saved_part(&anonymous));
+    assert_eq!(again.saved_part(), anonymous.saved_part());
 }
 
 #[test]
@@ -130,9 +112,9 @@ fn a_key_survives_a_restart() {
     assert_eq!(first.status, 201);
     let server = server.kill_and_restart();
     let again = post(&server, &key, BODY);
-    assert_eq!(saved_part(&again), saved_part(&first));
+    assert_eq!(again.saved_part(), first.saved_part());
     assert_eq!(again.header("Idempotency-Replayed"), Some("true"));
-    assert_eq!(total(&server), "1");
+    assert_eq!(server.total(), "1");
 }
 
 #[test]
@@ -148,7 +130,7 @@ fn a_failed_request_may_be_retried_with_the_same_key() {
         post(&server, &key, BODY).header("Idempotency-Replayed"),
         Some("true")
     );
-    assert_eq!(total(&server), "1");
+    assert_eq!(server.total(), "1");
 }
 
 /// Another connection holding the database's write lock, so that the
@@ -228,7 +210,7 @@ fn a_retry_while_the_first_is_in_flight_is_409() {
         post(&server, &[("Idempotency-Key", "slow")], BODY).header("Idempotency-Replayed"),
         Some("true")
     );
-    assert_eq!(total(&server), "1");
+    assert_eq!(server.total(), "1");
 }
 
 #[test]
@@ -259,10 +241,10 @@ fn twenty_concurrent_posts_with_one_key_create_one_article() {
     for resp in &answers {
         match (resp.status, resp.header("Idempotency-Replayed")) {
             (409, None) => assert_eq!(resp.problem(409)["status"], 409),
-            (201, Some("true")) => assert_eq!(saved_part(resp), saved_part(created[0])),
+            (201, Some("true")) => assert_eq!(resp.saved_part(), created[0].saved_part()),
             (201, None) => {}
             other => panic!("unexpected {other:?}: {}", resp.text()),
         }
     }
-    assert_eq!(total(&server), "1");
+    assert_eq!(server.total(), "1");
 }

@@ -27,25 +27,6 @@ fn pair(args: &[&str]) -> (TestServer, TestServer) {
     (first, second)
 }
 
-fn total(server: &TestServer) -> String {
-    let resp = server.get("/articles");
-    assert_eq!(resp.status, 200, "{}", resp.text());
-    resp.header("X-Total-Count").unwrap().to_owned()
-}
-
-/// The headers a replay must repeat, and the body.
-fn saved_part(resp: &Resp) -> (u16, [Option<&str>; 3], &[u8]) {
-    (
-        resp.status,
-        [
-            resp.header("Location"),
-            resp.header("ETag"),
-            resp.header("Content-Type"),
-        ],
-        &resp.body,
-    )
-}
-
 #[test]
 fn concurrent_writes_through_both_servers_are_visible_through_both() {
     if postgres_only(WHY) {
@@ -100,8 +81,8 @@ fn concurrent_writes_through_both_servers_are_visible_through_both() {
             assert_eq!(&resp.json(), article, "{path} on the {name} server");
         }
     }
-    assert_eq!(total(&a), expected.to_string());
-    assert_eq!(total(&b), expected.to_string());
+    assert_eq!(a.total(), expected.to_string());
+    assert_eq!(b.total(), expected.to_string());
     for server in [&a, &b] {
         let tagged = server.get("/articles?tag=server1&per_page=1");
         assert_eq!(
@@ -199,7 +180,7 @@ fn one_idempotency_key_through_both_servers_creates_one_article() {
         for resp in &answers {
             match (resp.status, resp.header("Idempotency-Replayed")) {
                 (201, None) => {}
-                (201, Some("true")) => assert_eq!(saved_part(resp), saved_part(first)),
+                (201, Some("true")) => assert_eq!(resp.saved_part(), first.saved_part()),
                 (409, None) => {
                     resp.problem(409);
                     assert_eq!(resp.header("Retry-After"), Some("1"));
@@ -219,11 +200,11 @@ fn one_idempotency_key_through_both_servers_creates_one_article() {
                 Some(BODY.as_bytes()),
             );
             assert_eq!(again.header("Idempotency-Replayed"), Some("true"));
-            assert_eq!(saved_part(&again), saved_part(first));
+            assert_eq!(again.saved_part(), first.saved_part());
         }
     }
-    assert_eq!(total(&a), ROUNDS.to_string());
-    assert_eq!(total(&b), ROUNDS.to_string());
+    assert_eq!(a.total(), ROUNDS.to_string());
+    assert_eq!(b.total(), ROUNDS.to_string());
 }
 
 /// Runs an admin command on `db`; returns (exit code, stdout, stderr).

@@ -375,6 +375,13 @@ impl TestServer {
         std::fs::read_to_string(self.dir.path().join("stderr.log")).unwrap_or_default()
     }
 
+    /// `X-Total-Count` of the unfiltered listing.
+    pub fn total(&self) -> String {
+        let resp = self.get("/articles");
+        assert_eq!(resp.status, 200, "{}", resp.text());
+        resp.header("X-Total-Count").unwrap().to_owned()
+    }
+
     /// A new keep-alive connection.
     pub fn connect(&self) -> Conn {
         Conn::open(self.addr)
@@ -591,6 +598,20 @@ pub struct Resp {
 }
 
 impl Resp {
+    /// What a replayed response must repeat: the status, `Location`, `ETag`
+    /// and `Content-Type`, and the body.
+    pub fn saved_part(&self) -> (u16, [Option<&str>; 3], &[u8]) {
+        (
+            self.status,
+            [
+                self.header("Location"),
+                self.header("ETag"),
+                self.header("Content-Type"),
+            ],
+            &self.body,
+        )
+    }
+
     /// The first value of a header, any case.
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
