@@ -119,14 +119,9 @@ fn the_server_recovers_after_running_out_of_threads() {
     // Hold connections open until threads run out.
     let (mut held, mut dropped) = (Vec::new(), 0);
     for _ in 0..80 {
-        let mut conn = server.connect();
-        conn.stream()
-            .set_read_timeout(Some(Duration::from_millis(500)))
-            .unwrap();
-        conn.stream().write_all(GET_HEALTHZ).unwrap();
-        match conn.try_read_response(false) {
-            Ok(resp) if resp.status == 200 => held.push(conn),
-            _ => dropped += 1,
+        match healthy_connection(&server, Duration::from_millis(500)) {
+            Some(conn) => held.push(conn),
+            None => dropped += 1,
         }
     }
     assert!(dropped > 0, "the limit of threads was never reached");
@@ -186,14 +181,9 @@ fn exhaust_descriptors_then_recover(limit: u32) {
     // EMFILE and they stay in the backlog).
     let (mut held, mut unanswered) = (Vec::new(), 0);
     while unanswered < 3 && held.len() < 40 {
-        let mut conn = server.connect();
-        conn.stream()
-            .set_read_timeout(Some(Duration::from_millis(300)))
-            .unwrap();
-        conn.stream().write_all(GET_HEALTHZ).unwrap();
-        match conn.try_read_response(false) {
-            Ok(resp) if resp.status == 200 => held.push(conn),
-            _ => unanswered += 1,
+        match healthy_connection(&server, Duration::from_millis(300)) {
+            Some(conn) => held.push(conn),
+            None => unanswered += 1,
         }
     }
     assert!(
@@ -229,6 +219,18 @@ fn exhaust_descriptors_then_recover(limit: u32) {
          {unanswered} waited; served again {:?} after they left",
         started.elapsed()
     );
+}
+
+/// A new connection that answered `GET /healthz` with 200 within `wait`, or
+/// none.
+fn healthy_connection(server: &TestServer, wait: Duration) -> Option<Conn> {
+    let mut conn = server.connect();
+    conn.stream().set_read_timeout(Some(wait)).unwrap();
+    conn.stream().write_all(GET_HEALTHZ).unwrap();
+    match conn.try_read_response(false) {
+        Ok(resp) if resp.status == 200 => Some(conn),
+        _ => None,
+    }
 }
 
 /// Opens `count` connections and starts a request head on each, then sends
