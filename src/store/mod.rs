@@ -162,30 +162,42 @@ fn order_by(sort: &Sort) -> String {
     format!("{column} {direction}, a.id {direction}")
 }
 
-/// The title and content of a create's change, which handlers make
-/// complete.
-fn title_and_content(change: &ArticleChange) -> Result<(&String, &String), StoreError> {
-    match (&change.title, &change.content) {
-        (Some(title), Some(content)) => Ok((title, content)),
-        _ => Err(StoreError::Internal(
-            "create without title or content".into(),
-        )),
-    }
+/// What a create writes: the fields of a complete change (handlers make
+/// it complete), checked once.
+struct NewArticle<'a> {
+    title: &'a String,
+    content: &'a String,
+    tags: &'a [String],
 }
 
-/// The article a create wrote, with the id the database gave it.
-fn created(id: i64, change: &ArticleChange, author: Option<&User>, now: i64) -> Article {
-    Article {
-        id,
-        title: change.title.clone().unwrap_or_default(),
-        content: change.content.clone().unwrap_or_default(),
-        tags: change.tags.clone().unwrap_or_default(),
-        author: author.map(|user| Author {
-            id: user.id,
-            username: user.username.clone(),
-        }),
-        created_at: now,
-        updated_at: now,
+impl<'a> NewArticle<'a> {
+    fn of(change: &'a ArticleChange) -> Result<NewArticle<'a>, StoreError> {
+        match (&change.title, &change.content) {
+            (Some(title), Some(content)) => Ok(NewArticle {
+                title,
+                content,
+                tags: change.tags.as_deref().unwrap_or_default(),
+            }),
+            _ => Err(StoreError::Internal(
+                "create without title or content".into(),
+            )),
+        }
+    }
+
+    /// The article as written, with the id the database gave it.
+    fn stored(&self, id: i64, author: Option<&User>, now: i64) -> Article {
+        Article {
+            id,
+            title: self.title.clone(),
+            content: self.content.clone(),
+            tags: self.tags.to_vec(),
+            author: author.map(|user| Author {
+                id: user.id,
+                username: user.username.clone(),
+            }),
+            created_at: now,
+            updated_at: now,
+        }
     }
 }
 
@@ -366,7 +378,7 @@ pub struct Store {
 }
 
 /// Whether `location` names a PostgreSQL database rather than a SQLite file.
-pub fn is_postgres(location: &str) -> bool {
+fn is_postgres(location: &str) -> bool {
     location.starts_with("postgres://") || location.starts_with("postgresql://")
 }
 

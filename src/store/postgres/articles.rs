@@ -8,7 +8,7 @@ use super::{Db, PgStore};
 use crate::article::{Article, ArticleChange, Author};
 use crate::auth::User;
 use crate::listing::ArticleQuery;
-use crate::store::{apply, created, order_by, title_and_content, Articles, Check, StoreError};
+use crate::store::{apply, order_by, Articles, Check, NewArticle, StoreError};
 use crate::time::now_millis;
 use crate::webhooks::{EventType, Outbox};
 
@@ -190,15 +190,14 @@ pub(super) fn insert_article<C: GenericClient>(
     author: Option<&User>,
     outbox: &Outbox,
 ) -> Result<(Article, bool), StoreError> {
-    let (title, content) = title_and_content(change)?;
-    let tags = change.tags.as_deref().unwrap_or_default();
+    let new = NewArticle::of(change)?;
     let now = now_millis();
     let author_id = author.map(|user| user.id);
     let id: i64 = db
-        .query_one(INSERT_ARTICLE, &[title, content, &now, &author_id])?
+        .query_one(INSERT_ARTICLE, &[new.title, new.content, &now, &author_id])?
         .get(0);
-    insert_tags(db, id, tags)?;
-    let article = created(id, change, author, now);
+    insert_tags(db, id, new.tags)?;
+    let article = new.stored(id, author, now);
     let queued = record_event(db, outbox, EventType::Created, now, &article)?;
     Ok((article, queued))
 }

@@ -35,6 +35,10 @@ pub fn migrate(client: &mut Client) -> Result<(u32, u32), StoreError> {
             .map_or(0, |row| row.get::<_, i32>(0).max(0) as u32);
         check_not_newer(current)?;
         before.get_or_insert(current);
+        if current >= LATEST_VERSION {
+            // Up to date (the usual start): nothing more to check.
+            break;
+        }
         if version <= current {
             continue;
         }

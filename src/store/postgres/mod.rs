@@ -73,14 +73,7 @@ impl PgStore {
         &self,
         work: impl FnOnce(&mut Db<'_, postgres::Transaction<'_>>) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        let mut conn = self.conn()?;
-        let PgConn { client, statements } = &mut *conn;
-        let mut tx = client.transaction()?;
-        let result = work(&mut Db {
-            client: &mut tx,
-            statements,
-        })?;
-        tx.commit()?;
+        let result = self.transaction(false, work)?;
         self.writes.fetch_add(1, Ordering::Relaxed);
         Ok(result)
     }
@@ -90,13 +83,26 @@ impl PgStore {
         &self,
         work: impl FnOnce(&mut Db<'_, postgres::Transaction<'_>>) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
+        self.transaction(true, work)
+    }
+
+    /// Runs `work` in a transaction, read-write or a read-only snapshot,
+    /// and commits it; an error from `work` rolls it back.
+    fn transaction<T>(
+        &self,
+        snapshot: bool,
+        work: impl FnOnce(&mut Db<'_, postgres::Transaction<'_>>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
         let mut conn = self.conn()?;
         let PgConn { client, statements } = &mut *conn;
-        let mut tx = client
-            .build_transaction()
-            .isolation_level(postgres::IsolationLevel::RepeatableRead)
-            .read_only(true)
-            .start()?;
+        let mut tx = match snapshot {
+            true => client
+                .build_transaction()
+                .isolation_level(postgres::IsolationLevel::RepeatableRead)
+                .read_only(true)
+                .start()?,
+            false => client.transaction()?,
+        };
         let result = work(&mut Db {
             client: &mut tx,
             statements,

@@ -8,7 +8,7 @@ use super::SqliteStore;
 use crate::article::{Article, ArticleChange, Author};
 use crate::auth::User;
 use crate::listing::ArticleQuery;
-use crate::store::{apply, created, order_by, title_and_content, Articles, Check, StoreError};
+use crate::store::{apply, order_by, Articles, Check, NewArticle, StoreError};
 use crate::time::now_millis;
 use crate::webhooks::{EventType, Outbox};
 
@@ -182,18 +182,17 @@ pub(super) fn insert_article(
     author: Option<&User>,
     outbox: &Outbox,
 ) -> Result<(Article, bool), StoreError> {
-    let (title, content) = title_and_content(change)?;
-    let tags = change.tags.as_deref().unwrap_or_default();
+    let new = NewArticle::of(change)?;
     let now = now_millis();
     conn.prepare_cached(INSERT_ARTICLE)?.execute(params![
-        title,
-        content,
+        new.title,
+        new.content,
         now,
         author.map(|user| user.id)
     ])?;
     let id = conn.last_insert_rowid();
-    insert_tags(conn, id, tags)?;
-    let article = created(id, change, author, now);
+    insert_tags(conn, id, new.tags)?;
+    let article = new.stored(id, author, now);
     let queued = record_event(conn, outbox, EventType::Created, now, &article)?;
     Ok((article, queued))
 }
