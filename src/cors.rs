@@ -69,12 +69,17 @@ pub fn decorate(policy: &CorsPolicy, origin: Option<&str>, preflight: bool, repl
     let Some(allowed) = origin.and_then(|origin| policy.allow_origin(origin)) else {
         return reply;
     };
-    let allow_methods = reply.header_value("Allow").map(str::to_owned);
+    // Only a preflight's 204 needs the methods (copied before the reply
+    // moves on).
+    let allow_methods = match preflight && reply.status == 204 {
+        true => reply.header_value("Allow").map(str::to_owned),
+        false => None,
+    };
     let reply = reply
         .header("Access-Control-Allow-Origin", allowed)
         .header("Access-Control-Expose-Headers", EXPOSE_HEADERS);
     match allow_methods {
-        Some(methods) if preflight && reply.status == 204 => reply
+        Some(methods) => reply
             .header("Access-Control-Allow-Methods", methods)
             .header("Access-Control-Allow-Headers", ALLOW_HEADERS)
             .header("Access-Control-Max-Age", MAX_AGE_SECONDS.to_string()),

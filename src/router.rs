@@ -47,22 +47,23 @@ impl Route {
     /// The route of a path. An article id that is not a positive decimal
     /// integer of at most 63 bits is a 404, like any unknown path.
     pub fn resolve(path: &str) -> Result<Route, ApiError> {
-        let segments: Vec<&str> = match path.strip_prefix('/') {
-            Some(rest) => rest.split('/').collect(),
-            None => return Err(no_route()),
+        let Some(rest) = path.strip_prefix('/') else {
+            return Err(no_route());
         };
-        match segments.as_slice() {
-            ["articles"] => Ok(Route::Articles),
-            ["me"] => Ok(Route::Me),
-            ["healthz"] => Ok(Route::Healthz),
-            ["readyz"] => Ok(Route::Readyz),
-            ["metrics"] => Ok(Route::Metrics),
-            ["openapi.json"] => Ok(Route::OpenApi),
-            ["articles", id] => parse_id(id)
+        // At most two segments matter; a third means no route.
+        let mut segments = rest.split('/');
+        match (segments.next(), segments.next(), segments.next()) {
+            (Some("articles"), None, _) => Ok(Route::Articles),
+            (Some("me"), None, _) => Ok(Route::Me),
+            (Some("healthz"), None, _) => Ok(Route::Healthz),
+            (Some("readyz"), None, _) => Ok(Route::Readyz),
+            (Some("metrics"), None, _) => Ok(Route::Metrics),
+            (Some("openapi.json"), None, _) => Ok(Route::OpenApi),
+            (Some("articles"), Some(id), None) => parse_id(id)
                 .map(Route::Article)
                 .ok_or(ApiError::NotFound(articles::NOT_FOUND)),
             #[cfg(debug_assertions)]
-            ["__panic"] => Ok(Route::Panic),
+            (Some("__panic"), None, _) => Ok(Route::Panic),
             _ => Err(no_route()),
         }
     }

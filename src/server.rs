@@ -3,6 +3,7 @@
 //! wraps every request (request id, panic catching, access log).
 
 use std::cell::RefCell;
+use std::fmt::{self, Write as _};
 use std::io::{self, Cursor, Write};
 use std::mem::ManuallyDrop;
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -64,9 +65,7 @@ impl ShutdownHandle {
         self.stop.store(true, Ordering::Release);
         // Wakes the accept loop at once: on Linux, shutting down a listening
         // socket makes a blocked accept fail, and refuses new connections.
-        let socket =
-            ManuallyDrop::new(unsafe { TcpStream::from_raw_fd(self.listener.as_raw_fd()) });
-        let _ = socket.shutdown(std::net::Shutdown::Both);
+        let _ = as_stream(&self.listener).shutdown(std::net::Shutdown::Both);
     }
 }
 
@@ -189,12 +188,21 @@ impl Server {
 /// - `SO_SNDTIMEO`: a client that stops reading cannot hold a thread.
 fn configure_listener(listener: &TcpListener, idle: Duration) -> io::Result<()> {
     // std offers these options only on TcpStream; they are plain setsockopt
-    // calls on the descriptor. ManuallyDrop: the listener keeps ownership.
-    let socket = ManuallyDrop::new(unsafe { TcpStream::from_raw_fd(listener.as_raw_fd()) });
+    // calls on the descriptor.
+    let socket = as_stream(listener);
     socket.set_nodelay(true)?;
     socket.set_read_timeout(Some(idle))?;
     socket.set_write_timeout(Some(idle))?;
     Ok(())
+}
+
+/// The listening socket seen as a `TcpStream`, for the socket calls std
+/// offers only there (options, `shutdown`). The listener keeps ownership:
+/// the view is never dropped.
+fn as_stream(listener: &TcpListener) -> ManuallyDrop<TcpStream> {
+    // SAFETY: the descriptor is open for as long as `listener`, and
+    // ManuallyDrop keeps the view from closing it.
+    ManuallyDrop::new(unsafe { TcpStream::from_raw_fd(listener.as_raw_fd()) })
 }
 
 /// What an accept error means for the loop.
@@ -325,7 +333,7 @@ fn handle(app: &App, mut request: Request) -> Reuse {
     let (method, path, request_id) = (
         req.method.clone(),
         std::mem::take(&mut req.path),
-        req.request_id.clone(),
+        std::mem::take(&mut req.request_id),
     );
     drop(req);
 
@@ -369,8 +377,8 @@ fn log_access(
     log::info!(
         target: "access",
         "{} {} {status} {bytes} {:.3}ms {request_id}",
-        loggable(method.as_str()),
-        loggable(path),
+        Loggable(method.as_str()),
+        Loggable(path),
         started.elapsed().as_secs_f64() * 1000.0,
     );
 }
@@ -459,15 +467,16 @@ fn write_response(request: Request, reply: Reply) -> io::Result<()> {
     let bodyless = matches!(reply.status, 204 | 304);
     let send_body = !bodyless && *request.method() != Method::Head;
     let mut out = Vec::with_capacity(256 + if send_body { reply.body.len() } else { 0 });
-    out.extend_from_slice(b"HTTP/1.1 ");
-    out.extend_from_slice(reply.status.to_string().as_bytes());
-    out.push(b' ');
-    out.extend_from_slice(reason_phrase(reply.status).as_bytes());
-    out.extend_from_slice(b"\r\nDate: ");
+    // Writing to a Vec cannot fail.
+    let _ = write!(
+        out,
+        "HTTP/1.1 {} {}\r\nDate: ",
+        reply.status,
+        reason_phrase(reply.status)
+    );
     with_http_date(|date| out.extend_from_slice(date));
     if !bodyless {
-        out.extend_from_slice(b"\r\nContent-Length: ");
-        out.extend_from_slice(reply.body.len().to_string().as_bytes());
+        let _ = write!(out, "\r\nContent-Length: {}", reply.body.len());
     }
     for (name, value) in &reply.headers {
         if value.bytes().all(|b| b == b' ' || b.is_ascii_graphic()) {
@@ -531,12 +540,16 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
 
 /// A method or path made safe for one log line: printable ASCII only,
 /// bounded. tiny_http accepts any ASCII method, control characters
-/// included, and any length.
-fn loggable(text: &str) -> String {
-    text.chars()
-        .take(MAX_LOGGED)
-        .map(|c| if c.is_ascii_graphic() { c } else { '?' })
-        .collect()
+/// included, and any length. Written straight into the line, no copy.
+struct Loggable<'a>(&'a str);
+
+impl fmt::Display for Loggable<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for c in self.0.chars().take(MAX_LOGGED) {
+            f.write_char(if c.is_ascii_graphic() { c } else { '?' })?;
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -566,8 +579,8 @@ mod tests {
 
     #[test]
     fn log_paths_are_printable_and_bounded() {
-        assert_eq!(loggable("/a\x1b[31m\r\n"), "/a?[31m??");
-        assert_eq!(loggable(&"x".repeat(1000)).len(), MAX_LOGGED);
+        assert_eq!(Loggable("/a\x1b[31m\r\n").to_string(), "/a?[31m??");
+        assert_eq!(Loggable(&"x".repeat(1000)).to_string().len(), MAX_LOGGED);
     }
 
     #[test]

@@ -56,9 +56,7 @@ pub fn show(app: &App, req: &mut Req<'_>, id: i64) -> Result<Reply, ApiError> {
         .ok_or(ApiError::NotFound(NOT_FOUND))?;
     let tag = etag(&article);
     match preconditions(req).evaluate(&tag, true) {
-        Verdict::Proceed => {
-            Ok(Reply::json_sized(200, &article, article.json_size_hint()).header("ETag", tag))
-        }
+        Verdict::Proceed => Ok(article_reply(200, &article, tag)),
         Verdict::NotModified => Ok(Reply::empty(304).header("ETag", tag)),
         Verdict::Failed(detail) => Err(ApiError::PreconditionFailed(detail)),
     }
@@ -107,8 +105,7 @@ fn update(app: &App, req: &mut Req<'_>, id: i64, kind: WriteKind) -> Result<Repl
             change
         })?
         .ok_or(ApiError::NotFound(NOT_FOUND))?;
-    let tag = etag(&article);
-    Ok(Reply::json_sized(200, &article, article.json_size_hint()).header("ETag", tag))
+    Ok(article_reply(200, &article, etag(&article)))
 }
 
 /// `POST /articles` with an `Idempotency-Key`: 409 while a request with the
@@ -152,9 +149,13 @@ fn create_once(
 
 /// The 201 answer to a creation.
 fn created(article: &Article) -> Reply {
-    Reply::json_sized(201, article, article.json_size_hint())
+    article_reply(201, article, etag(article))
         .header("Location", format!("/articles/{}", article.id))
-        .header("ETag", etag(article))
+}
+
+/// An article as the body, with its `ETag`.
+fn article_reply(status: u16, article: &Article, tag: String) -> Reply {
+    Reply::json_sized(status, article, article.json_size_hint()).header("ETag", tag)
 }
 
 /// The request's `Idempotency-Key`, if it has one: 400 unless it is 1 to
