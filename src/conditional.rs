@@ -148,10 +148,10 @@ impl<'a> Preconditions<'a> {
             _ => {}
         }
         match &self.if_none_match {
-            Some(list) if list.matches_weak(current) && read => Verdict::NotModified,
-            Some(list) if list.matches_weak(current) => {
-                Verdict::Failed("If-None-Match matches the article's current ETag")
-            }
+            Some(list) if list.matches_weak(current) => match read {
+                true => Verdict::NotModified,
+                false => Verdict::Failed("If-None-Match matches the article's current ETag"),
+            },
             _ => Verdict::Proceed,
         }
     }

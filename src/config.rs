@@ -126,11 +126,12 @@ pub enum Command {
 pub struct Config {
     /// Address to bind.
     pub addr: SocketAddr,
-    /// SQLite path or `:memory:`.
+    /// SQLite path, `:memory:`, or a `postgres://` URL.
     pub db: String,
     /// Worker threads.
     pub workers: usize,
-    /// Reading connections in the pool.
+    /// Reading connections in the pool (PostgreSQL: the whole pool, less
+    /// the one added for writes).
     pub pool_size: u32,
     /// Whether writes need a token.
     pub auth: AuthMode,

@@ -12,7 +12,7 @@ use serde::Serialize;
 use crate::response::{reason_phrase, Reply, PROBLEM_JSON};
 use crate::store::StoreError;
 
-/// Seconds a client is asked to wait after a 503 or 409.
+/// Seconds a client is asked to wait after a 503, 507 or 409.
 pub const RETRY_AFTER_SECONDS: u32 = 1;
 
 /// One validation problem: which field or query parameter, and what is wrong.
@@ -37,7 +37,9 @@ impl FieldError {
 /// Everything a request can fail with, by status.
 #[derive(Debug)]
 pub enum ApiError {
-    /// 400: the body is not UTF-8, not JSON, or not a JSON object.
+    /// 400: a malformed request: a body that is not UTF-8, JSON or a JSON
+    /// object, or cannot be read; a bad `Host`, `Content-Length` or
+    /// `Idempotency-Key`.
     BadRequest(String),
     /// 401: a token is missing where one is needed (`invalid: false`), or is
     /// malformed, unknown or revoked (`invalid: true`).
@@ -68,7 +70,8 @@ pub enum ApiError {
     UnsupportedMediaType,
     /// 422: one entry per invalid field or parameter.
     Validation(Vec<FieldError>),
-    /// 503: the database is busy or unreachable; detail for the client.
+    /// 503: the database is busy or unreachable, or the server is shutting
+    /// down; detail for the client.
     Unavailable(&'static str),
     /// 507: the disk is full.
     InsufficientStorage,

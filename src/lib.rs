@@ -1,4 +1,5 @@
-//! `articles`: an article REST API over SQLite, in one small binary.
+//! `articles`: an article REST API over SQLite (or PostgreSQL, for several
+//! replicas), in one small binary.
 //!
 //! # Threads and the path of a request
 //!
@@ -32,7 +33,7 @@
 //!
 //! Every create, update and delete writes its webhook event (one row per
 //! configured URL) in the same write transaction as the change
-//! (`store::outbox`), then
+//! (`store/sqlite/outbox.rs`, `store/postgres/outbox.rs`), then
 //! wakes the `webhooks` dispatcher thread, which sends each delivery from
 //! a short-lived attempt thread of its own and records the outcome. No
 //! request worker ever waits on a receiver. See `webhooks` for the diagram.

@@ -147,7 +147,7 @@ impl Metrics {
     }
 
     /// Requests being served now.
-    pub fn in_flight(&self) -> i64 {
+    fn in_flight(&self) -> i64 {
         self.in_flight.load(Ordering::Relaxed)
     }
 

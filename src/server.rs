@@ -1,4 +1,4 @@
-//! The HTTP server: our accept loop feeding tiny_http's connection threads,
+//! The HTTP server: our accept loop feeding our connection threads,
 //! one request queue, a fixed pool of workers, and the one function that
 //! wraps every request (request id, panic catching, access log).
 

@@ -132,7 +132,7 @@ fn create_once(
         user,
         &app.outbox,
         || parse_change(body, WriteKind::Create),
-        |article| SavedResponse::of(&created(article)),
+        |article| SavedResponse::of(created(article)),
     )?;
     match creation {
         Creation::Created(response) => Ok(response.into_reply()),

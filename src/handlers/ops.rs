@@ -27,8 +27,8 @@ pub fn healthz(_app: &App, _req: &mut Req<'_>) -> Result<Reply, ApiError> {
     Ok(Reply::json(200, &json!({"status": "ok"})))
 }
 
-/// `GET /readyz`: the database answers within `READY_TIMEOUT` and no
-/// shutdown is under way.
+/// `GET /readyz`: the database answers within `READY_TIMEOUT` (for SQLite,
+/// from the files it was opened on) and no shutdown is under way.
 pub fn readyz(app: &App, _req: &mut Req<'_>) -> Result<Reply, ApiError> {
     if app.shutting_down() {
         return Err(ApiError::Unavailable("The server is shutting down"));

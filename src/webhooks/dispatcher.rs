@@ -1,4 +1,5 @@
-//! The delivery dispatcher: one thread that finds due deliveries, starts an
+//! The delivery dispatcher: one thread that claims due deliveries (a lease
+//! that keeps other dispatchers on the same database away), starts an
 //! attempt thread for each (at most `MAX_IN_FLIGHT_PER_URL` per URL, so one
 //! dead receiver cannot starve another), and records every outcome.
 
@@ -31,7 +32,8 @@ const ERROR_PAUSE: Duration = Duration::from_secs(1);
 /// an attempt can take. An attempt that outlives its process (a crash) is
 /// made again when the lease ends.
 const LEASE_MILLIS: i64 = ATTEMPT_TIMEOUT.as_millis() as i64 + 5_000;
-/// Shortest wait for a delivery due now that this dispatcher did not get.
+/// Shortest wait for a delivery due now that this dispatcher did not get
+/// (see `wait_until`).
 const MIN_WAIT_MILLIS: i64 = 10;
 
 /// The result of one attempt, posted back to the dispatcher.
@@ -47,8 +49,9 @@ struct Lane {
     in_flight: HashSet<i64>,
     /// It answered 410: nothing more is sent to it until restart.
     gone: bool,
-    /// After a failed outcome write the delivery is still due; without a
-    /// pause it would be sent again at once, as fast as the receiver answers.
+    /// After a failed outcome write: a pause, so that a failing database is
+    /// not hammered (the delivery itself stays claimed until its lease
+    /// ends, then is sent again).
     paused_until: Option<Instant>,
 }
 
@@ -100,8 +103,9 @@ impl Deliveries {
     }
 
     /// Stops the dispatcher, waiting until `deadline` at most for the short
-    /// database write it may be in; never for an attempt in flight, which
-    /// stays pending and is retried after the restart.
+    /// database writes it may be in and for handing back the claims of
+    /// attempts in flight (due again at once: after the restart, or at
+    /// another replica); never for an attempt itself.
     pub fn stop(self, deadline: Instant) {
         self.signal.post(|inbox| inbox.stop = true);
         while !self.thread.is_finished() && Instant::now() < deadline {
@@ -163,6 +167,13 @@ fn launch_due(app: &App, index: usize, lane: &mut Lane) -> Option<Duration> {
     {
         return Some(left);
     }
+    // A read first: a claim is a write transaction, which with nothing due
+    // would only compete with the API's writes (for SQLite's one writer).
+    match next_due(app, lane) {
+        Ok(Some(at)) if at <= now_millis() => {}
+        Ok(due) => return due.map(wait_until),
+        Err(pause) => return Some(pause),
+    }
     let url = lane.url.as_str();
     let now = now_millis();
     let claimed = match app
@@ -204,18 +215,28 @@ fn launch_due(app: &App, index: usize, lane: &mut Lane) -> Option<Duration> {
     if lane.in_flight.len() >= MAX_IN_FLIGHT_PER_URL {
         return None;
     }
-    match app.store.next_delivery_due(url) {
-        // Not sooner than MIN_WAIT: a delivery due now but not claimed is
-        // being claimed by another replica at this moment.
-        Ok(Some(at)) => Some(Duration::from_millis(
-            (at - now_millis()).max(MIN_WAIT_MILLIS) as u64,
-        )),
-        Ok(None) => None,
-        Err(err) => {
-            log::error!("webhooks: reading deliveries to {} failed: {err}", lane.url);
-            Some(ERROR_PAUSE)
-        }
+    match next_due(app, lane) {
+        Ok(due) => due.map(wait_until),
+        Err(pause) => Some(pause),
     }
+}
+
+/// When the lane's soonest pending delivery is due (`None`: nothing is
+/// pending), or, after a failed read, the pause before the next try.
+fn next_due(app: &App, lane: &Lane) -> Result<Option<i64>, Duration> {
+    app.store
+        .next_delivery_due(lane.url.as_str())
+        .map_err(|err| {
+            log::error!("webhooks: reading deliveries to {} failed: {err}", lane.url);
+            ERROR_PAUSE
+        })
+}
+
+/// How long to wait for a delivery due at `at`: never less than
+/// `MIN_WAIT_MILLIS`, since one due now that this dispatcher did not claim
+/// is being claimed by another replica at this moment.
+fn wait_until(at: i64) -> Duration {
+    Duration::from_millis((at - now_millis()).max(MIN_WAIT_MILLIS) as u64)
 }
 
 /// Gives claimed deliveries back, due at once.
@@ -282,7 +303,8 @@ fn record(app: &App, lanes: &mut [Lane], outcome: Outcome) {
     };
     app.metrics.delivery(counted);
     if let Err(err) = written {
-        // The delivery stays pending as it was: it is sent again (at least once).
+        // The delivery stays claimed until its lease ends, then is sent
+        // again (at least once).
         log::error!(
             "webhooks: recording an attempt to {} failed: {err}",
             lane.url

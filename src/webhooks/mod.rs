@@ -4,7 +4,7 @@
 //!  request worker ── write transaction ──► articles + webhook_events + webhook_deliveries
 //!        │ after commit: Outbox::notify                  (one row per configured URL)
 //!        ▼
-//!  dispatcher thread ── due deliveries, per URL ──► attempt threads (≤ 4 per URL)
+//!  dispatcher thread ── claims due ones (15 s lease) ──► attempt threads (≤ 4 per URL)
 //!        ▲                                               │ HTTP POST, 10 s deadline
 //!        └──────────── outcome (success, failure, 410) ──┘
 //!  dispatcher: records the outcome in a short write transaction
@@ -12,12 +12,15 @@
 //!
 //! The event is written in the same transaction as the change it reports
 //! (`store`), so a committed change always has its deliveries, whatever
-//! happens to the process afterwards. The dispatcher is the only thread
-//! that reads or writes delivery state; attempt threads touch no database
-//! and hold nothing a shutdown waits for, so a slow receiver can neither
-//! hold a request worker nor delay a stop. An attempt still running at
-//! shutdown is simply forgotten: its delivery is still pending in the
-//! database and is tried again after the restart (at least once).
+//! happens to the process afterwards. In each process the dispatcher is the
+//! only thread that reads or writes delivery state; before an attempt it
+//! claims the delivery, moving its due time to the end of a lease, so that
+//! another process on the same database (a replica) does not send it too.
+//! Attempt threads touch no database and hold nothing a shutdown waits
+//! for, so a slow receiver can neither hold a request worker nor delay a
+//! stop. At shutdown the claims of attempts still running are handed back
+//! (due at once: sent again after the restart, or by another replica);
+//! after a crash they are sent again when their lease ends (at least once).
 
 mod backoff;
 mod client;
@@ -35,7 +38,6 @@ use serde::Serialize;
 use crate::article::Article;
 use crate::time::rfc3339_millis;
 
-pub use backoff::{after_failure, parse_retry_after, retry_wait, Next, GIVE_UP_AFTER};
 pub use dispatcher::Deliveries;
 pub use secret::WebhookSecret;
 pub use url::WebhookUrl;

@@ -33,13 +33,17 @@ const INSERT_ARTICLE: &str =
 const UPDATE_ARTICLE: &str =
     "UPDATE articles SET title = ?2, content = ?3, updated_at = ?4 WHERE id = ?1";
 
+/// A change of tags only: title and content stay out of the SET list, so the
+/// full-text trigger (`AFTER UPDATE OF title, content`) does not re-index.
+const TOUCH_ARTICLE: &str = "UPDATE articles SET updated_at = ?2 WHERE id = ?1";
+
 const DELETE_ARTICLE: &str = "DELETE FROM articles WHERE id = ?1";
 
 const INSERT_TAG: &str = "INSERT INTO article_tags (article_id, tag) VALUES (?1, ?2)";
 
 const DELETE_TAGS: &str = "DELETE FROM article_tags WHERE article_id = ?1";
 
-const COUNT_ALL: &str = "SELECT total FROM article_count WHERE only_row = 1";
+pub(super) const COUNT_ALL: &str = "SELECT total FROM article_count WHERE only_row = 1";
 
 /// Listing filters, each a condition on `a` with one parameter.
 const BY_TAG: &str = "a.id IN (SELECT article_id FROM article_tags WHERE tag = ?)";
@@ -119,13 +123,19 @@ impl Articles for SqliteStore {
         };
         let change = decide(&article)?;
 
+        let text_changes = change.title.is_some() || change.content.is_some();
         apply(&mut article, change.title, change.content);
-        tx.prepare_cached(UPDATE_ARTICLE)?.execute(params![
-            id,
-            article.title,
-            article.content,
-            article.updated_at
-        ])?;
+        if text_changes {
+            tx.prepare_cached(UPDATE_ARTICLE)?.execute(params![
+                id,
+                article.title,
+                article.content,
+                article.updated_at
+            ])?;
+        } else {
+            tx.prepare_cached(TOUCH_ARTICLE)?
+                .execute(params![id, article.updated_at])?;
+        }
         if let Some(tags) = change.tags {
             tx.prepare_cached(DELETE_TAGS)?.execute([id])?;
             insert_tags(&tx, id, &tags)?;

@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
-use rusqlite::Savepoint;
+use rusqlite::{Connection, Savepoint};
 
 use super::{Pooled, SqliteStore, StoreError};
 
@@ -120,6 +120,22 @@ impl SqliteStore {
     }
 }
 
+impl SqliteStore {
+    /// One write in its own savepoint of the open (or a new) batch, made
+    /// durable before this returns.
+    pub(super) fn short_write<T>(
+        &self,
+        work: impl FnOnce(&Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut batch = self.write()?;
+        let tx = batch.savepoint()?;
+        let result = work(&tx)?;
+        tx.commit()?;
+        batch.finish()?;
+        Ok(result)
+    }
+}
+
 impl Group {
     /// Writes and commits since the store opened.
     pub(super) fn write_counts(&self) -> (u64, u64) {
@@ -183,10 +199,9 @@ impl WriteBatch<'_> {
                 .unwrap_or_else(|poisoned| poisoned.into_inner())
                 .0;
             if state.open == Some(self.id) && group.queued.load(Ordering::SeqCst) == 0 {
+                // The state stays locked meanwhile: the batch is still open.
                 if let Some(conn) = self.store.writer.try_get() {
-                    if state.open == Some(self.id) {
-                        return commit(self.store, &mut state, &conn, self.id);
-                    }
+                    return commit(self.store, &mut state, &conn, self.id);
                 }
             }
         }

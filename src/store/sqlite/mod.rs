@@ -43,7 +43,7 @@ const MMAP_BYTES: u64 = 256 * 1024 * 1024;
 const READER_CACHE_KIB: u32 = 256;
 
 /// The readiness round trip.
-const PING: &str = "SELECT total FROM article_count WHERE only_row = 1";
+const PING: &str = articles::COUNT_ALL;
 
 /// Statements kept prepared per connection: every listing variant fits.
 const STATEMENT_CACHE: usize = 128;

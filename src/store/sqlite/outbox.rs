@@ -192,21 +192,6 @@ impl Deliveries for SqliteStore {
     }
 }
 
-impl SqliteStore {
-    /// One short write transaction on the writer connection.
-    fn short_write<T>(
-        &self,
-        work: impl FnOnce(&Connection) -> Result<T, StoreError>,
-    ) -> Result<T, StoreError> {
-        let mut batch = self.write()?;
-        let tx = batch.savepoint()?;
-        let result = work(&tx)?;
-        tx.commit()?;
-        batch.finish()?;
-        Ok(result)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -21,51 +21,45 @@ const DELETE_TOKENS: &str = "DELETE FROM tokens WHERE user_id = ?1";
 
 impl Users for SqliteStore {
     fn create_user(&self, username: &str, token_hash: &[u8]) -> Result<User, StoreError> {
-        let mut batch = self.write()?;
-        let tx = batch.savepoint()?;
-        if find_by_name(&tx, username)?.is_some() {
-            return Err(StoreError::Conflict(format!(
-                "the username '{username}' is taken"
-            )));
-        }
-        let now = now_millis();
-        tx.prepare_cached(INSERT_USER)?
-            .execute(params![username, now])?;
-        let user = User {
-            id: tx.last_insert_rowid(),
-            username: username.to_owned(),
-            created_at: now,
-        };
-        tx.prepare_cached(INSERT_TOKEN)?
-            .execute(params![token_hash, user.id, now])?;
-        tx.commit()?;
-        batch.finish()?;
-        Ok(user)
+        self.short_write(|tx| {
+            if find_by_name(tx, username)?.is_some() {
+                return Err(StoreError::Conflict(format!(
+                    "the username '{username}' is taken"
+                )));
+            }
+            let now = now_millis();
+            tx.prepare_cached(INSERT_USER)?
+                .execute(params![username, now])?;
+            let user = User {
+                id: tx.last_insert_rowid(),
+                username: username.to_owned(),
+                created_at: now,
+            };
+            tx.prepare_cached(INSERT_TOKEN)?
+                .execute(params![token_hash, user.id, now])?;
+            Ok(user)
+        })
     }
 
     fn add_token(&self, username: &str, token_hash: &[u8]) -> Result<Option<User>, StoreError> {
-        let mut batch = self.write()?;
-        let tx = batch.savepoint()?;
-        let Some(user) = find_by_name(&tx, username)? else {
-            return Ok(None);
-        };
-        tx.prepare_cached(INSERT_TOKEN)?
-            .execute(params![token_hash, user.id, now_millis()])?;
-        tx.commit()?;
-        batch.finish()?;
-        Ok(Some(user))
+        self.short_write(|tx| {
+            let Some(user) = find_by_name(tx, username)? else {
+                return Ok(None);
+            };
+            tx.prepare_cached(INSERT_TOKEN)?
+                .execute(params![token_hash, user.id, now_millis()])?;
+            Ok(Some(user))
+        })
     }
 
     fn revoke_tokens(&self, username: &str) -> Result<Option<(User, usize)>, StoreError> {
-        let mut batch = self.write()?;
-        let tx = batch.savepoint()?;
-        let Some(user) = find_by_name(&tx, username)? else {
-            return Ok(None);
-        };
-        let revoked = tx.prepare_cached(DELETE_TOKENS)?.execute([user.id])?;
-        tx.commit()?;
-        batch.finish()?;
-        Ok(Some((user, revoked)))
+        self.short_write(|tx| {
+            let Some(user) = find_by_name(tx, username)? else {
+                return Ok(None);
+            };
+            let revoked = tx.prepare_cached(DELETE_TOKENS)?.execute([user.id])?;
+            Ok(Some((user, revoked)))
+        })
     }
 
     fn user_by_token(&self, token_hash: &[u8]) -> Result<Option<User>, StoreError> {
