@@ -328,40 +328,73 @@ fn handle(app: &App, mut request: Request) -> Reuse {
         }
         None => reply,
     };
-    let route = req.route.unwrap_or(metrics::UNMATCHED);
-    let body_settled = req.body_settled();
-    let (method, path, request_id) = (
-        req.method.clone(),
-        std::mem::take(&mut req.path),
-        std::mem::take(&mut req.request_id),
-    );
-    drop(req);
+    Served::of(req, started).respond(app, request, reply)
+}
 
-    let mut reply = reply.header("X-Request-Id", request_id.clone());
-    // A connection ends after any response sent once a shutdown has begun:
-    // the client hears it rather than finding the connection gone.
-    if app.shutting_down() && !closes_connection(&reply) {
-        reply = reply.header("Connection", "close");
-    }
-    let status = reply.status;
-    let bytes = if method == Method::Head {
-        0
-    } else {
-        reply.body.len()
-    };
-    // Counted before the write, so a scrape includes every response a client
-    // has already received.
-    app.metrics
-        .finish(method.as_str(), route, status, started.elapsed());
-    let reuse = match send(request, reply, body_settled) {
-        Ok(reuse) => reuse,
-        Err(err) => {
-            log::debug!("response to {request_id} not delivered: {err}");
-            Reuse::Close
+/// What is left of a request once its reply is made: what the response,
+/// the metrics and the access line need.
+struct Served {
+    route: &'static str,
+    body_settled: bool,
+    method: Method,
+    path: String,
+    request_id: String,
+    started: Instant,
+}
+
+impl Served {
+    /// Takes what it needs from `req`, which ends the request's borrow.
+    fn of(mut req: Req<'_>, started: Instant) -> Served {
+        Served {
+            route: req.route.unwrap_or(metrics::UNMATCHED),
+            body_settled: req.body_settled(),
+            method: req.method.clone(),
+            path: std::mem::take(&mut req.path),
+            request_id: std::mem::take(&mut req.request_id),
+            started,
         }
-    };
-    log_access(&method, &path, status, bytes, started, &request_id);
-    reuse
+    }
+
+    /// Sends `reply` with its request id, counts and logs it. Returns
+    /// whether the connection may carry another request.
+    fn respond(self, app: &App, request: Request, reply: Reply) -> Reuse {
+        let mut reply = reply.header("X-Request-Id", self.request_id.clone());
+        // A connection ends after any response sent once a shutdown has
+        // begun: the client hears it rather than finding the connection gone.
+        if app.shutting_down() && !closes_connection(&reply) {
+            reply = reply.header("Connection", "close");
+        }
+        let status = reply.status;
+        let bytes = if self.method == Method::Head {
+            0
+        } else {
+            reply.body.len()
+        };
+        // Counted before the write, so a scrape includes every response a
+        // client has already received.
+        app.metrics.finish(
+            self.method.as_str(),
+            self.route,
+            status,
+            self.started.elapsed(),
+        );
+        let reuse = match send(request, reply, self.body_settled) {
+            Ok(reuse) => reuse,
+            Err(err) => {
+                log::debug!("response to {} not delivered: {err}", self.request_id);
+                Reuse::Close
+            }
+        };
+        log_access(
+            &self.method,
+            &self.path,
+            status,
+            bytes,
+            self.started,
+            &self.request_id,
+        );
+        reuse
+    }
 }
 
 /// The access log line of one request: method, path, status, body bytes,
@@ -398,23 +431,13 @@ fn refuse(app: &App, mut request: Request) {
     let request_id = ids::request_id();
     let reply = ApiError::Unavailable("The server is shutting down")
         .into_reply(&request_id)
-        .header("X-Request-Id", request_id.clone())
         .header("Connection", "close");
     // The body is never read here: an unread one is left to tiny_http's
     // writer to discard, on a discard thread.
-    let mut req = Req::new(&mut request, request_id.clone(), app.config.max_body);
-    let (method, path, settled) = (
-        req.method.clone(),
-        std::mem::take(&mut req.path),
-        req.body_settled(),
-    );
-    drop(req);
-    let bytes = reply.body.len();
+    let req = Req::new(&mut request, request_id, app.config.max_body);
+    let served = Served::of(req, started);
     app.metrics.start();
-    app.metrics
-        .finish(method.as_str(), metrics::UNMATCHED, 503, started.elapsed());
-    let _ = send(request, reply, settled);
-    log_access(&method, &path, 503, bytes, started, &request_id);
+    served.respond(app, request, reply);
 }
 
 /// Writes a reply; returns whether the connection may carry another
