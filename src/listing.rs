@@ -140,10 +140,7 @@ impl ArticleQuery {
 
 /// A decimal integer from `min` to `max`, digits only.
 fn number_in(text: &str, min: u64, max: u64) -> Option<u64> {
-    if text.is_empty() || text.len() > 20 || !text.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    text.parse().ok().filter(|n| (min..=max).contains(n))
+    crate::request::decimal(text).filter(|n| (min..=max).contains(n))
 }
 
 /// The words of a search: split on whitespace, keeping only those with a

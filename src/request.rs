@@ -98,7 +98,7 @@ impl<'a> Req<'a> {
     /// chunked encoding (tiny_http rejects a request with both).
     fn declared_length(&self) -> Result<Option<u64>, ApiError> {
         if let Some(length) = self.header("Content-Length") {
-            return parse_length(length)
+            return decimal(length)
                 .map(Some)
                 .ok_or_else(|| ApiError::BadRequest("Content-Length is not a number".into()));
         }
@@ -130,14 +130,15 @@ impl<'a> Req<'a> {
     }
 }
 
-/// A `Content-Length` value: decimal digits only (RFC 9110, section 8.6).
-/// Rust's integer parsing would also take `+2`, which a proxy in front may
-/// read differently.
-fn parse_length(value: &str) -> Option<u64> {
-    if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
+/// A plain decimal number from a request (a `Content-Length`, an id, a
+/// page): ASCII digits only, not empty, within `u64` (RFC 9110, section 8.6,
+/// for lengths). Rust's integer parsing would also take `+2`, which a proxy
+/// in front may read differently.
+pub fn decimal(text: &str) -> Option<u64> {
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    value.parse().ok()
+    text.parse().ok()
 }
 
 /// A client-facing reason for a failed body read (chunked syntax, early end).
@@ -236,8 +237,8 @@ mod tests {
 
     #[test]
     fn content_length_is_digits_only() {
-        assert_eq!(parse_length("0"), Some(0));
-        assert_eq!(parse_length("0042"), Some(42));
+        assert_eq!(decimal("0"), Some(0));
+        assert_eq!(decimal("0042"), Some(42));
         for bad in [
             "",
             "+2",
@@ -248,7 +249,7 @@ mod tests {
             "0x2",
             "18446744073709551616",
         ] {
-            assert_eq!(parse_length(bad), None, "{bad:?}");
+            assert_eq!(decimal(bad), None, "{bad:?}");
         }
     }
 

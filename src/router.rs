@@ -151,10 +151,9 @@ fn no_route() -> ApiError {
 
 /// A positive decimal integer that fits in 63 bits: digits only, no sign.
 fn parse_id(text: &str) -> Option<i64> {
-    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    text.parse::<i64>().ok().filter(|id| *id > 0)
+    crate::request::decimal(text)
+        .and_then(|n| i64::try_from(n).ok())
+        .filter(|id| *id > 0)
 }
 
 #[cfg(test)]
