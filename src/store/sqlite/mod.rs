@@ -36,9 +36,6 @@ use migrate::migrate;
 
 use super::{busy, Operations, StoreError, BUSY_TIMEOUT};
 
-/// Most of the database file a reader maps into memory.
-const MMAP_BYTES: u64 = 256 * 1024 * 1024;
-
 /// Private page cache of each reader, in KiB (SQLite's default is 2000).
 const READER_CACHE_KIB: u32 = 256;
 
@@ -237,13 +234,15 @@ fn configure(conn: &Connection, read_only: bool) -> Result<(), rusqlite::Error> 
          PRAGMA synchronous = NORMAL;",
     )?;
     if read_only {
-        // Readers map the file instead of copying pages into a private cache
-        // each: the pages are shared through the OS cache (one copy for all
-        // readers, no read() call per page), and each reader keeps only a
-        // small cache of its own.
+        // Readers read pages with pread into a small private cache; the OS
+        // page cache holds the one shared copy. Not mmap: SQLite drops a
+        // reader's whole mapping at the first read after any commit, and
+        // under writes that munmap + mmap (with a TLB flush on every core the
+        // process runs on) was 60 % of a token lookup; measured without it:
+        // POST +30 %, peak RSS -3 MiB (mapped pages count as resident), GET
+        // unchanged.
         conn.execute_batch(&format!(
             "PRAGMA query_only = ON;
-             PRAGMA mmap_size = {MMAP_BYTES};
              PRAGMA cache_size = -{READER_CACHE_KIB};"
         ))?;
     }
