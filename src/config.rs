@@ -48,7 +48,9 @@ Options (each also read from the environment variable shown):
   --db PATH|URL             SQLite database file, or :memory:; or, in a build
                             with the postgres feature, postgres://USER@HOST/DB
                             [ARTICLES_DB, default articles.db]
-  --workers N               request worker threads
+  --workers N               requests worked on at once (by up to 4 times as
+                            many threads: those waiting on a commit give
+                            their turn to others)
                             [ARTICLES_WORKERS, default 2 per CPU, at least 4]
   --pool-size N             pooled reading connections (PostgreSQL: pooled
                             connections, plus one for writes)

@@ -5,14 +5,19 @@
 //!
 //! ```text
 //!  accept thread ──► connection threads ──► request queue ──► N workers ──► pools
-//!  (ours: socket     (ours, one per         (one, shared)     (--workers)    readers (--pool-size)
-//!   options, errors)  connection; tiny_http                                  one writer
+//!  (ours: socket     (ours, one per         (one, shared)     (--workers    readers (--pool-size)
+//!   options, errors)  connection; tiny_http                    turns)        one writer
 //!                     parses HTTP/1.1)
 //! ```
 //!
 //! A connection thread hands its connection's requests to the queue one at
 //! a time, reading the next once a worker has answered the last
 //! (`connection`), so one client can hold at most one worker.
+//!
+//! `--workers` is the number of requests worked on at once. The pool has
+//! more threads than that, and they take turns (`turns`): a worker that
+//! waits on its write's group commit gives its turn to the next request,
+//! so that more writes share one commit (`store/sqlite/batch.rs`).
 //!
 //! A worker takes a request and runs `server::handle`: it picks the request
 //! id, calls `router::dispatch` under `catch_unwind` (a panic is a 500 for
@@ -59,6 +64,7 @@ pub mod server;
 pub mod signals;
 pub mod store;
 pub mod time;
+pub mod turns;
 pub mod urlencoded;
 pub mod webhooks;
 

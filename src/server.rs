@@ -1,6 +1,7 @@
 //! The HTTP server: our accept loop feeding our connection threads,
-//! one request queue, a fixed pool of workers, and the one function that
-//! wraps every request (request id, panic catching, access log).
+//! one request queue, a fixed pool of workers taking turns (see `turns`),
+//! and the one function that wraps every request (request id, panic
+//! catching, access log).
 
 use std::cell::RefCell;
 use std::fmt::{self, Write as _};
@@ -22,6 +23,7 @@ use crate::error::ApiError;
 use crate::request::{sane_request_id, Req};
 use crate::response::{reason_phrase, Reply};
 use crate::time::{http_date, now_millis};
+use crate::turns::{self, Turns};
 use crate::webhooks::Deliveries;
 use crate::{connection, cors, ids, metrics, router, App};
 
@@ -33,6 +35,16 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 /// reply that closes the connection (408, 413, 503 at shutdown) was sent,
 /// so that workers never do it.
 const MAX_DISCARDERS: usize = 64;
+
+/// Worker threads per turn (per `--workers`): the threads beyond the
+/// turns are those that can wait on a group commit while others work, so
+/// that up to this many times `--workers` writes can share one commit
+/// (measured on one core at 32 connections: 16 threads for 4 turns carry
+/// 8.5 writes per commit; 32 threads, no more).
+const THREADS_PER_TURN: usize = 4;
+
+/// Most worker threads beyond the turns, for large `--workers`.
+const MAX_WAITING_THREADS: usize = 64;
 
 /// Longest request method or path written to the access log.
 const MAX_LOGGED: usize = 256;
@@ -79,12 +91,16 @@ impl Server {
         let app = Arc::new(app);
         let queue = Arc::new(MessagesQueue::with_capacity(64));
         let stop = Arc::new(AtomicBool::new(false));
-        let workers = (0..app.config.workers)
+        let turns = Turns::new(app.config.workers);
+        let threads = app.config.workers
+            + (app.config.workers * (THREADS_PER_TURN - 1)).min(MAX_WAITING_THREADS);
+        let workers = (0..threads)
             .map(|n| {
-                let (app, queue) = (Arc::clone(&app), Arc::clone(&queue));
+                let (app, queue, turns) =
+                    (Arc::clone(&app), Arc::clone(&queue), Arc::clone(&turns));
                 thread::Builder::new()
                     .name(format!("worker-{n}"))
-                    .spawn(move || work(&app, &queue))
+                    .spawn(move || work(&app, &queue, &turns))
             })
             .collect::<io::Result<Vec<_>>>()?;
         let accept = {
@@ -284,11 +300,17 @@ fn accept_loop(
     }
 }
 
-/// A worker: takes requests off the queue until it is unblocked.
-fn work(app: &App, queue: &MessagesQueue<Job>) {
-    while let Ok(Some(Job { request, done })) = queue.pop() {
+/// A worker: in its turn, takes requests off the queue until it is
+/// unblocked.
+fn work(app: &App, queue: &MessagesQueue<Job>, turns: &Arc<Turns>) {
+    loop {
+        turns.take();
+        let Ok(Some(Job { request, done })) = queue.pop() else {
+            break;
+        };
         done.send(handle(app, request));
     }
+    turns::give_back();
 }
 
 /// Serves one request: request id, dispatch under `catch_unwind`, error
@@ -305,7 +327,9 @@ fn handle(app: &App, mut request: Request) -> Reuse {
 
     app.metrics.start();
     let mut req = Req::new(&mut request, request_id, app.config.max_body);
+    let expected = writes(&req.method).then(|| app.store.expect_write());
     let outcome = catch_unwind(AssertUnwindSafe(|| router::dispatch(app, &mut req)));
+    drop(expected);
     let reply = match outcome {
         Ok(Ok(reply)) => reply,
         Ok(Err(err)) => {
@@ -329,6 +353,14 @@ fn handle(app: &App, mut request: Request) -> Reuse {
         None => reply,
     };
     Served::of(req, started).respond(app, request, reply)
+}
+
+/// Whether requests with `method` change articles (and so usually write).
+fn writes(method: &Method) -> bool {
+    matches!(
+        method,
+        Method::Post | Method::Put | Method::Patch | Method::Delete
+    )
 }
 
 /// What is left of a request once its reply is made: what the response,

@@ -582,3 +582,43 @@ fn search_works_across_scripts_and_combining_marks() {
         assert_eq!(resp.json().as_array().unwrap().len(), expected, "q={query}");
     }
 }
+
+#[test]
+fn many_more_writers_than_workers_all_land() {
+    // Two workers (so eight worker threads taking two turns): writers
+    // waiting on a group commit give their turn to the next request.
+    let server = TestServer::start_with(&["--workers", "2"]);
+    let handles: Vec<_> = (0..16)
+        .map(|t| {
+            let addr = server.addr;
+            std::thread::spawn(move || {
+                let mut conn = common::Conn::open(addr);
+                for n in 0..20 {
+                    let body =
+                        serde_json::to_vec(&json!({"title": format!("{t}-{n}"), "content": "c"}))
+                            .unwrap();
+                    let resp = conn.request(
+                        "POST",
+                        "/articles",
+                        &[("Content-Type", "application/json")],
+                        Some(&body),
+                    );
+                    assert_eq!(resp.status, 201, "{}", resp.text());
+                    let id = resp.json()["id"].as_i64().unwrap();
+                    let read = conn.request("GET", &format!("/articles/{id}"), &[], None);
+                    assert_eq!(read.status, 200, "a write acknowledged but not readable");
+                }
+            })
+        })
+        .collect();
+    for handle in handles {
+        handle.join().unwrap();
+    }
+    assert_eq!(server.get("/articles").header("X-Total-Count"), Some("320"));
+    if let (Some(writes), Some(commits)) = (
+        server.metric("articles_db_writes_total"),
+        server.metric("articles_db_commits_total"),
+    ) {
+        eprintln!("{writes} writes in {commits} commits");
+    }
+}

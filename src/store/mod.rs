@@ -358,6 +358,13 @@ pub trait Operations {
 
     /// Leaves the database tidy for a clean stop.
     fn checkpoint(&self) -> Result<(), StoreError>;
+
+    /// The calling thread is serving a request that will probably write
+    /// (see `Store::expect_write`). Backends without group commit ignore it.
+    fn announce_write(&self) {}
+
+    /// The calling thread's announced write will not come after all.
+    fn withdraw_write(&self) {}
 }
 
 /// One storage backend: everything handlers, the dispatcher and the admin
@@ -404,6 +411,15 @@ impl Store {
         } else {
             sqlite::SqliteStore::migrate(location)
         }
+    }
+
+    /// Announces that the calling thread is serving a request that will
+    /// probably write, until its write begins or the guard drops. Group
+    /// commit holds an open batch for announced writes (for a few
+    /// milliseconds at most) rather than committing without them.
+    pub fn expect_write(&self) -> ExpectedWrite<'_> {
+        self.backend.announce_write();
+        ExpectedWrite(&*self.backend)
     }
 
     /// How many operations found the database busy or waited too long for a
@@ -462,6 +478,16 @@ impl Store {
             &mut |article| respond.take().expect("respond is called once")(article),
         );
         check.outcome(result)
+    }
+}
+
+/// A write announced with `Store::expect_write`; dropping it withdraws the
+/// announcement if the write has not begun.
+pub struct ExpectedWrite<'s>(&'s dyn Backend);
+
+impl Drop for ExpectedWrite<'_> {
+    fn drop(&mut self) {
+        self.0.withdraw_write();
     }
 }
 

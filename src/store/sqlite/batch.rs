@@ -8,14 +8,23 @@
 //! index and writes every dirty page to the WAL: under load that was two
 //! thirds of the cost of a POST.
 //!
+//! On one core the writes rarely overlap by themselves, so a write about to
+//! commit also looks for writes that are coming: requests that will
+//! probably write (`Store::expect_write`, announced by the server for
+//! POST, PUT, PATCH and DELETE) and are being worked on. While there are
+//! any, it leaves the transaction open for them and waits, giving its
+//! worker's turn to another request meanwhile (see `turns`); the last one
+//! commits. A batch is held open for announced writes `MAX_HOLD` at most.
+//!
 //! Nobody is answered before the commit that makes their write durable:
 //! `WriteBatch::finish` returns only after the batch committed, and an error
 //! if it did not, so a failed commit fails every write in it.
 
+use std::cell::Cell;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, Savepoint};
 
@@ -23,6 +32,10 @@ use super::{Pooled, SqliteStore, StoreError};
 
 /// Most writes in one transaction, to bound the wait of the first one.
 const MAX_BATCH: usize = 64;
+
+/// Longest a batch stays open for announced writes that have not begun
+/// (a request still reading a slow client's body, say).
+const MAX_HOLD: Duration = Duration::from_millis(5);
 
 /// How often a write waiting for its batch checks that someone is still
 /// working on it (a writer that was next in line may have given up).
@@ -32,22 +45,41 @@ const WAIT_SLICE: Duration = Duration::from_millis(20);
 const FAILURES_KEPT: usize = 64;
 
 /// The shared state of group commit.
-#[derive(Default)]
 pub(super) struct Group {
     state: Mutex<State>,
     ended: Condvar,
     /// Writers waiting for the writer connection.
     queued: AtomicUsize,
+    /// Writes announced and not begun (see `Group::announce`).
+    expected: AtomicUsize,
+    /// How long a batch may stay open for them: `MAX_HOLD`.
+    hold: Duration,
     /// Writes that joined a batch, and batches committed: their ratio is
     /// the batching achieved.
     writes: AtomicU64,
     commits: AtomicU64,
 }
 
+impl Default for Group {
+    fn default() -> Group {
+        Group {
+            state: Mutex::default(),
+            ended: Condvar::new(),
+            queued: AtomicUsize::new(0),
+            expected: AtomicUsize::new(0),
+            hold: MAX_HOLD,
+            writes: AtomicU64::new(0),
+            commits: AtomicU64::new(0),
+        }
+    }
+}
+
 #[derive(Default)]
 struct State {
     /// The batch whose transaction is open on the writer connection.
     open: Option<u64>,
+    /// When it began.
+    opened_at: Option<Instant>,
     /// The last batch id handed out.
     last: u64,
     /// Every batch up to this one has ended (committed or failed).
@@ -61,6 +93,7 @@ struct State {
 impl State {
     fn end(&mut self, id: u64, failure: Option<String>) {
         self.open = None;
+        self.opened_at = None;
         self.ended = id;
         self.members = 0;
         if let Some(reason) = failure {
@@ -69,6 +102,11 @@ impl State {
             }
             self.failures.push_back((id, reason));
         }
+    }
+
+    /// Whether the open batch may still wait for announced writes.
+    fn may_hold(&self, hold: Duration) -> bool {
+        self.members < MAX_BATCH && self.opened_at.is_some_and(|at| at.elapsed() < hold)
     }
 
     fn outcome(&self, id: u64) -> Result<(), StoreError> {
@@ -97,6 +135,10 @@ impl SqliteStore {
         self.check_files()?;
         let group = &self.group;
         group.queued.fetch_add(1, Ordering::SeqCst);
+        // Queued first, then no longer expected: never neither in between.
+        if group.take_announcement() {
+            group.expected.fetch_sub(1, Ordering::SeqCst);
+        }
         let conn = self.writer.get();
         group.queued.fetch_sub(1, Ordering::SeqCst);
         let conn = conn?;
@@ -107,6 +149,7 @@ impl SqliteStore {
                 conn.execute_batch("BEGIN IMMEDIATE")?;
                 state.last += 1;
                 state.open = Some(state.last);
+                state.opened_at = Some(Instant::now());
                 state.last
             }
         };
@@ -136,7 +179,50 @@ impl SqliteStore {
     }
 }
 
+thread_local! {
+    /// The group this thread has announced a write to (its address), or 0.
+    static ANNOUNCED: Cell<usize> = const { Cell::new(0) };
+}
+
 impl Group {
+    /// The calling thread will probably write soon: an open batch waits for
+    /// it (see the module's docs). One announcement per thread at a time.
+    pub(super) fn announce(&self) {
+        if ANNOUNCED.get() == 0 {
+            ANNOUNCED.set(self.address());
+            self.expected.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    /// The calling thread's announced write will not come after all.
+    pub(super) fn withdraw(&self) {
+        if self.take_announcement() && self.expected.fetch_sub(1, Ordering::SeqCst) == 1 {
+            // A batch left open for it may be waiting: whoever waits on it
+            // commits it now. Without the state's lock, which a writer may
+            // hold for seconds while another process has the database
+            // locked: a waiter that misses this wakes when the hold ends.
+            self.ended.notify_all();
+        }
+    }
+
+    /// Ends this thread's announcement to this group, if it made one.
+    fn take_announcement(&self) -> bool {
+        let mine = ANNOUNCED.get() == self.address();
+        if mine {
+            ANNOUNCED.set(0);
+        }
+        mine
+    }
+
+    fn address(&self) -> usize {
+        std::ptr::from_ref(self) as usize
+    }
+
+    /// Whether a write is waiting for the writer connection or announced.
+    fn others_coming(&self) -> bool {
+        self.queued.load(Ordering::SeqCst) > 0 || self.expected.load(Ordering::SeqCst) > 0
+    }
+
     /// Writes and commits since the store opened.
     pub(super) fn write_counts(&self) -> (u64, u64) {
         (
@@ -159,9 +245,11 @@ impl WriteBatch<'_> {
         self.leave(true)
     }
 
-    /// Hands the transaction to the next writer if one is queued (and the
-    /// batch is not full), else commits it. With `wait`, returns once the
-    /// batch has ended, with its outcome.
+    /// Hands the transaction to the next writer if one is queued or, with
+    /// `wait`, announced (and the batch may still hold), else commits it.
+    /// With `wait`, returns once the batch has ended, with its outcome.
+    /// Without, nobody might be left waiting to commit for an announced
+    /// write that never comes, so only a queued writer takes over.
     fn leave(&mut self, wait: bool) -> Result<(), StoreError> {
         let Some(conn) = self.conn.take() else {
             return Ok(());
@@ -177,7 +265,12 @@ impl WriteBatch<'_> {
                 "the write transaction was rolled back".into(),
             ));
         }
-        if group.queued.load(Ordering::SeqCst) > 0 && state.members < MAX_BATCH {
+        let coming = if wait {
+            group.others_coming()
+        } else {
+            group.queued.load(Ordering::SeqCst) > 0
+        };
+        if coming && state.may_hold(group.hold) {
             drop(conn); // the next writer in line continues the transaction
             if !wait {
                 return Ok(());
@@ -187,23 +280,41 @@ impl WriteBatch<'_> {
         commit(self.store, &mut state, &conn, self.id)
     }
 
-    /// Waits for batch `self.id` to end. Should the writer next in line give
-    /// up before taking the connection, nobody would commit: then whoever
-    /// waits takes the idle connection and commits the batch itself.
+    /// Waits for batch `self.id` to end, its worker's turn given back.
+    /// Should the writers it was left open for not come (an announced one
+    /// gave up, or is still reading its body when the hold ends; one next
+    /// in line gave up before taking the connection), nobody would commit:
+    /// then whoever waits takes the idle connection and commits the batch
+    /// itself.
     fn await_end<'g>(&self, mut state: MutexGuard<'g, State>) -> Result<(), StoreError> {
         let group = &self.store.group;
+        crate::turns::give_back();
         while state.ended < self.id {
-            state = group
-                .ended
-                .wait_timeout(state, WAIT_SLICE)
-                .unwrap_or_else(|poisoned| poisoned.into_inner())
-                .0;
-            if state.open == Some(self.id) && group.queued.load(Ordering::SeqCst) == 0 {
+            let abandoned = group.queued.load(Ordering::SeqCst) == 0
+                && (group.expected.load(Ordering::SeqCst) == 0 || !state.may_hold(group.hold));
+            if state.open == Some(self.id) && abandoned {
                 // The state stays locked meanwhile: the batch is still open.
                 if let Some(conn) = self.store.writer.try_get() {
                     return commit(self.store, &mut state, &conn, self.id);
                 }
             }
+            // Wakes when the hold ends, if it is what keeps the batch open.
+            let hold_left = match state.opened_at {
+                Some(at) if group.expected.load(Ordering::SeqCst) > 0 => {
+                    group.hold.saturating_sub(at.elapsed())
+                }
+                _ => Duration::ZERO,
+            };
+            let slice = if hold_left.is_zero() {
+                WAIT_SLICE
+            } else {
+                hold_left.min(WAIT_SLICE)
+            };
+            state = group
+                .ended
+                .wait_timeout(state, slice)
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .0;
         }
         state.outcome(self.id)
     }
@@ -253,8 +364,12 @@ fn lock(group: &Group) -> MutexGuard<'_, State> {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
+    use std::sync::{mpsc, Arc};
     use std::thread;
+    use std::time::{Duration, Instant};
+
+    use super::super::SqliteStore;
+    use crate::store::{Articles, Operations};
 
     use crate::article::ArticleChange;
     use crate::store::{Store, StoreError};
@@ -346,6 +461,88 @@ mod tests {
             .count() as u64;
         assert_eq!(total(&store), 1 + 240 - refused);
         assert_eq!(store.article(first.id).unwrap().unwrap().title, "keep");
+    }
+
+    /// An in-memory store whose batches wait `hold` for announced writes.
+    fn holding(hold: Duration) -> Arc<SqliteStore> {
+        let mut store = SqliteStore::open(":memory:", 2).unwrap();
+        store.group.hold = hold;
+        Arc::new(store)
+    }
+
+    /// Creates an article on another thread; the receiver hears when the
+    /// creation returned (committed).
+    fn create_in_background(store: &Arc<SqliteStore>, title: &str) -> mpsc::Receiver<()> {
+        let (store, title, (done, returned)) =
+            (Arc::clone(store), title.to_owned(), mpsc::channel());
+        thread::spawn(move || {
+            store
+                .create_article(&change(title), None, &Outbox::default())
+                .unwrap();
+            done.send(()).unwrap();
+        });
+        returned
+    }
+
+    /// A thread that announces a write, then on each message either writes
+    /// (`true`) or withdraws (`false`), and stops.
+    fn announcer(store: &Arc<SqliteStore>) -> mpsc::Sender<bool> {
+        let (store, (order, orders), (announced, has)) =
+            (Arc::clone(store), mpsc::channel(), mpsc::channel());
+        thread::spawn(move || {
+            store.announce_write();
+            announced.send(()).unwrap();
+            if orders.recv() == Ok(true) {
+                store
+                    .create_article(&change("announced".into()), None, &Outbox::default())
+                    .unwrap();
+            }
+            store.withdraw_write();
+        });
+        has.recv().unwrap();
+        order
+    }
+
+    #[test]
+    fn a_commit_waits_for_an_announced_write_and_carries_it() {
+        let store = holding(Duration::from_secs(60));
+        let announced = announcer(&store);
+        let first = create_in_background(&store, "first");
+        assert!(
+            first.recv_timeout(Duration::from_millis(300)).is_err(),
+            "committed without waiting for the announced write"
+        );
+        announced.send(true).unwrap();
+        first
+            .recv_timeout(Duration::from_secs(10))
+            .expect("the announced write did not commit the batch");
+        assert_eq!(store.write_counts(), (2, 1), "(writes, commits)");
+    }
+
+    #[test]
+    fn a_withdrawn_announcement_lets_the_batch_commit_at_once() {
+        let store = holding(Duration::from_secs(60));
+        let announced = announcer(&store);
+        let first = create_in_background(&store, "first");
+        thread::sleep(Duration::from_millis(50));
+        announced.send(false).unwrap();
+        first
+            .recv_timeout(Duration::from_secs(10))
+            .expect("still waiting for a withdrawn write");
+        assert_eq!(store.write_counts(), (1, 1), "(writes, commits)");
+    }
+
+    #[test]
+    fn a_batch_waits_for_an_announced_write_only_so_long() {
+        let store = holding(Duration::from_millis(100));
+        let announced = announcer(&store);
+        let started = Instant::now();
+        create_in_background(&store, "first")
+            .recv_timeout(Duration::from_secs(10))
+            .expect("held open past the hold");
+        assert!(started.elapsed() >= Duration::from_millis(100));
+        assert_eq!(store.write_counts(), (1, 1), "(writes, commits)");
+        announced.send(true).unwrap();
     }
 
     #[test]

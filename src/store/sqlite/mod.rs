@@ -163,6 +163,14 @@ impl Operations for SqliteStore {
         Ok(())
     }
 
+    fn announce_write(&self) {
+        self.group.announce();
+    }
+
+    fn withdraw_write(&self) {
+        self.group.withdraw();
+    }
+
     fn write_counts(&self) -> (u64, u64) {
         self.group.write_counts()
     }
