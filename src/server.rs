@@ -439,12 +439,16 @@ fn log_access(
     started: Instant,
     request_id: &str,
 ) {
+    // Microseconds, rounded, printed as milliseconds with three decimals
+    // (integer formatting: a float's costs more than the rest of the line).
+    let micros = (started.elapsed().as_nanos() + 500) / 1000;
     log::info!(
         target: "access",
-        "{} {} {status} {bytes} {:.3}ms {request_id}",
+        "{} {} {status} {bytes} {}.{:03}ms {request_id}",
         Loggable(method.as_str()),
         Loggable(path),
-        started.elapsed().as_secs_f64() * 1000.0,
+        micros / 1000,
+        micros % 1000,
     );
 }
 
@@ -599,9 +603,29 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
 struct Loggable<'a>(&'a str);
 
 impl fmt::Display for Loggable<'_> {
+    /// Runs of printable ASCII in one write each (a write per character
+    /// was most of an access line's cost), anything else as `?`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for c in self.0.chars().take(MAX_LOGGED) {
-            f.write_char(if c.is_ascii_graphic() { c } else { '?' })?;
+        let (mut rest, mut left) = (self.0, MAX_LOGGED);
+        while left > 0 {
+            let printable = rest
+                .bytes()
+                .take(left)
+                .take_while(u8::is_ascii_graphic)
+                .count();
+            if printable > 0 {
+                // ASCII only: a byte count is a character count, and a
+                // character boundary.
+                f.write_str(&rest[..printable])?;
+                rest = &rest[printable..];
+                left -= printable;
+            } else if let Some(c) = rest.chars().next() {
+                f.write_char('?')?;
+                rest = &rest[c.len_utf8()..];
+                left -= 1;
+            } else {
+                break;
+            }
         }
         Ok(())
     }
@@ -635,7 +659,16 @@ mod tests {
     #[test]
     fn log_paths_are_printable_and_bounded() {
         assert_eq!(Loggable("/a\x1b[31m\r\n").to_string(), "/a?[31m??");
+        assert_eq!(Loggable("/é/ü x").to_string(), "/?/??x");
+        assert_eq!(Loggable("").to_string(), "");
         assert_eq!(Loggable(&"x".repeat(1000)).to_string().len(), MAX_LOGGED);
+        let mixed = "é".repeat(300);
+        assert_eq!(Loggable(&mixed).to_string(), "?".repeat(MAX_LOGGED));
+        let ends_mixed = format!("{}é", "x".repeat(MAX_LOGGED - 1));
+        assert_eq!(
+            Loggable(&ends_mixed).to_string(),
+            format!("{}?", "x".repeat(MAX_LOGGED - 1))
+        );
     }
 
     #[test]
