@@ -512,15 +512,7 @@ fn memory_database_serves_concurrent_writers() {
             std::thread::spawn(move || {
                 let mut conn = common::Conn::open(addr);
                 for n in 0..25 {
-                    let body =
-                        serde_json::to_vec(&json!({"title": format!("{t}-{n}"), "content": "c"}))
-                            .unwrap();
-                    let resp = conn.request(
-                        "POST",
-                        "/articles",
-                        &[("Content-Type", "application/json")],
-                        Some(&body),
-                    );
+                    let resp = conn.create(&json!({"title": format!("{t}-{n}"), "content": "c"}));
                     assert_eq!(resp.status, 201, "{}", resp.text());
                     assert_eq!(
                         conn.request("GET", "/articles?per_page=5", &[], None)
@@ -594,15 +586,7 @@ fn many_more_writers_than_workers_all_land() {
             std::thread::spawn(move || {
                 let mut conn = common::Conn::open(addr);
                 for n in 0..20 {
-                    let body =
-                        serde_json::to_vec(&json!({"title": format!("{t}-{n}"), "content": "c"}))
-                            .unwrap();
-                    let resp = conn.request(
-                        "POST",
-                        "/articles",
-                        &[("Content-Type", "application/json")],
-                        Some(&body),
-                    );
+                    let resp = conn.create(&json!({"title": format!("{t}-{n}"), "content": "c"}));
                     assert_eq!(resp.status, 201, "{}", resp.text());
                     let id = resp.json()["id"].as_i64().unwrap();
                     let read = conn.request("GET", &format!("/articles/{id}"), &[], None);

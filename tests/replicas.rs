@@ -43,18 +43,11 @@ fn concurrent_writes_through_both_servers_are_visible_through_both() {
                     let mut conn = Conn::open(addr);
                     (0..EACH)
                         .map(|n| {
-                            let body = serde_json::to_vec(&json!({
+                            let resp = conn.create(&json!({
                                 "title": format!("s{server} t{t} n{n}"),
                                 "content": "written through one of two servers",
                                 "tags": [format!("server{server}")],
-                            }))
-                            .unwrap();
-                            let resp = conn.request(
-                                "POST",
-                                "/articles",
-                                &[("Content-Type", "application/json")],
-                                Some(&body),
-                            );
+                            }));
                             assert_eq!(resp.status, 201, "{}", resp.text());
                             resp.json()
                         })

@@ -716,6 +716,17 @@ impl Conn {
         self.read_response(method == "HEAD")
     }
 
+    /// `POST /articles` with `body` as JSON.
+    pub fn create(&mut self, body: &Value) -> Resp {
+        let body = serde_json::to_vec(body).unwrap();
+        self.request(
+            "POST",
+            "/articles",
+            &[("Content-Type", "application/json")],
+            Some(&body),
+        )
+    }
+
     /// Reads one response strictly (see `wire::read_strict`).
     pub fn try_read_response(&mut self, head: bool) -> Result<Resp, wire::WireError> {
         wire::read_strict(&mut self.reader, head)
