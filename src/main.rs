@@ -10,6 +10,7 @@ use articles::{admin, logging, App};
 
 fn main() -> ExitCode {
     limit_malloc_arenas();
+    articles::store::sqlite::configure_process();
     let command = match config::parse(std::env::args().skip(1), |name| std::env::var(name).ok()) {
         Ok(command) => command,
         Err(err) => {
