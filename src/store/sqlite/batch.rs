@@ -77,9 +77,7 @@ impl Default for Group {
 #[derive(Default)]
 struct State {
     /// The batch whose transaction is open on the writer connection.
-    open: Option<u64>,
-    /// When it began.
-    opened_at: Option<Instant>,
+    open: Option<Open>,
     /// The last batch id handed out.
     last: u64,
     /// Every batch up to this one has ended (committed or failed).
@@ -90,10 +88,16 @@ struct State {
     failures: VecDeque<(u64, String)>,
 }
 
+/// The open batch: its id, and when it began.
+#[derive(Clone, Copy)]
+struct Open {
+    id: u64,
+    since: Instant,
+}
+
 impl State {
     fn end(&mut self, id: u64, failure: Option<String>) {
         self.open = None;
-        self.opened_at = None;
         self.ended = id;
         self.members = 0;
         if let Some(reason) = failure {
@@ -104,9 +108,22 @@ impl State {
         }
     }
 
+    /// Whether batch `id` is the open one.
+    fn is_open(&self, id: u64) -> bool {
+        self.open.is_some_and(|open| open.id == id)
+    }
+
+    /// How much longer the open batch may wait for announced writes: zero
+    /// once `hold` has passed, or with no batch open.
+    fn hold_left(&self, hold: Duration) -> Duration {
+        self.open.map_or(Duration::ZERO, |open| {
+            hold.saturating_sub(open.since.elapsed())
+        })
+    }
+
     /// Whether the open batch may still wait for announced writes.
     fn may_hold(&self, hold: Duration) -> bool {
-        self.members < MAX_BATCH && self.opened_at.is_some_and(|at| at.elapsed() < hold)
+        self.members < MAX_BATCH && !self.hold_left(hold).is_zero()
     }
 
     fn outcome(&self, id: u64) -> Result<(), StoreError> {
@@ -144,12 +161,14 @@ impl SqliteStore {
         let conn = conn?;
         let mut state = lock(group);
         let id = match state.open {
-            Some(id) => id,
+            Some(open) => open.id,
             None => {
                 conn.execute_batch("BEGIN IMMEDIATE")?;
                 state.last += 1;
-                state.open = Some(state.last);
-                state.opened_at = Some(Instant::now());
+                state.open = Some(Open {
+                    id: state.last,
+                    since: Instant::now(),
+                });
                 state.last
             }
         };
@@ -292,23 +311,18 @@ impl WriteBatch<'_> {
         while state.ended < self.id {
             let abandoned = group.queued.load(Ordering::SeqCst) == 0
                 && (group.expected.load(Ordering::SeqCst) == 0 || !state.may_hold(group.hold));
-            if state.open == Some(self.id) && abandoned {
+            if state.is_open(self.id) && abandoned {
                 // The state stays locked meanwhile: the batch is still open.
                 if let Some(conn) = self.store.writer.try_get() {
                     return commit(self.store, &mut state, &conn, self.id);
                 }
             }
             // Wakes when the hold ends, if it is what keeps the batch open.
-            let hold_left = match state.opened_at {
-                Some(at) if group.expected.load(Ordering::SeqCst) > 0 => {
-                    group.hold.saturating_sub(at.elapsed())
-                }
-                _ => Duration::ZERO,
-            };
-            let slice = if hold_left.is_zero() {
-                WAIT_SLICE
-            } else {
+            let hold_left = state.hold_left(group.hold);
+            let slice = if group.expected.load(Ordering::SeqCst) > 0 && !hold_left.is_zero() {
                 hold_left.min(WAIT_SLICE)
+            } else {
+                WAIT_SLICE
             };
             state = group
                 .ended
