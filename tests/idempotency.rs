@@ -4,7 +4,7 @@ mod common;
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStdout, Command, Stdio};
-use std::sync::{mpsc, Arc, Barrier};
+use std::sync::mpsc;
 use std::time::Duration;
 
 use common::{Conn, Resp, TestServer};
@@ -216,23 +216,7 @@ fn a_retry_while_the_first_is_in_flight_is_409() {
 #[test]
 fn twenty_concurrent_posts_with_one_key_create_one_article() {
     let server = TestServer::start();
-    const CLIENTS: usize = 20;
-    let barrier = Arc::new(Barrier::new(CLIENTS));
-    let handles: Vec<_> = (0..CLIENTS)
-        .map(|_| {
-            let (addr, barrier) = (server.addr, Arc::clone(&barrier));
-            std::thread::spawn(move || {
-                let mut conn = Conn::open(addr);
-                let headers = [
-                    ("Content-Type", "application/json"),
-                    ("Idempotency-Key", "burst"),
-                ];
-                barrier.wait();
-                conn.request("POST", "/articles", &headers, Some(BODY.as_bytes()))
-            })
-        })
-        .collect();
-    let answers: Vec<Resp> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    let answers = common::keyed_posts_at_once(&[server.addr; 20], "burst", BODY);
     let created: Vec<&Resp> = answers
         .iter()
         .filter(|r| r.status == 201 && r.header("Idempotency-Replayed").is_none())

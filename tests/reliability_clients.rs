@@ -128,27 +128,11 @@ fn the_server_recovers_after_running_out_of_threads() {
     let served_while_exhausted = held.len();
     drop(held);
 
-    let started = Instant::now();
-    loop {
-        let mut conn = server.connect();
-        conn.stream()
-            .set_read_timeout(Some(Duration::from_millis(500)))
-            .unwrap();
-        let resp = conn.try_request("GET", "/healthz", &[], None);
-        if resp.is_ok_and(|r| r.status == 200) {
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(5),
-            "never served again"
-        );
-        thread::sleep(Duration::from_millis(100));
-    }
+    let again = served_again(&server, "/healthz", Duration::from_millis(100));
     assert!(server.log().contains("could not start a connection thread"));
     println!(
         "threads exhausted ({limit}, 40 for the server): {served_while_exhausted} connections held, \
-         {dropped} dropped; served again {:?} after they left",
-        started.elapsed()
+         {dropped} dropped; served again {again:?} after they left",
     );
 }
 
@@ -197,6 +181,16 @@ fn exhaust_descriptors_then_recover(limit: u32) {
     let created = held[0].try_request("POST", "/articles", &json, Some(body));
     assert_eq!(created.map(|r| r.status), Ok(201));
     drop(held);
+    let again = served_again(&server, "/articles", Duration::ZERO);
+    println!(
+        "descriptors exhausted (RLIMIT_NOFILE {limit}): {served_while_exhausted} connections held, \
+         {unanswered} waited; served again {again:?} after they left",
+    );
+}
+
+/// How long until a new connection gets 200 for `GET path` (each try waits
+/// 500 ms at most for its answer, then `pause`); fails after 5 s.
+fn served_again(server: &TestServer, path: &str, pause: Duration) -> Duration {
     let started = Instant::now();
     loop {
         let mut conn = server.connect();
@@ -204,21 +198,17 @@ fn exhaust_descriptors_then_recover(limit: u32) {
             .set_read_timeout(Some(Duration::from_millis(500)))
             .unwrap();
         if conn
-            .try_request("GET", "/articles", &[], None)
+            .try_request("GET", path, &[], None)
             .is_ok_and(|r| r.status == 200)
         {
-            break;
+            return started.elapsed();
         }
         assert!(
             started.elapsed() < Duration::from_secs(5),
             "never served again"
         );
+        thread::sleep(pause);
     }
-    println!(
-        "descriptors exhausted (RLIMIT_NOFILE {limit}): {served_while_exhausted} connections held, \
-         {unanswered} waited; served again {:?} after they left",
-        started.elapsed()
-    );
 }
 
 /// A new connection that answered `GET /healthz` with 200 within `wait`, or

@@ -147,23 +147,7 @@ fn one_idempotency_key_through_both_servers_creates_one_article() {
     const ROUNDS: usize = 10;
     for round in 0..ROUNDS {
         let key = format!("replicated-{round}");
-        let barrier = Arc::new(Barrier::new(2));
-        let handles: Vec<_> = [a.addr, b.addr]
-            .into_iter()
-            .map(|addr| {
-                let (key, barrier) = (key.clone(), Arc::clone(&barrier));
-                thread::spawn(move || {
-                    let mut conn = Conn::open(addr);
-                    let headers = [
-                        ("Content-Type", "application/json"),
-                        ("Idempotency-Key", key.as_str()),
-                    ];
-                    barrier.wait();
-                    conn.request("POST", "/articles", &headers, Some(BODY.as_bytes()))
-                })
-            })
-            .collect();
-        let answers: Vec<Resp> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+        let answers = common::keyed_posts_at_once(&[a.addr, b.addr], &key, BODY);
         let created: Vec<&Resp> = answers
             .iter()
             .filter(|r| r.status == 201 && r.header("Idempotency-Replayed").is_none())

@@ -656,6 +656,29 @@ impl Resp {
     }
 }
 
+/// One `POST /articles` of `body` with `Idempotency-Key: key` to each of
+/// `addrs`, each from a thread of its own and all released at once; the
+/// responses in the order of `addrs`.
+pub fn keyed_posts_at_once(addrs: &[SocketAddr], key: &str, body: &'static str) -> Vec<Resp> {
+    let barrier = Arc::new(std::sync::Barrier::new(addrs.len()));
+    let handles: Vec<_> = addrs
+        .iter()
+        .map(|&addr| {
+            let (key, barrier) = (key.to_owned(), Arc::clone(&barrier));
+            std::thread::spawn(move || {
+                let mut conn = Conn::open(addr);
+                let headers = [
+                    ("Content-Type", "application/json"),
+                    ("Idempotency-Key", key.as_str()),
+                ];
+                barrier.wait();
+                conn.request("POST", "/articles", &headers, Some(body.as_bytes()))
+            })
+        })
+        .collect();
+    handles.into_iter().map(|h| h.join().unwrap()).collect()
+}
+
 /// One keep-alive connection.
 pub struct Conn {
     reader: BufReader<TcpStream>,
