@@ -16,6 +16,10 @@ use crate::response::Reply;
 pub const MAX_KEY_CHARS: usize = 255;
 /// How long a saved response is replayed: 24 hours, in milliseconds.
 pub const KEY_LIFETIME_MILLIS: i64 = 24 * 60 * 60 * 1000;
+/// Most expired keys a backend removes each time it saves a key: bounded
+/// work per request, yet more than one, so the table never holds much
+/// beyond the keys of the last 24 hours.
+pub const KEYS_PRUNED_PER_SAVE: i64 = 16;
 /// The scope of an anonymous writer's keys. User ids start at 1.
 pub const ANONYMOUS_SCOPE: i64 = 0;
 /// The response headers saved for a replay: what a client acts on.

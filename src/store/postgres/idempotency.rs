@@ -7,14 +7,10 @@ use super::outbox::announced;
 use super::{Db, PgStore};
 use crate::article::{Article, ArticleChange};
 use crate::auth::User;
-use crate::idempotency::{SavedResponse, KEY_LIFETIME_MILLIS};
+use crate::idempotency::{SavedResponse, KEYS_PRUNED_PER_SAVE, KEY_LIFETIME_MILLIS};
 use crate::store::{Creation, IdempotencyKeys, KeyedRequest, SavedKey, StoreError};
 use crate::time::now_millis;
 use crate::webhooks::Outbox;
-
-/// Most expired keys removed each time a key is saved (see the SQLite
-/// backend).
-const PRUNE_BATCH: i64 = 16;
 
 /// The saved response, locked: the same key arriving through another
 /// replica waits here for this transaction to end.
@@ -59,7 +55,7 @@ impl IdempotencyKeys for PgStore {
                 None => {}
             }
             let change = decide()?;
-            db.execute(PRUNE_KEYS, &[&expired, &PRUNE_BATCH])?;
+            db.execute(PRUNE_KEYS, &[&expired, &KEYS_PRUNED_PER_SAVE])?;
             let (article, queued) = insert_article(db, &change, author, outbox)?;
             let response = respond(&article);
             save_key(db, request, now, &response)?;

@@ -7,15 +7,10 @@ use super::outbox::finish_write;
 use super::SqliteStore;
 use crate::article::{Article, ArticleChange};
 use crate::auth::User;
-use crate::idempotency::{SavedResponse, KEY_LIFETIME_MILLIS};
+use crate::idempotency::{SavedResponse, KEYS_PRUNED_PER_SAVE, KEY_LIFETIME_MILLIS};
 use crate::store::{Creation, IdempotencyKeys, KeyedRequest, SavedKey, StoreError};
 use crate::time::now_millis;
 use crate::webhooks::Outbox;
-
-/// Most expired keys removed each time a key is saved: bounded work per
-/// request, yet more than one, so the table never holds much beyond the
-/// keys of the last 24 hours.
-const PRUNE_BATCH: i64 = 16;
 
 const SELECT_KEY: &str = "SELECT created_at, fingerprint, status, headers, body \
      FROM idempotency_keys WHERE scope = ?1 AND idempotency_key = ?2";
@@ -52,7 +47,7 @@ impl IdempotencyKeys for SqliteStore {
         }
         let change = decide()?;
         tx.prepare_cached(PRUNE_KEYS)?
-            .execute(params![expired, PRUNE_BATCH])?;
+            .execute(params![expired, KEYS_PRUNED_PER_SAVE])?;
         let (article, queued) = insert_article(&tx, &change, author, outbox)?;
         let response = respond(&article);
         save_key(&tx, request, now, &response)?;
@@ -219,7 +214,9 @@ mod tests {
     #[test]
     fn an_expired_key_is_used_afresh_and_old_ones_are_pruned() {
         let store = SqliteStore::open(":memory:", 1).unwrap();
-        let keys: Vec<String> = (0..PRUNE_BATCH + 5).map(|n| format!("k{n}")).collect();
+        let keys: Vec<String> = (0..KEYS_PRUNED_PER_SAVE + 5)
+            .map(|n| format!("k{n}"))
+            .collect();
         for key in &keys {
             create(&store, &keyed(key, 1), "old");
         }
@@ -228,10 +225,10 @@ mod tests {
             create(&store, &keyed("k0", 2), "new"),
             Creation::Created(_)
         ));
-        // k0 replaced, then at most PRUNE_BATCH of the other expired ones.
+        // k0 replaced, then at most KEYS_PRUNED_PER_SAVE of the other expired ones.
         assert_eq!(
             count(&store, "SELECT count(*) FROM idempotency_keys"),
-            keys.len() as i64 - PRUNE_BATCH
+            keys.len() as i64 - KEYS_PRUNED_PER_SAVE
         );
         assert!(matches!(
             create(&store, &keyed("k0", 3), "third"),
@@ -256,7 +253,7 @@ mod tests {
             .prepare(&format!("EXPLAIN QUERY PLAN {PRUNE_KEYS}"))
             .unwrap();
         let lines: Vec<String> = stmt
-            .query_map(params![0, PRUNE_BATCH], |row| row.get(3))
+            .query_map(params![0, KEYS_PRUNED_PER_SAVE], |row| row.get(3))
             .unwrap()
             .collect::<Result<_, _>>()
             .unwrap();
