@@ -5,6 +5,8 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::error::{ApiError, FieldError};
+use crate::json;
+use crate::time::write_rfc3339_millis;
 
 /// Longest title, in Unicode scalar values.
 pub const MAX_TITLE_CHARS: usize = 200;
@@ -37,11 +39,76 @@ pub struct Article {
 impl Article {
     /// About how many bytes its JSON takes: text lengths plus the fixed
     /// part, so response buffers are sized once.
-    pub fn json_size_hint(&self) -> usize {
+    fn json_size_hint(&self) -> usize {
         let tags: usize = self.tags.iter().map(|t| t.len() + 3).sum();
         let author = self.author.as_ref().map_or(0, |a| a.username.len() + 32);
         200 + self.title.len() + self.content.len() + tags + author
     }
+
+    /// Its JSON, the bytes `serde_json::to_vec` gives, written by hand for
+    /// speed (see `json`); a unit test holds the two equal.
+    pub fn to_json(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.json_size_hint());
+        self.write_json(&mut out);
+        out
+    }
+
+    /// A page of articles as a JSON array, as `to_json` writes each.
+    pub fn list_to_json(articles: &[Article]) -> Vec<u8> {
+        let size = articles.iter().map(Article::json_size_hint).sum::<usize>() + 2;
+        let mut out = Vec::with_capacity(size);
+        out.push(b'[');
+        for (i, article) in articles.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            article.write_json(&mut out);
+        }
+        out.push(b']');
+        out
+    }
+
+    fn write_json(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(br#"{"id":"#);
+        json::push_int(out, self.id);
+        out.extend_from_slice(br#","title":"#);
+        json::push_str(out, &self.title);
+        out.extend_from_slice(br#","content":"#);
+        json::push_str(out, &self.content);
+        out.extend_from_slice(br#","tags":["#);
+        for (i, tag) in self.tags.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            json::push_str(out, tag);
+        }
+        out.extend_from_slice(br#"],"author":"#);
+        match &self.author {
+            Some(author) => {
+                out.extend_from_slice(br#"{"id":"#);
+                json::push_int(out, author.id);
+                out.extend_from_slice(br#","username":"#);
+                json::push_str(out, &author.username);
+                out.push(b'}');
+            }
+            None => out.extend_from_slice(b"null"),
+        }
+        out.extend_from_slice(br#","created_at":"#);
+        push_time(out, self.created_at);
+        out.extend_from_slice(br#","updated_at":"#);
+        push_time(out, self.updated_at);
+        out.push(b'}');
+    }
+}
+
+/// Appends milliseconds since the epoch as a quoted RFC 3339 string, as
+/// `time::serialize_rfc3339` does.
+fn push_time(out: &mut Vec<u8>, millis: i64) {
+    let mut text = [0u8; 24];
+    write_rfc3339_millis(millis, &mut text);
+    out.push(b'"');
+    out.extend_from_slice(&text);
+    out.push(b'"');
 }
 
 /// The author embedded in an article.
@@ -202,6 +269,37 @@ fn parse_tags(value: &Value, errors: &mut Vec<FieldError>) -> Option<Vec<String>
 mod tests {
     use super::*;
     use serde_json::json;
+
+    fn article(id: i64, author: Option<Author>) -> Article {
+        Article {
+            id,
+            title: "A \"quoted\" title, é".into(),
+            content: "Line one\nline two\twith a tab and a \\ and \u{1}. ".repeat(20),
+            tags: vec!["python".into(), "rust".into(), "web\"s".into()],
+            author,
+            created_at: 1_764_000_000_123,
+            updated_at: 1_764_000_999_000,
+        }
+    }
+
+    #[test]
+    fn hand_written_json_is_what_serde_json_writes() {
+        let author = Author {
+            id: 7,
+            username: "ada".into(),
+        };
+        let mut bare = article(2, None);
+        bare.tags.clear();
+        let articles = [article(1, Some(author)), bare, article(i64::MAX, None)];
+        for one in &articles {
+            assert_eq!(one.to_json(), serde_json::to_vec(one).unwrap());
+        }
+        assert_eq!(
+            Article::list_to_json(&articles),
+            serde_json::to_vec(&articles).unwrap()
+        );
+        assert_eq!(Article::list_to_json(&[]), b"[]");
+    }
 
     fn parse(value: Value, kind: WriteKind) -> Result<ArticleChange, Vec<FieldError>> {
         let Value::Object(map) = value else {

@@ -2,6 +2,7 @@
 //! evaluation of `If-Match` and `If-None-Match`. Pure logic, no I/O.
 
 use crate::article::Article;
+use crate::json;
 
 /// The strong entity tag of an article: `"<id>-<updated_at in ms>"`.
 ///
@@ -10,7 +11,15 @@ use crate::article::Article;
 /// whenever the representation does. Nothing else in the representation can
 /// change on its own: usernames are never renamed.
 pub fn etag(article: &Article) -> String {
-    format!("\"{}-{}\"", article.id, article.updated_at)
+    // As `format!`, without its machinery: that cost 1,500 instructions on
+    // every GET.
+    let mut tag = Vec::with_capacity(42);
+    tag.push(b'"');
+    json::push_int(&mut tag, article.id);
+    tag.push(b'-');
+    json::push_int(&mut tag, article.updated_at);
+    tag.push(b'"');
+    String::from_utf8(tag).expect("digits and punctuation")
 }
 
 /// One entity tag sent by a client.

@@ -54,6 +54,7 @@ pub mod error;
 pub mod handlers;
 pub mod idempotency;
 mod ids;
+mod json;
 pub mod listing;
 pub mod logging;
 pub mod metrics;

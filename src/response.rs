@@ -24,14 +24,9 @@ pub struct Reply {
 
 impl Reply {
     /// A reply with a JSON body.
+    /// (Articles, the bulk of the traffic, are written by `Article::to_json`.)
     pub fn json<T: Serialize + ?Sized>(status: u16, value: &T) -> Reply {
-        Reply::json_sized(status, value, 256)
-    }
-
-    /// A reply with a JSON body expected to be about `size` bytes: sizing the
-    /// buffer up front saves the copies of growing it.
-    pub fn json_sized<T: Serialize + ?Sized>(status: u16, value: &T, size: usize) -> Reply {
-        let mut body = Vec::with_capacity(size);
+        let mut body = Vec::with_capacity(256);
         // Serializing our own types into memory cannot fail.
         serde_json::to_writer(&mut body, value).expect("serializable response");
         Reply::with_body(status, JSON, body)

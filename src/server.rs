@@ -4,7 +4,6 @@
 //! catching, access log).
 
 use std::cell::RefCell;
-use std::fmt::{self, Write as _};
 use std::io::{self, Cursor, Write};
 use std::mem::ManuallyDrop;
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -25,7 +24,7 @@ use crate::response::{reason_phrase, Reply};
 use crate::time::{http_date, now_millis};
 use crate::turns::{self, Turns};
 use crate::webhooks::Deliveries;
-use crate::{connection, cors, ids, metrics, router, App};
+use crate::{connection, cors, ids, logging, metrics, router, App};
 
 /// Pause after an accept error that may pass (out of file descriptors, a
 /// thread that could not start), so the loop does not spin.
@@ -45,9 +44,6 @@ const THREADS_PER_TURN: usize = 4;
 
 /// Most worker threads beyond the turns, for large `--workers`.
 const MAX_WAITING_THREADS: usize = 64;
-
-/// Longest request method or path written to the access log.
-const MAX_LOGGED: usize = 256;
 
 /// A running server.
 pub struct Server {
@@ -417,39 +413,16 @@ impl Served {
                 Reuse::Close
             }
         };
-        log_access(
-            &self.method,
+        logging::access(
+            self.method.as_str(),
             &self.path,
             status,
             bytes,
-            self.started,
+            self.started.elapsed(),
             &self.request_id,
         );
         reuse
     }
-}
-
-/// The access log line of one request: method, path, status, body bytes,
-/// duration, request id.
-fn log_access(
-    method: &Method,
-    path: &str,
-    status: u16,
-    bytes: usize,
-    started: Instant,
-    request_id: &str,
-) {
-    // Microseconds, rounded, printed as milliseconds with three decimals
-    // (integer formatting: a float's costs more than the rest of the line).
-    let micros = (started.elapsed().as_nanos() + 500) / 1000;
-    log::info!(
-        target: "access",
-        "{} {} {status} {bytes} {}.{:03}ms {request_id}",
-        Loggable(method.as_str()),
-        Loggable(path),
-        micros / 1000,
-        micros % 1000,
-    );
 }
 
 /// Whether a reply says `Connection: close`.
@@ -597,40 +570,6 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
         .unwrap_or_else(|| "unknown panic".to_owned())
 }
 
-/// A method or path made safe for one log line: printable ASCII only,
-/// bounded. tiny_http accepts any ASCII method, control characters
-/// included, and any length. Written straight into the line, no copy.
-struct Loggable<'a>(&'a str);
-
-impl fmt::Display for Loggable<'_> {
-    /// Runs of printable ASCII in one write each (a write per character
-    /// was most of an access line's cost), anything else as `?`.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let (mut rest, mut left) = (self.0, MAX_LOGGED);
-        while left > 0 {
-            let printable = rest
-                .bytes()
-                .take(left)
-                .take_while(u8::is_ascii_graphic)
-                .count();
-            if printable > 0 {
-                // ASCII only: a byte count is a character count, and a
-                // character boundary.
-                f.write_str(&rest[..printable])?;
-                rest = &rest[printable..];
-                left -= printable;
-            } else if let Some(c) = rest.chars().next() {
-                f.write_char('?')?;
-                rest = &rest[c.len_utf8()..];
-                left -= 1;
-            } else {
-                break;
-            }
-        }
-        Ok(())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -653,21 +592,6 @@ mod tests {
         assert_eq!(
             classify(&io::Error::from_raw_os_error(9)),
             AcceptError::Fatal
-        );
-    }
-
-    #[test]
-    fn log_paths_are_printable_and_bounded() {
-        assert_eq!(Loggable("/a\x1b[31m\r\n").to_string(), "/a?[31m??");
-        assert_eq!(Loggable("/é/ü x").to_string(), "/?/??x");
-        assert_eq!(Loggable("").to_string(), "");
-        assert_eq!(Loggable(&"x".repeat(1000)).to_string().len(), MAX_LOGGED);
-        let mixed = "é".repeat(300);
-        assert_eq!(Loggable(&mixed).to_string(), "?".repeat(MAX_LOGGED));
-        let ends_mixed = format!("{}é", "x".repeat(MAX_LOGGED - 1));
-        assert_eq!(
-            Loggable(&ends_mixed).to_string(),
-            format!("{}?", "x".repeat(MAX_LOGGED - 1))
         );
     }
 

@@ -9,7 +9,7 @@ use crate::error::{ApiError, FieldError};
 use crate::idempotency::{self, SavedResponse};
 use crate::listing::{link_header, ArticleQuery};
 use crate::request::Req;
-use crate::response::Reply;
+use crate::response::{Reply, JSON};
 use crate::store::{Creation, KeyedRequest};
 use crate::App;
 
@@ -21,10 +21,11 @@ pub const NOT_FOUND: &str = "Article not found";
 pub fn list(app: &App, req: &mut Req<'_>) -> Result<Reply, ApiError> {
     let query = ArticleQuery::parse(&req.query)?;
     let (articles, total) = app.store.list_articles(&query)?;
-    let size = articles.iter().map(Article::json_size_hint).sum::<usize>() + 2;
-    Ok(Reply::json_sized(200, &articles, size)
-        .header("X-Total-Count", total.to_string())
-        .header("Link", link_header(&req.path, &req.query, &query, total)))
+    Ok(
+        Reply::with_body(200, JSON, Article::list_to_json(&articles))
+            .header("X-Total-Count", total.to_string())
+            .header("Link", link_header(&req.path, &req.query, &query, total)),
+    )
 }
 
 /// `POST /articles`: 201 with `Location` and `ETag`; the author is the
@@ -155,7 +156,7 @@ fn created(article: &Article) -> Reply {
 
 /// An article as the body, with its `ETag`.
 fn article_reply(status: u16, article: &Article, tag: String) -> Reply {
-    Reply::json_sized(status, article, article.json_size_hint()).header("ETag", tag)
+    Reply::with_body(status, JSON, article.to_json()).header("ETag", tag)
 }
 
 /// The request's `Idempotency-Key`, if it has one: 400 unless it is 1 to
