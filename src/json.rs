@@ -7,8 +7,8 @@
 //! the scan of ~500 characters of content. Here the scan takes eight bytes
 //! at a time. Everything else still goes through serde_json.
 //!
-//! `push_int` also writes the numbers of an `ETag` and of an access line,
-//! where `format!` cost a thousand instructions or more a request.
+//! `push_int` also writes the numbers of an `ETag`, an access line and a
+//! response's head, where `format!` cost hundreds of instructions each.
 
 /// Appends `text` as a JSON string: quoted, with `"`, `\` and control
 /// characters escaped as serde_json escapes them. Everything else,

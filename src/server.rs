@@ -24,7 +24,7 @@ use crate::response::{reason_phrase, Reply};
 use crate::time::{http_date, now_millis};
 use crate::turns::{self, Turns};
 use crate::webhooks::Deliveries;
-use crate::{connection, cors, ids, logging, metrics, router, App};
+use crate::{connection, cors, ids, json, logging, metrics, router, App};
 
 /// Pause after an accept error that may pass (out of file descriptors, a
 /// thread that could not start), so the loop does not spin.
@@ -499,16 +499,15 @@ fn write_response(request: Request, reply: Reply) -> io::Result<()> {
     let bodyless = matches!(reply.status, 204 | 304);
     let send_body = !bodyless && *request.method() != Method::Head;
     let mut out = Vec::with_capacity(256 + if send_body { reply.body.len() } else { 0 });
-    // Writing to a Vec cannot fail.
-    let _ = write!(
-        out,
-        "HTTP/1.1 {} {}\r\nDate: ",
-        reply.status,
-        reason_phrase(reply.status)
-    );
+    out.extend_from_slice(b"HTTP/1.1 ");
+    json::push_int(&mut out, i64::from(reply.status));
+    out.push(b' ');
+    out.extend_from_slice(reason_phrase(reply.status).as_bytes());
+    out.extend_from_slice(b"\r\nDate: ");
     with_http_date(|date| out.extend_from_slice(date));
     if !bodyless {
-        let _ = write!(out, "\r\nContent-Length: {}", reply.body.len());
+        out.extend_from_slice(b"\r\nContent-Length: ");
+        json::push_int(&mut out, reply.body.len() as i64);
     }
     for (name, value) in &reply.headers {
         if value.bytes().all(|b| b == b' ' || b.is_ascii_graphic()) {
