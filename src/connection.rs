@@ -29,7 +29,7 @@
 
 use std::fmt::Display;
 use std::io;
-use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::mpsc::{self, SyncSender};
 use std::thread;
 
 use tiny_http_fork::util::MessageQueueSender;
@@ -59,13 +59,26 @@ pub struct Job {
 
 /// The connection thread's side of a job: told once the response is
 /// written (or handed to another thread) whether the connection goes on.
-pub struct Done(Sender<Reuse>);
+/// A job dropped unanswered (the process is stopping) says `Close`.
+pub struct Done(Option<SyncSender<Reuse>>);
 
 impl Done {
     /// Lets the connection thread read the next request, or end the
     /// connection.
-    pub fn send(self, reuse: Reuse) {
-        let _ = self.0.send(reuse);
+    pub fn send(mut self, reuse: Reuse) {
+        if let Some(sender) = self.0.take() {
+            // Never blocks: the connection thread takes each answer before
+            // it queues the next job, so the one slot is free.
+            let _ = sender.send(reuse);
+        }
+    }
+}
+
+impl Drop for Done {
+    fn drop(&mut self) {
+        if let Some(sender) = self.0.take() {
+            let _ = sender.send(Reuse::Close);
+        }
     }
 }
 
@@ -89,8 +102,11 @@ where
     C: Iterator<Item = Result<Request, E>>,
     E: Display,
 {
-    // How the connection's last request ended, once a worker has said.
-    let mut previous: Option<Receiver<Reuse>> = None;
+    // How each request ended, once a worker has said: one channel for the
+    // connection's life, not one per request (two allocations each, a
+    // few per cent of a GET).
+    let (done, outcome) = mpsc::sync_channel(1);
+    let mut waiting = false;
     for request in client {
         let request = match request {
             Ok(request) => request,
@@ -104,20 +120,17 @@ where
         // The next request is read while the last is served (as tiny_http
         // does), but queued only once it is answered. Usually the answer is
         // long there: no wait, no extra wake-up. A job dropped unanswered
-        // (the process is stopping) ends the connection too.
-        if let Some(outcome) = previous.take() {
-            if outcome.recv() != Ok(Reuse::KeepAlive) {
-                // Taking the writer and dropping it answers nothing; a
-                // request dropped whole would be answered 500 by tiny_http.
-                drop(request.into_writer());
-                return;
-            }
+        // (the process is stopping) ends the connection too (`Done`).
+        if waiting && outcome.recv() != Ok(Reuse::KeepAlive) {
+            // Taking the writer and dropping it answers nothing; a request
+            // dropped whole would be answered 500 by tiny_http.
+            drop(request.into_writer());
+            return;
         }
-        let (done, outcome) = mpsc::channel();
         let _ = queue.push(Job {
             request,
-            done: Done(done),
+            done: Done(Some(done.clone())),
         });
-        previous = Some(outcome);
+        waiting = true;
     }
 }

@@ -76,7 +76,7 @@ pub fn decorate(policy: &CorsPolicy, origin: Option<&str>, preflight: bool, repl
         false => None,
     };
     let reply = reply
-        .header("Access-Control-Allow-Origin", allowed)
+        .header("Access-Control-Allow-Origin", allowed.to_owned())
         .header("Access-Control-Expose-Headers", EXPOSE_HEADERS);
     match allow_methods {
         Some(methods) => reply

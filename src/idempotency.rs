@@ -121,7 +121,7 @@ impl SavedResponse {
                 .headers
                 .into_iter()
                 .filter(|(name, _)| saved_name(name).is_some())
-                .map(|(name, value)| (name.to_owned(), value))
+                .map(|(name, value)| (name.to_owned(), value.into_owned()))
                 .collect(),
             body: reply.body,
         }

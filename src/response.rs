@@ -3,6 +3,8 @@
 //! Every body is buffered so that `Content-Length` is always exact (the
 //! contract promises it on every response but 204 and 304).
 
+use std::borrow::Cow;
+
 use serde::Serialize;
 
 /// `Content-Type` of every JSON body.
@@ -16,8 +18,9 @@ pub struct Reply {
     /// HTTP status code.
     pub status: u16,
     /// Header names and values. Values are built by the server from
-    /// validated data only; none is copied from a request unchecked.
-    pub headers: Vec<(&'static str, String)>,
+    /// validated data only; none is copied from a request unchecked. A
+    /// fixed value (a content type, say) is borrowed, not allocated.
+    pub headers: Vec<(&'static str, Cow<'static, str>)>,
     /// The body; empty for 204 and 304.
     pub body: Vec<u8>,
 }
@@ -33,25 +36,24 @@ impl Reply {
     }
 
     /// A reply with a body of the given content type.
-    pub fn with_body(status: u16, content_type: &str, body: Vec<u8>) -> Reply {
-        Reply {
-            status,
-            headers: vec![("Content-Type", content_type.to_owned())],
-            body,
-        }
+    pub fn with_body(status: u16, content_type: &'static str, body: Vec<u8>) -> Reply {
+        let mut reply = Reply::empty(status);
+        reply.body = body;
+        reply.header("Content-Type", content_type)
     }
 
     /// A reply without a body, such as 204.
     pub fn empty(status: u16) -> Reply {
         Reply {
             status,
-            headers: Vec::new(),
+            // Content-Type, ETag, X-Request-Id and one more without growing.
+            headers: Vec::with_capacity(4),
             body: Vec::new(),
         }
     }
 
     /// Adds a header.
-    pub fn header(mut self, name: &'static str, value: impl Into<String>) -> Reply {
+    pub fn header(mut self, name: &'static str, value: impl Into<Cow<'static, str>>) -> Reply {
         self.headers.push((name, value.into()));
         self
     }
@@ -61,7 +63,7 @@ impl Reply {
         self.headers
             .iter()
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+            .map(|(_, v)| v.as_ref())
     }
 }
 
