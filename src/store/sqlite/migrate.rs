@@ -39,6 +39,36 @@ mod tests {
     }
 
     #[test]
+    fn migration_5_copies_each_articles_tags_into_its_row() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        for (version, sql) in migrations(SQLITE).into_iter().take_while(|(v, _)| *v <= 4) {
+            conn.execute_batch(sql).unwrap();
+            conn.pragma_update(None, "user_version", version).unwrap();
+        }
+        conn.execute_batch(
+            "INSERT INTO articles (id, title, content, created_at, updated_at)
+                 VALUES (1, 't', 'c', 0, 0), (2, 't', 'c', 0, 0);
+             INSERT INTO article_tags VALUES (1, 'web'), (1, 'python');",
+        )
+        .unwrap();
+        assert_eq!(migrate(&mut conn).unwrap(), (4, LATEST_VERSION));
+        let tags = |id: i64| -> Option<Vec<String>> {
+            let joined: Option<String> = conn
+                .query_row("SELECT tags FROM articles WHERE id = ?1", [id], |row| {
+                    row.get(0)
+                })
+                .unwrap();
+            joined.map(|j| {
+                let mut tags: Vec<String> = j.split('\u{1f}').map(str::to_owned).collect();
+                tags.sort();
+                tags
+            })
+        };
+        assert_eq!(tags(1), Some(vec!["python".into(), "web".into()]));
+        assert_eq!(tags(2), None);
+    }
+
+    #[test]
     fn refuses_a_newer_database() {
         let mut conn = Connection::open_in_memory().unwrap();
         conn.pragma_update(None, "user_version", LATEST_VERSION + 1)
