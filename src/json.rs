@@ -61,8 +61,8 @@ const ONES: u64 = u64::from_ne_bytes([1; 8]);
 const HIGH_BITS: u64 = ONES * 0x80;
 
 /// Whether any of the eight bytes in `word` may be `"`, `\` or below 0x20.
-/// Never false when one is; sometimes true when none is (a borrow across
-/// bytes), which only sends those bytes down the one-at-a-time path.
+/// Never false when one is (a false alarm would only send these bytes down
+/// the one-at-a-time path).
 fn may_need_escape(word: u64) -> bool {
     // (x - 0x01…) & !x & 0x80… is non-zero iff some byte of x is below 1
     // (zero); with 0x20… in place of 0x01…, iff some byte is below 0x20.
