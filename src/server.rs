@@ -413,14 +413,15 @@ impl Served {
                 Reuse::Close
             }
         };
-        logging::access(
-            self.method.as_str(),
-            &self.path,
+        logging::Access {
+            method: self.method.as_str(),
+            path: &self.path,
             status,
             bytes,
-            self.started.elapsed(),
-            &self.request_id,
-        );
+            elapsed: self.started.elapsed(),
+            request_id: &self.request_id,
+        }
+        .log();
         reuse
     }
 }
