@@ -171,3 +171,12 @@ CREATE INDEX webhook_deliveries_backlog ON webhook_deliveries (created_at)
 ALTER TABLE articles ADD COLUMN tags TEXT;
 UPDATE articles SET tags =
     (SELECT group_concat(tag, char(31)) FROM article_tags WHERE article_id = articles.id);
+
+-- migration 6: new articles enter the full-text index once per transaction
+-- The insert trigger indexed each article in its own write's savepoint, and
+-- FTS5 writes its pending index to disk at every savepoint: per article, a
+-- new index segment and more pages to commit (POST +40 % without it). The
+-- store now indexes the articles a transaction created in one statement just
+-- before it commits, and before any update or delete in it (see
+-- src/store/sqlite/batch.rs). Updates and deletes keep their triggers.
+DROP TRIGGER articles_fts_insert;

@@ -125,3 +125,7 @@ CREATE INDEX webhook_deliveries_backlog ON webhook_deliveries (created_at)
 -- Nothing to do here: PostgreSQL reads an article's tags with it, as an
 -- array, cheaply enough. The version moves with SQLite's.
 SELECT 1;
+
+-- migration 6: new articles enter the full-text index once per transaction (SQLite only)
+-- Nothing to do here: PostgreSQL's index is not SQLite's FTS5.
+SELECT 1;

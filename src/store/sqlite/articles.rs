@@ -36,6 +36,11 @@ const TOUCH_ARTICLE: &str = "UPDATE articles SET updated_at = ?2, tags = ?3 WHER
 
 const DELETE_ARTICLE: &str = "DELETE FROM articles WHERE id = ?1";
 
+/// Indexes new articles for search; the update and delete triggers keep the
+/// index in step after that (see schema.sql, migration 6).
+const INDEX_ARTICLES: &str = "INSERT INTO articles_fts (rowid, title, content) \
+     SELECT id, title, content FROM articles WHERE id BETWEEN ?1 AND ?2";
+
 const INSERT_TAG: &str = "INSERT INTO article_tags (article_id, tag) VALUES (?1, ?2)";
 
 const DELETE_TAGS: &str = "DELETE FROM article_tags WHERE article_id = ?1";
@@ -100,9 +105,10 @@ impl Articles for SqliteStore {
         outbox: &Outbox,
     ) -> Result<Article, StoreError> {
         let mut batch = self.write()?;
-        let tx = batch.savepoint()?;
+        let tx = batch.create_savepoint()?;
         let (article, queued) = insert_article(&tx, change, author, outbox)?;
         tx.commit()?;
+        batch.created(article.id);
         finish_write(batch, outbox, queued)?;
         Ok(article)
     }
@@ -184,7 +190,8 @@ fn find(conn: &Connection, id: i64) -> Result<Option<Article>, StoreError> {
 
 /// Inserts an article and its tags inside the caller's write transaction,
 /// and queues its `article.created` event in `outbox` there too. Returns
-/// the article and whether an event was queued.
+/// the article and whether an event was queued. The caller tells its batch
+/// (`WriteBatch::created`), which puts the article in the full-text index.
 pub(super) fn insert_article(
     conn: &Connection,
     change: &ArticleChange,
@@ -205,6 +212,14 @@ pub(super) fn insert_article(
     let article = new.stored(id, author, now);
     let queued = record_event(conn, outbox, EventType::Created, now, &article)?;
     Ok((article, queued))
+}
+
+/// Puts the articles with ids `first` to `last` in the full-text index, in
+/// one statement (see `WriteBatch::created`).
+pub(super) fn index_articles(conn: &Connection, first: i64, last: i64) -> Result<(), StoreError> {
+    conn.prepare_cached(INDEX_ARTICLES)?
+        .execute([first, last])?;
+    Ok(())
 }
 
 fn insert_tags(conn: &Connection, id: i64, tags: &[String]) -> Result<(), StoreError> {

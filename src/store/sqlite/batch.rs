@@ -28,6 +28,7 @@ use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, Savepoint};
 
+use super::articles::index_articles;
 use super::{Pooled, SqliteStore, StoreError};
 
 /// Most writes in one transaction, to bound the wait of the first one.
@@ -84,6 +85,9 @@ struct State {
     ended: u64,
     /// Writes in the open batch.
     members: usize,
+    /// The ids of the articles the open batch created and has not yet put
+    /// in the full-text index, first and last (see `WriteBatch::created`).
+    unindexed: Option<(i64, i64)>,
     /// Recently failed batches and why.
     failures: VecDeque<(u64, String)>,
 }
@@ -100,6 +104,7 @@ impl State {
         self.open = None;
         self.ended = id;
         self.members = 0;
+        self.unindexed = None;
         if let Some(reason) = failure {
             if self.failures.len() == FAILURES_KEPT {
                 self.failures.pop_front();
@@ -253,9 +258,37 @@ impl Group {
 
 impl WriteBatch<'_> {
     /// A savepoint for this write: `commit` keeps its changes in the batch,
-    /// dropping it undoes them.
+    /// dropping it undoes them. The articles the batch created so far are
+    /// put in the full-text index first, outside the savepoint: an update
+    /// or delete here must find them there, and undoing this write must not
+    /// take them out again.
     pub(super) fn savepoint(&mut self) -> Result<Savepoint<'_>, StoreError> {
+        let conn = self.conn.as_mut().expect("a batch in use");
+        index_created(&self.store.group, conn)?;
+        Ok(conn.savepoint()?)
+    }
+
+    /// A savepoint for a write that only creates articles: the batch's
+    /// new articles stay out of the full-text index until it commits.
+    pub(super) fn create_savepoint(&mut self) -> Result<Savepoint<'_>, StoreError> {
         Ok(self.conn.as_mut().expect("a batch in use").savepoint()?)
+    }
+
+    /// Article `id` was created in this batch, and its savepoint committed:
+    /// the batch indexes it before it commits (`index_created`).
+    ///
+    /// Indexing each article in its own savepoint cost most of a POST's
+    /// share of the full-text index: FTS5 writes its pending terms to disk
+    /// at every savepoint, a new segment each time. Ids come from one
+    /// writer in increasing order, so the articles created since the last
+    /// indexing are exactly the ids from first to last (one whose write was
+    /// undone is simply not there).
+    pub(super) fn created(&self, id: i64) {
+        let mut state = lock(&self.store.group);
+        state.unindexed = Some(match state.unindexed {
+            Some((first, last)) => (first.min(id), last.max(id)),
+            None => (id, id),
+        });
     }
 
     /// Leaves the batch and waits for it to end: `Ok` means the write is
@@ -354,7 +387,13 @@ fn commit(
     id: u64,
 ) -> Result<(), StoreError> {
     let group = &store.group;
-    let mut outcome = conn.execute_batch("COMMIT").map_err(StoreError::from);
+    let mut outcome = match state.unindexed.take() {
+        Some((first, last)) => index_articles(conn, first, last),
+        None => Ok(()),
+    };
+    if outcome.is_ok() {
+        outcome = conn.execute_batch("COMMIT").map_err(StoreError::from);
+    }
     group.commits.fetch_add(1, Ordering::Relaxed);
     if outcome.is_err() && !conn.is_autocommit() {
         let _ = conn.execute_batch("ROLLBACK");
@@ -365,6 +404,16 @@ fn commit(
     state.end(id, outcome.as_ref().err().map(ToString::to_string));
     group.ended.notify_all();
     outcome
+}
+
+/// Puts the articles the open batch created so far in the full-text index.
+fn index_created(group: &Group, conn: &Connection) -> Result<(), StoreError> {
+    let mut state = lock(group);
+    if let Some((first, last)) = state.unindexed {
+        index_articles(conn, first, last)?;
+        state.unindexed = None;
+    }
+    Ok(())
 }
 
 fn lock(group: &Group) -> MutexGuard<'_, State> {
@@ -475,6 +524,67 @@ mod tests {
             .count() as u64;
         assert_eq!(total(&store), 1 + 240 - refused);
         assert_eq!(store.article(first.id).unwrap().unwrap().title, "keep");
+    }
+
+    #[test]
+    fn a_batch_indexes_its_new_articles_before_it_commits_and_before_changes() {
+        use super::super::articles::insert_article;
+
+        let store = SqliteStore::open(":memory:", 2).unwrap();
+        let outbox = Outbox::default();
+        let mut batch = store.write().unwrap();
+        let mut create = |batch: &mut super::WriteBatch<'_>, title: &str| {
+            let tx = batch.create_savepoint().unwrap();
+            let (article, _) = insert_article(&tx, &change(title.into()), None, &outbox).unwrap();
+            tx.commit().unwrap();
+            batch.created(article.id);
+            article.id
+        };
+        let ids = [
+            create(&mut batch, "alpha"),
+            create(&mut batch, "bravo"),
+            create(&mut batch, "charlie"),
+        ];
+        {
+            // Undone: the next creation takes its id again.
+            let tx = batch.create_savepoint().unwrap();
+            insert_article(&tx, &change("undone".into()), None, &outbox).unwrap();
+        }
+        // An update and a delete in the same batch, through the triggers
+        // that expect the articles to be in the index already.
+        let tx = batch.savepoint().unwrap();
+        tx.execute(
+            "UPDATE articles SET title = 'delta' WHERE id = ?1",
+            [ids[1]],
+        )
+        .unwrap();
+        tx.execute("DELETE FROM articles WHERE id = ?1", [ids[2]])
+            .unwrap();
+        tx.commit().unwrap();
+        let echo = create(&mut batch, "echo");
+        batch.finish().unwrap();
+
+        let conn = store.writer.get().unwrap();
+        // FTS5's check of the index against the articles table itself.
+        conn.execute(
+            "INSERT INTO articles_fts (articles_fts, rank) VALUES ('integrity-check', 1)",
+            [],
+        )
+        .unwrap();
+        let found = |word: &str| -> Vec<i64> {
+            conn.prepare("SELECT rowid FROM articles_fts WHERE articles_fts MATCH ?1")
+                .unwrap()
+                .query_map([word], |row| row.get(0))
+                .unwrap()
+                .map(Result::unwrap)
+                .collect()
+        };
+        assert_eq!(found("alpha"), [ids[0]]);
+        assert_eq!(found("delta"), [ids[1]]);
+        assert_eq!(found("echo"), [echo]);
+        for gone in ["bravo", "charlie", "undone"] {
+            assert!(found(gone).is_empty(), "{gone} is still indexed");
+        }
     }
 
     /// An in-memory store whose batches wait `hold` for announced writes.

@@ -37,7 +37,7 @@ impl IdempotencyKeys for SqliteStore {
         let now = now_millis();
         let expired = now - KEY_LIFETIME_MILLIS;
         let mut batch = self.write()?;
-        let tx = batch.savepoint()?;
+        let tx = batch.create_savepoint()?;
         match find_key(&tx, request)? {
             Some((created_at, saved)) if created_at > expired => {
                 return Ok(Creation::Earlier(saved));
@@ -52,6 +52,7 @@ impl IdempotencyKeys for SqliteStore {
         let response = respond(&article);
         save_key(&tx, request, now, &response)?;
         tx.commit()?;
+        batch.created(article.id);
         finish_write(batch, outbox, queued)?;
         Ok(Creation::Created(response))
     }
