@@ -533,7 +533,7 @@ mod tests {
         let store = SqliteStore::open(":memory:", 2).unwrap();
         let outbox = Outbox::default();
         let mut batch = store.write().unwrap();
-        let mut create = |batch: &mut super::WriteBatch<'_>, title: &str| {
+        let create = |batch: &mut super::WriteBatch<'_>, title: &str| {
             let tx = batch.create_savepoint().unwrap();
             let (article, _) = insert_article(&tx, &change(title.into()), None, &outbox).unwrap();
             tx.commit().unwrap();
