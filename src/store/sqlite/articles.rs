@@ -3,6 +3,7 @@
 use rusqlite::types::Value;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
+use super::batch::Group;
 use super::outbox::{finish_write, record_event};
 use super::SqliteStore;
 use crate::article::{Article, ArticleChange, Author};
@@ -106,9 +107,8 @@ impl Articles for SqliteStore {
     ) -> Result<Article, StoreError> {
         let mut batch = self.write()?;
         let tx = batch.create_savepoint()?;
-        let (article, queued) = insert_article(&tx, change, author, outbox)?;
+        let (article, queued) = insert_article(&tx, &self.group, change, author, outbox)?;
         tx.commit()?;
-        batch.created(article.id);
         finish_write(batch, outbox, queued)?;
         Ok(article)
     }
@@ -190,10 +190,11 @@ fn find(conn: &Connection, id: i64) -> Result<Option<Article>, StoreError> {
 
 /// Inserts an article and its tags inside the caller's write transaction,
 /// and queues its `article.created` event in `outbox` there too. Returns
-/// the article and whether an event was queued. The caller tells its batch
-/// (`WriteBatch::created`), which puts the article in the full-text index.
+/// the article and whether an event was queued. Tells `group`, whose open
+/// batch puts the article in the full-text index (`Group::created`).
 pub(super) fn insert_article(
     conn: &Connection,
+    group: &Group,
     change: &ArticleChange,
     author: Option<&User>,
     outbox: &Outbox,
@@ -208,6 +209,7 @@ pub(super) fn insert_article(
         joined(new.tags)
     ])?;
     let id = conn.last_insert_rowid();
+    group.created(id);
     insert_tags(conn, id, new.tags)?;
     let article = new.stored(id, author, now);
     let queued = record_event(conn, outbox, EventType::Created, now, &article)?;
@@ -215,7 +217,7 @@ pub(super) fn insert_article(
 }
 
 /// Puts the articles with ids `first` to `last` in the full-text index, in
-/// one statement (see `WriteBatch::created`).
+/// one statement (see `Group::created`).
 pub(super) fn index_articles(conn: &Connection, first: i64, last: i64) -> Result<(), StoreError> {
     conn.prepare_cached(INDEX_ARTICLES)?
         .execute([first, last])?;

@@ -86,7 +86,7 @@ struct State {
     /// Writes in the open batch.
     members: usize,
     /// The ids of the articles the open batch created and has not yet put
-    /// in the full-text index, first and last (see `WriteBatch::created`).
+    /// in the full-text index, first and last (see `Group::created`).
     unindexed: Option<(i64, i64)>,
     /// Recently failed batches and why.
     failures: VecDeque<(u64, String)>,
@@ -247,6 +247,24 @@ impl Group {
         self.queued.load(Ordering::SeqCst) > 0 || self.expected.load(Ordering::SeqCst) > 0
     }
 
+    /// Article `id` was just inserted in the open batch (`insert_article`
+    /// says so itself): the batch puts it in the full-text index before it
+    /// commits (`index_created`).
+    ///
+    /// Indexing each article in its own savepoint cost most of a POST's
+    /// share of the full-text index: FTS5 writes its pending terms to disk
+    /// at every savepoint, a new segment each time. Ids come from one
+    /// writer in increasing order, so the articles created since the last
+    /// indexing are exactly the ids from first to last (one whose write was
+    /// undone is simply not there, or its id was taken again).
+    pub(super) fn created(&self, id: i64) {
+        let mut state = lock(self);
+        state.unindexed = Some(match state.unindexed {
+            Some((first, last)) => (first.min(id), last.max(id)),
+            None => (id, id),
+        });
+    }
+
     /// Writes and commits since the store opened.
     pub(super) fn write_counts(&self) -> (u64, u64) {
         (
@@ -272,23 +290,6 @@ impl WriteBatch<'_> {
     /// new articles stay out of the full-text index until it commits.
     pub(super) fn create_savepoint(&mut self) -> Result<Savepoint<'_>, StoreError> {
         Ok(self.conn.as_mut().expect("a batch in use").savepoint()?)
-    }
-
-    /// Article `id` was created in this batch, and its savepoint committed:
-    /// the batch indexes it before it commits (`index_created`).
-    ///
-    /// Indexing each article in its own savepoint cost most of a POST's
-    /// share of the full-text index: FTS5 writes its pending terms to disk
-    /// at every savepoint, a new segment each time. Ids come from one
-    /// writer in increasing order, so the articles created since the last
-    /// indexing are exactly the ids from first to last (one whose write was
-    /// undone is simply not there).
-    pub(super) fn created(&self, id: i64) {
-        let mut state = lock(&self.store.group);
-        state.unindexed = Some(match state.unindexed {
-            Some((first, last)) => (first.min(id), last.max(id)),
-            None => (id, id),
-        });
     }
 
     /// Leaves the batch and waits for it to end: `Ok` means the write is
@@ -535,9 +536,9 @@ mod tests {
         let mut batch = store.write().unwrap();
         let create = |batch: &mut super::WriteBatch<'_>, title: &str| {
             let tx = batch.create_savepoint().unwrap();
-            let (article, _) = insert_article(&tx, &change(title.into()), None, &outbox).unwrap();
+            let (article, _) =
+                insert_article(&tx, &store.group, &change(title.into()), None, &outbox).unwrap();
             tx.commit().unwrap();
-            batch.created(article.id);
             article.id
         };
         let ids = [
@@ -548,7 +549,7 @@ mod tests {
         {
             // Undone: the next creation takes its id again.
             let tx = batch.create_savepoint().unwrap();
-            insert_article(&tx, &change("undone".into()), None, &outbox).unwrap();
+            insert_article(&tx, &store.group, &change("undone".into()), None, &outbox).unwrap();
         }
         // An update and a delete in the same batch, through the triggers
         // that expect the articles to be in the index already.
