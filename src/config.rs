@@ -50,7 +50,8 @@ Options (each also read from the environment variable shown):
                             [ARTICLES_DB, default articles.db]
   --workers N               requests worked on at once (by up to 4 times as
                             many threads: those waiting on a commit give
-                            their turn to others)
+                            their turn to others); as many reads again are
+                            answered by their own connection threads
                             [ARTICLES_WORKERS, default 2 per CPU, at least 4]
   --pool-size N             pooled reading connections (PostgreSQL: pooled
                             connections, plus one for writes)

@@ -26,19 +26,26 @@
 //! may go on: not after a response that closes it (`Connection: close`), nor
 //! after one that could not be written; a request already read is then
 //! dropped unanswered, and the connection ends.
+//!
+//! Some requests are answered on the connection thread itself instead
+//! (`Answer`): no hand-over to a worker and back, which is one thread
+//! switch fewer per request. The server decides which (see
+//! `server::Inline`).
 
 use std::fmt::Display;
 use std::io;
 use std::sync::mpsc::{self, SyncSender};
+use std::sync::Arc;
 use std::thread;
 
 use tiny_http_fork::util::MessageQueueSender;
 use tiny_http_fork::Request;
 
-/// Stack of a connection thread. It only reads and parses request heads
-/// (bodies are read by the workers), so a fraction of the 2 MiB default is
-/// plenty, and idle connections reserve less address space.
-const STACK_BYTES: usize = 256 * 1024;
+/// Stack of a connection thread: it reads and parses request heads, and
+/// answers the requests the server lets it answer itself (reads, down into
+/// SQLite). A quarter of the 2 MiB default is plenty, and idle connections
+/// reserve less address space. Only the pages a thread touches are memory.
+const STACK_BYTES: usize = 512 * 1024;
 
 /// Whether a connection may carry another request after a response.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,6 +54,24 @@ pub enum Reuse {
     KeepAlive,
     /// End the connection.
     Close,
+}
+
+/// Answers some requests on the connection thread that read them.
+pub trait Answer: Send + Sync + 'static {
+    /// Called once when a connection opens; what it returns is dropped
+    /// when the connection ends.
+    fn opened(&self) -> impl Sized;
+
+    /// Answers `request` here, or gives it back for a worker.
+    fn answer(&self, request: Request) -> Answered;
+}
+
+/// What `Answer::answer` did with a request.
+pub enum Answered {
+    /// Answered; whether the connection goes on.
+    Here(Reuse),
+    /// Not answered: a worker is to.
+    NotHere(Request),
 }
 
 /// A request for a worker, and the connection thread waiting for it.
@@ -82,26 +107,30 @@ impl Drop for Done {
     }
 }
 
-/// Starts a thread that moves the requests of `client` into `queue`, one at
-/// a time, until the connection ends. Fails, without panicking, when the
+/// Starts a thread that answers the requests of `client` itself where
+/// `answer` takes them, and otherwise moves them into `queue`, one at a
+/// time, until the connection ends. Fails, without panicking, when the
 /// process cannot start another thread.
-pub fn spawn<C, E>(client: C, queue: MessageQueueSender<Job>) -> io::Result<()>
+pub fn spawn<C, E, A>(client: C, queue: MessageQueueSender<Job>, answer: Arc<A>) -> io::Result<()>
 where
     C: Iterator<Item = Result<Request, E>> + Send + 'static,
     E: Display + Send + 'static,
+    A: Answer,
 {
     thread::Builder::new()
         .name("connection".into())
         .stack_size(STACK_BYTES)
-        .spawn(move || serve(client, &queue))
+        .spawn(move || serve(client, &queue, &*answer))
         .map(drop)
 }
 
-fn serve<C, E>(client: C, queue: &MessageQueueSender<Job>)
+fn serve<C, E, A>(client: C, queue: &MessageQueueSender<Job>, answer: &A)
 where
     C: Iterator<Item = Result<Request, E>>,
     E: Display,
+    A: Answer,
 {
+    let _open = answer.opened();
     // How each request ended, once a worker has said: one channel for the
     // connection's life, not one per request (two allocations each, a
     // few per cent of a GET).
@@ -118,19 +147,26 @@ where
             }
         };
         // The next request is read while the last is served (as tiny_http
-        // does), but queued only once it is answered. Usually the answer is
-        // long there: no wait, no extra wake-up. A job dropped unanswered
-        // (the process is stopping) ends the connection too (`Done`).
-        if waiting && outcome.recv() != Ok(Reuse::KeepAlive) {
+        // does), but answered or queued only once the last is answered.
+        // Usually the answer is long there: no wait, no extra wake-up. A job
+        // dropped unanswered (the process is stopping) ends the connection
+        // too (`Done`).
+        if std::mem::take(&mut waiting) && outcome.recv() != Ok(Reuse::KeepAlive) {
             // Taking the writer and dropping it answers nothing; a request
             // dropped whole would be answered 500 by tiny_http.
             drop(request.into_writer());
             return;
         }
-        let _ = queue.push(Job {
-            request,
-            done: Done(Some(done.clone())),
-        });
-        waiting = true;
+        match answer.answer(request) {
+            Answered::Here(Reuse::KeepAlive) => {}
+            Answered::Here(Reuse::Close) => return,
+            Answered::NotHere(request) => {
+                let _ = queue.push(Job {
+                    request,
+                    done: Done(Some(done.clone())),
+                });
+                waiting = true;
+            }
+        }
     }
 }

@@ -177,7 +177,7 @@ impl Metrics {
             }
         }
 
-        out.push_str("# HELP articles_http_request_duration_seconds Time from taking a request off the queue to its response being ready to write.\n");
+        out.push_str("# HELP articles_http_request_duration_seconds Time from a worker or connection thread taking up a request to its response being ready to write.\n");
         out.push_str("# TYPE articles_http_request_duration_seconds histogram\n");
         for (route, histogram) in routes.iter().zip(&self.latency) {
             let mut cumulative = 0;

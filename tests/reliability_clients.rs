@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -321,4 +321,74 @@ fn a_client_pipelining_big_responses_without_reading_holds_one_worker_at_most() 
     println!("pipelining greedy client: a fresh client waited at worst {wait:?}");
     assert!(wait < Duration::from_secs(1), "{wait:?}");
     drop(greedy);
+}
+
+/// Sends a `GET` on a new connection and returns it, reading nothing.
+fn send_get(server: &TestServer, path: &str) -> TcpStream {
+    let mut stream = TcpStream::connect(server.addr).unwrap();
+    let head = format!("GET {path} HTTP/1.1\r\nHost: t\r\n\r\n");
+    stream.write_all(head.as_bytes()).unwrap();
+    stream
+}
+
+/// The status of the response that `stream` receives within `wait`, if any.
+fn status_within(stream: &mut TcpStream, wait: Duration) -> Option<u16> {
+    stream.set_read_timeout(Some(wait)).unwrap();
+    let mut buf = [0u8; 64];
+    let n = stream.read(&mut buf).ok()?;
+    let text = String::from_utf8_lossy(&buf[..n]);
+    text.strip_prefix("HTTP/1.1 ")?.get(..3)?.parse().ok()
+}
+
+#[test]
+fn reads_are_answered_while_every_worker_waits_on_a_slow_write() {
+    let server = TestServer::start_with(&["--workers", "1"]);
+    let id = server.create("read me", "while a write waits", &[])["id"].clone();
+    let (mut slow_write, rest) = common::half_sent_post(&server);
+    thread::sleep(Duration::from_millis(200));
+    // The only worker waits for the rest of that body; reads are answered by
+    // their own connection threads meanwhile.
+    for path in [
+        format!("/articles/{id}"),
+        "/articles".into(),
+        "/readyz".into(),
+    ] {
+        let mut read = send_get(&server, &path);
+        assert_eq!(
+            status_within(&mut read, Duration::from_secs(2)),
+            Some(200),
+            "{path}"
+        );
+    }
+    slow_write.write_all(&rest).unwrap();
+    assert_eq!(
+        status_within(&mut slow_write, Duration::from_secs(5)),
+        Some(201)
+    );
+}
+
+#[test]
+fn past_64_open_connections_reads_go_to_the_workers() {
+    // Answering a read deepens its connection thread's stack for good, so
+    // only the first 64 connections do it (README, Limits); past that a read
+    // waits for a worker like any other request.
+    let server = TestServer::start_with(&["--workers", "1"]);
+    let idle: Vec<TcpStream> = (0..64)
+        .map(|_| TcpStream::connect(server.addr).unwrap())
+        .collect();
+    let (mut slow_write, rest) = common::half_sent_post(&server);
+    thread::sleep(Duration::from_millis(300));
+    let mut read = send_get(&server, "/healthz");
+    assert_eq!(
+        status_within(&mut read, Duration::from_millis(500)),
+        None,
+        "queued behind the busy worker"
+    );
+    slow_write.write_all(&rest).unwrap();
+    assert_eq!(
+        status_within(&mut slow_write, Duration::from_secs(5)),
+        Some(201)
+    );
+    assert_eq!(status_within(&mut read, Duration::from_secs(5)), Some(200));
+    drop(idle);
 }
