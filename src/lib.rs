@@ -12,14 +12,19 @@
 //!
 //! A connection thread hands its connection's requests to the queue one at
 //! a time, reading the next once a worker has answered the last
-//! (`connection`), so one client can hold at most one worker.
+//! (`connection`), so one client can hold at most one worker. Reads (`GET`,
+//! `HEAD`) it answers itself instead, up to `--workers` at once and while at
+//! most 64 connections are open (`server::Inline`): that saves a thread
+//! switch per request.
 //!
-//! `--workers` is the number of requests worked on at once. The pool has
-//! more threads than that, and they take turns (`turns`): a worker that
-//! waits on its write's group commit gives its turn to the next request,
-//! so that more writes share one commit (`store/sqlite/batch.rs`).
+//! `--workers` is the number of requests worked on at once by the workers.
+//! The pool has more threads than that, and they take turns (`turns`): a
+//! worker that waits on its write's group commit gives its turn to the
+//! next request, so that more writes share one commit
+//! (`store/sqlite/batch.rs`).
 //!
-//! A worker takes a request and runs `server::handle`: it picks the request
+//! A worker (or a connection thread, for a read) takes a request and runs
+//! `server::handle`: it picks the request
 //! id, calls `router::dispatch` under `catch_unwind` (a panic is a 500 for
 //! that request only), renders any `ApiError` as problem+json, writes the
 //! response and logs one access line. `router::dispatch` matches
