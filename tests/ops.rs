@@ -309,13 +309,10 @@ fn sigterm_finishes_requests_in_flight_then_exits_zero() {
     std::thread::sleep(Duration::from_millis(200));
     // Queued behind the busy worker before the signal (a write: only
     // workers take those): must still be served, and see the shutdown.
-    let mut queued = TcpStream::connect(server.addr).unwrap();
-    queued
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    queued
-        .write_all(b"DELETE /articles/999999 HTTP/1.1\r\nHost: t\r\n\r\n")
-        .unwrap();
+    let mut queued = common::sent(
+        &server,
+        b"DELETE /articles/999999 HTTP/1.1\r\nHost: t\r\n\r\n",
+    );
     std::thread::sleep(Duration::from_millis(200));
 
     server.signal("TERM");
@@ -363,13 +360,10 @@ fn sigterm_lets_a_read_still_being_sent_finish() {
     }
     // About 10 MB, more than the sockets hold: the server is still writing
     // it when the signal comes, and the client reads it only afterwards.
-    let mut reader = TcpStream::connect(server.addr).unwrap();
-    reader
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    reader
-        .write_all(b"GET /articles?per_page=100 HTTP/1.1\r\nHost: t\r\n\r\n")
-        .unwrap();
+    let mut reader = common::sent(
+        &server,
+        b"GET /articles?per_page=100 HTTP/1.1\r\nHost: t\r\n\r\n",
+    );
     std::thread::sleep(Duration::from_millis(300));
     server.signal("TERM");
     std::thread::sleep(Duration::from_millis(300));

@@ -323,12 +323,12 @@ fn a_client_pipelining_big_responses_without_reading_holds_one_worker_at_most() 
     drop(greedy);
 }
 
-/// Sends a `GET` on a new connection and returns it, reading nothing.
+/// A `GET` sent on a new connection, nothing read yet.
 fn send_get(server: &TestServer, path: &str) -> TcpStream {
-    let mut stream = TcpStream::connect(server.addr).unwrap();
-    let head = format!("GET {path} HTTP/1.1\r\nHost: t\r\n\r\n");
-    stream.write_all(head.as_bytes()).unwrap();
-    stream
+    common::sent(
+        server,
+        format!("GET {path} HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes(),
+    )
 }
 
 /// The status of the response that `stream` receives within `wait`, if any.

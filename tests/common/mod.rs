@@ -811,23 +811,30 @@ fn request_bytes(
     bytes
 }
 
+/// A new connection on which `bytes` have been sent and nothing read yet;
+/// reads on it time out after 10 s.
+pub fn sent(server: &TestServer, bytes: &[u8]) -> TcpStream {
+    let mut stream = TcpStream::connect(server.addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    stream.write_all(bytes).unwrap();
+    stream
+}
+
 /// Starts a POST whose body is only half sent, so a worker is busy reading
 /// it; returns the stream and the rest of the body.
 pub fn half_sent_post(server: &TestServer) -> (TcpStream, Vec<u8>) {
     let body =
         serde_json::to_vec(&serde_json::json!({"title": "in flight", "content": "x".repeat(3000)}))
             .unwrap();
-    let mut stream = TcpStream::connect(server.addr).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    let head = format!(
+    let mut head = format!(
         "POST /articles HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
         body.len()
-    );
-    stream.write_all(head.as_bytes()).unwrap();
-    stream.write_all(&body[..1500]).unwrap();
-    (stream, body[1500..].to_vec())
+    )
+    .into_bytes();
+    head.extend_from_slice(&body[..1500]);
+    (sent(server, &head), body[1500..].to_vec())
 }
 
 pub fn read_all(stream: &mut TcpStream) -> String {
