@@ -352,12 +352,20 @@ fn a_client_that_never_reads_frees_its_worker_after_the_idle_timeout() {
     for n in 0..12 {
         server.create(&format!("big {n}"), &content, &[]);
     }
-    // About 12 MB of response, more than loopback socket buffers hold.
-    let mut reader = TcpStream::connect(server.addr).unwrap();
-    reader
-        .write_all(b"GET /articles?per_page=100 HTTP/1.1\r\nHost: t\r\n\r\n")
-        .unwrap();
-    std::thread::sleep(Duration::from_millis(300));
+    // About 12 MB of response each, more than loopback socket buffers hold.
+    // The first is answered on its connection thread (the one read slot of
+    // one worker), the second by the only worker; the new client's request
+    // queues for that worker, which only the send timeout frees.
+    let readers: Vec<TcpStream> = (0..2)
+        .map(|_| {
+            let mut reader = TcpStream::connect(server.addr).unwrap();
+            reader
+                .write_all(b"GET /articles?per_page=100 HTTP/1.1\r\nHost: t\r\n\r\n")
+                .unwrap();
+            std::thread::sleep(Duration::from_millis(300));
+            reader
+        })
+        .collect();
     let started = Instant::now();
     let mut conn = server.connect();
     assert_eq!(conn.request("GET", "/healthz", &[], None).status, 200);
@@ -366,5 +374,5 @@ fn a_client_that_never_reads_frees_its_worker_after_the_idle_timeout() {
         "{:?}",
         started.elapsed()
     );
-    drop(reader);
+    drop(readers);
 }
