@@ -1,7 +1,8 @@
-//! The HTTP server: our accept loop feeding our connection threads,
-//! one request queue, a fixed pool of workers taking turns (see `turns`),
-//! and the one function that wraps every request (request id, panic
-//! catching, access log).
+//! The HTTP server: our accept loop feeding our connection threads, which
+//! answer reads themselves (`Inline`) and queue the rest, one request
+//! queue, a fixed pool of workers taking turns (see `turns`), and the one
+//! function that wraps every request (request id, panic catching, access
+//! log).
 
 use std::cell::RefCell;
 use std::io::{self, Cursor, Write};
