@@ -112,7 +112,6 @@ impl Server {
             app: Arc::downgrade(&app),
             open: AtomicUsize::new(0),
             busy: AtomicUsize::new(0),
-            slots: app.config.workers,
         });
         let accept = {
             // The accept loop gets its own descriptor of the same socket, so
@@ -337,10 +336,8 @@ struct Inline {
     app: Weak<App>,
     /// Open connections.
     open: AtomicUsize,
-    /// Reads being answered on connection threads.
+    /// Reads being answered on connection threads: at most `--workers`.
     busy: AtomicUsize,
-    /// Most reads answered on connection threads at once.
-    slots: usize,
 }
 
 impl connection::Answer for Inline {
@@ -359,7 +356,7 @@ impl connection::Answer for Inline {
         // goes ahead. After the signal the queue answers 503.
         let (busy, slot) = Counted::take(&self.busy);
         let app = match self.app.upgrade() {
-            Some(app) if busy < self.slots && !app.shutting_down() => app,
+            Some(app) if busy < app.config.workers && !app.shutting_down() => app,
             _ => return Answered::NotHere(request),
         };
         let reuse = handle(&app, request);
