@@ -360,6 +360,8 @@ impl connection::Answer for Inline {
             _ => return Answered::NotHere(request),
         };
         let reuse = handle(&app, request);
+        // The App first: `Server::wait` returns once `busy` drains, and the
+        // database closes only when the last reference to the App goes.
         drop(app);
         drop(slot);
         // A connection whose client sends its next request at once never

@@ -8,16 +8,10 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use common::TestServer;
+use common::{status_of, TestServer};
 use serde_json::json;
 
 const SHORT: Duration = Duration::from_secs(3);
-
-/// The status of the first response in `bytes`, if any.
-fn status_of(bytes: &[u8]) -> Option<u16> {
-    let text = String::from_utf8_lossy(bytes);
-    text.strip_prefix("HTTP/1.1 ")?.get(..3)?.parse().ok()
-}
 
 /// The server still answers a plain request promptly.
 fn assert_serving(server: &TestServer) {
@@ -358,10 +352,10 @@ fn a_client_that_never_reads_frees_its_worker_after_the_idle_timeout() {
     // queues for that worker, which only the send timeout frees.
     let readers: Vec<TcpStream> = (0..2)
         .map(|_| {
-            let mut reader = TcpStream::connect(server.addr).unwrap();
-            reader
-                .write_all(b"GET /articles?per_page=100 HTTP/1.1\r\nHost: t\r\n\r\n")
-                .unwrap();
+            let reader = common::sent(
+                &server,
+                b"GET /articles?per_page=100 HTTP/1.1\r\nHost: t\r\n\r\n",
+            );
             std::thread::sleep(Duration::from_millis(300));
             reader
         })

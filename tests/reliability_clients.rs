@@ -315,12 +315,10 @@ fn a_client_pipelining_big_responses_without_reading_holds_one_worker_at_most() 
     // where it must hold one of the two, not both.
     let greedy: Vec<TcpStream> = (0..3)
         .map(|_| {
-            let mut client = TcpStream::connect(server.addr).unwrap();
-            for _ in 0..8 {
-                client
-                    .write_all(b"GET /articles?per_page=100 HTTP/1.1\r\nHost: t\r\n\r\n")
-                    .unwrap();
-            }
+            let client = common::sent(
+                &server,
+                &b"GET /articles?per_page=100 HTTP/1.1\r\nHost: t\r\n\r\n".repeat(8),
+            );
             thread::sleep(Duration::from_millis(100));
             client
         })
@@ -345,8 +343,7 @@ fn status_within(stream: &mut TcpStream, wait: Duration) -> Option<u16> {
     stream.set_read_timeout(Some(wait)).unwrap();
     let mut buf = [0u8; 64];
     let n = stream.read(&mut buf).ok()?;
-    let text = String::from_utf8_lossy(&buf[..n]);
-    text.strip_prefix("HTTP/1.1 ")?.get(..3)?.parse().ok()
+    common::status_of(&buf[..n])
 }
 
 #[test]

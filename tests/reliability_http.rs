@@ -9,17 +9,11 @@ use std::net::{Shutdown, TcpStream};
 use std::time::{Duration, Instant};
 
 use common::procfs::wait_for_stats;
-use common::TestServer;
+use common::{status_of, TestServer};
 
 /// Longest a malformed request may take to be answered or dropped (stalled
 /// ones wait for the server's 1 s idle timeout).
 const PROMPT: Duration = Duration::from_secs(4);
-
-/// The status of the first response in `bytes`, if any.
-fn status_of(bytes: &[u8]) -> Option<u16> {
-    let text = String::from_utf8_lossy(bytes);
-    text.strip_prefix("HTTP/1.1 ")?.get(..3)?.parse().ok()
-}
 
 /// Sends `bytes` (then half-closes if `half_close`) and returns what comes
 /// back until the server closes or `PROMPT` passes, and how long it took.

@@ -837,6 +837,12 @@ pub fn half_sent_post(server: &TestServer) -> (TcpStream, Vec<u8>) {
     (sent(server, &head), body[1500..].to_vec())
 }
 
+/// The status of the first response in `bytes`, if any.
+pub fn status_of(bytes: &[u8]) -> Option<u16> {
+    let text = String::from_utf8_lossy(bytes);
+    text.strip_prefix("HTTP/1.1 ")?.get(..3)?.parse().ok()
+}
+
 pub fn read_all(stream: &mut TcpStream) -> String {
     let mut out = Vec::new();
     let _ = stream.read_to_end(&mut out);
