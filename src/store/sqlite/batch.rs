@@ -151,10 +151,10 @@ pub(super) struct WriteBatch<'s> {
 
 impl SqliteStore {
     /// Joins the open write transaction, or begins one (`BEGIN IMMEDIATE`).
-    /// Waits at most `BUSY_TIMEOUT` for the writer connection. Refused while
-    /// the database path does not name the files opened (see `files`).
+    /// Waits at most `BUSY_TIMEOUT` for the writer connection. A transaction
+    /// is not begun while the database path does not name the files opened
+    /// (see `files`); one open already is checked when it commits.
     pub(super) fn write(&self) -> Result<WriteBatch<'_>, StoreError> {
-        self.check_files()?;
         let group = &self.group;
         group.queued.fetch_add(1, Ordering::SeqCst);
         // Queued first, then no longer expected: never neither in between.
@@ -168,6 +168,7 @@ impl SqliteStore {
         let id = match state.open {
             Some(open) => open.id,
             None => {
+                self.check_files()?;
                 conn.execute_batch("BEGIN IMMEDIATE")?;
                 state.last += 1;
                 state.open = Some(Open {

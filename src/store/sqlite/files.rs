@@ -5,8 +5,9 @@
 //! succeeding into a file that no path names, and they are gone when the
 //! process stops: acknowledged writes silently lost. The guard compares
 //! device and inode of each path with those of the files opened, before a
-//! write and after its commit, so such a write is refused (503) rather than
-//! acknowledged. Moving the file back makes writes work again.
+//! write transaction begins and after it commits, so such a write is
+//! refused (503) rather than acknowledged. Moving the file back makes writes
+//! work again.
 
 use std::fs;
 use std::io::ErrorKind;
