@@ -373,6 +373,48 @@ fn reads_are_answered_while_every_worker_waits_on_a_slow_write() {
     );
 }
 
+/// The server's worker threads (named `worker-N`), from /proc/PID/task.
+fn worker_threads(server: &TestServer) -> usize {
+    std::fs::read_dir(format!("/proc/{}/task", server.pid()))
+        .unwrap()
+        .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("comm")).ok())
+        .filter(|name| name.starts_with("worker-"))
+        .count()
+}
+
+#[test]
+fn workers_beyond_the_turns_start_only_as_concurrent_writes_need_them() {
+    let server = TestServer::start_with(&["--workers", "2"]);
+    assert_eq!(worker_threads(&server), 2, "one worker per turn at start");
+
+    let writers: Vec<_> = (0..24)
+        .map(|n| {
+            let addr = server.addr;
+            thread::spawn(move || {
+                let mut conn = Conn::open(addr);
+                for i in 0..10 {
+                    let body = json!({"title": format!("{n}-{i}"), "content": "c"});
+                    assert_eq!(conn.create(&body).status, 201);
+                }
+            })
+        })
+        .collect();
+    for writer in writers {
+        writer.join().unwrap();
+    }
+    let started = worker_threads(&server);
+    // 8 per turn at most (README, Limits).
+    assert!(
+        (3..=16).contains(&started),
+        "{started} workers after 24 concurrent writers on 2 turns"
+    );
+    println!(
+        "2 turns, 24 concurrent writers: {started} workers, {} writes in {} commits",
+        server.metric("articles_db_writes_total").unwrap(),
+        server.metric("articles_db_commits_total").unwrap(),
+    );
+}
+
 #[test]
 fn past_64_open_connections_reads_go_to_the_workers() {
     // Answering a read deepens its connection thread's stack for good, so
