@@ -18,10 +18,10 @@
 //! switch per request.
 //!
 //! `--workers` is the number of requests worked on at once by the workers.
-//! The pool has more threads than that, and they take turns (`turns`): a
-//! worker that waits on its write's group commit gives its turn to the
-//! next request, so that more writes share one commit
-//! (`store/sqlite/batch.rs`).
+//! The pool has more threads than that (started as concurrent writes need
+//! them), and they take turns (`turns`): a worker that waits on its
+//! write's group commit gives its turn to the next request, so that more
+//! writes share one commit (`store/sqlite/batch.rs`).
 //!
 //! A worker (or a connection thread, for a read) takes a request and runs
 //! `server::handle`: it picks the request
