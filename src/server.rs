@@ -42,7 +42,7 @@ const MAX_DISCARDERS: usize = 64;
 /// (measured on one core at 32 connections: 16 threads for 4 turns carry
 /// 8.4 writes per commit, 32 threads 11.5, for about +10 % POST). Only
 /// the turns' threads start with the server; the others as writes need
-/// them (see `Workers`): 16 more threads at start cost 1.5-3 ms.
+/// them (see `Workers`): 16 more threads at start cost 1.4-3 ms.
 const THREADS_PER_TURN: usize = 8;
 
 /// Most worker threads beyond the turns, for large `--workers`.
@@ -383,8 +383,6 @@ impl Drop for Counted<'_> {
     }
 }
 
-/// A worker: in its turn, takes requests off the queue until it is
-/// unblocked.
 /// The worker threads: one per turn from the start, more as writes need
 /// them, up to `THREADS_PER_TURN` per turn (`MAX_WAITING_THREADS` beyond
 /// the turns at most). A write that finds no other worker idle starts
@@ -452,6 +450,8 @@ impl Workers {
         Ok(())
     }
 
+    /// A worker: in its turn, takes requests off the queue until it is
+    /// unblocked.
     fn work(self: &Arc<Self>) {
         loop {
             self.idle.fetch_add(1, Ordering::SeqCst);
