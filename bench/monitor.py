@@ -27,24 +27,22 @@ import time
 
 
 def tree(root):
-    kids = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                stat = f.read()
-        except OSError:
-            continue  # exited meanwhile
-        # The command name may contain spaces and parentheses: split on the
-        # last ")" and read the fields after it.
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        kids.setdefault(ppid, []).append(int(entry))
+    """root and its descendants, from the children of each process's main
+    thread (/proc/PID/task/PID/children): every contender, and PostgreSQL's
+    postmaster, forks from its main thread. A sample costs about 0.1 ms
+    this way; scanning every process in /proc cost 1.3 ms, on wrk's core,
+    every 100 ms, and delayed the responses wrk timed meanwhile (p99 at 32
+    connections was 2.2-3.6 ms with it, 1.2-1.6 ms without, for `articles`
+    and the ceiling alike)."""
     pids, todo = [], [root]
     while todo:
         pid = todo.pop()
         pids.append(pid)
-        todo.extend(kids.get(pid, []))
+        try:
+            with open(f"/proc/{pid}/task/{pid}/children") as f:
+                todo.extend(int(child) for child in f.read().split())
+        except OSError:
+            pass  # exited meanwhile
     return pids
 
 
