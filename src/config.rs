@@ -48,7 +48,7 @@ Options (each also read from the environment variable shown):
   --db PATH|URL             SQLite database file, or :memory:; or, in a build
                             with the postgres feature, postgres://USER@HOST/DB
                             [ARTICLES_DB, default articles.db]
-  --workers N               requests worked on at once (by up to 4 times as
+  --workers N               requests worked on at once (by up to 8 times as
                             many threads: those waiting on a commit give
                             their turn to others); as many reads again are
                             answered by their own connection threads

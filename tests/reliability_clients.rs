@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::procfs::{proc_stats, wait_for_stats};
+use common::procfs::{proc_stats, threads_named, wait_for_stats};
 use common::{Conn, TempDir, TestServer};
 use serde_json::json;
 
@@ -373,13 +373,9 @@ fn reads_are_answered_while_every_worker_waits_on_a_slow_write() {
     );
 }
 
-/// The server's worker threads (named `worker-N`), from /proc/PID/task.
+/// The server's worker threads.
 fn worker_threads(server: &TestServer) -> usize {
-    std::fs::read_dir(format!("/proc/{}/task", server.pid()))
-        .unwrap()
-        .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("comm")).ok())
-        .filter(|name| name.starts_with("worker-"))
-        .count()
+    threads_named(server.pid(), "worker-")
 }
 
 #[test]

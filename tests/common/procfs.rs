@@ -50,3 +50,16 @@ pub fn wait_for_stats(
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// Threads of process `pid` whose name starts with `prefix` (from
+/// /proc/PID/task/TID/comm): the server names its workers `worker-N`.
+pub fn threads_named(pid: u32, prefix: &str) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .map(|tasks| {
+            tasks
+                .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("comm")).ok())
+                .filter(|name| name.starts_with(prefix))
+                .count()
+        })
+        .unwrap_or(0)
+}
