@@ -5,8 +5,8 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::error::{ApiError, FieldError};
-use crate::json;
-use crate::time::write_rfc3339_millis;
+use crate::util::json;
+use crate::util::time::write_rfc3339_millis;
 
 /// Longest title, in Unicode scalar values.
 pub const MAX_TITLE_CHARS: usize = 200;
@@ -29,10 +29,10 @@ pub struct Article {
     /// The user whose token created it; `None` for an anonymous write.
     pub author: Option<Author>,
     /// Milliseconds since the epoch; RFC 3339 on the wire.
-    #[serde(serialize_with = "crate::time::serialize_rfc3339")]
+    #[serde(serialize_with = "crate::util::time::serialize_rfc3339")]
     pub created_at: i64,
     /// Milliseconds since the epoch; RFC 3339 on the wire.
-    #[serde(serialize_with = "crate::time::serialize_rfc3339")]
+    #[serde(serialize_with = "crate::util::time::serialize_rfc3339")]
     pub updated_at: i64,
 }
 

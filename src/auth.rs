@@ -32,7 +32,7 @@ pub struct User {
     /// 1 to 40 of `[A-Za-z0-9_.-]`, unique case-insensitively.
     pub username: String,
     /// Milliseconds since the epoch; RFC 3339 on the wire.
-    #[serde(serialize_with = "crate::time::serialize_rfc3339")]
+    #[serde(serialize_with = "crate::util::time::serialize_rfc3339")]
     pub created_at: i64,
 }
 

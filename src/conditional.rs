@@ -2,7 +2,7 @@
 //! evaluation of `If-Match` and `If-None-Match`. Pure logic, no I/O.
 
 use crate::article::Article;
-use crate::json;
+use crate::util::json;
 
 /// The strong entity tag of an article: `"<id>-<updated_at in ms>"`.
 ///

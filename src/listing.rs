@@ -2,7 +2,7 @@
 //! the `Link` header of a page. Pure logic, no I/O.
 
 use crate::error::{ApiError, FieldError};
-use crate::urlencoded;
+use crate::util::urlencoded;
 
 /// Default page size.
 pub const DEFAULT_PER_PAGE: u32 = 20;
@@ -140,7 +140,7 @@ impl ArticleQuery {
 
 /// A decimal integer from `min` to `max`, digits only.
 fn number_in(text: &str, min: u64, max: u64) -> Option<u64> {
-    crate::request::decimal(text).filter(|n| (min..=max).contains(n))
+    crate::util::decimal(text).filter(|n| (min..=max).contains(n))
 }
 
 /// The words of a search: split on whitespace, keeping only those with a

@@ -19,8 +19,8 @@ use std::time::Duration;
 
 use log::{Level, LevelFilter, Log, Metadata, Record};
 
-use crate::json;
-use crate::time::{now_millis, write_rfc3339_millis};
+use crate::util::json;
+use crate::util::time::{now_millis, write_rfc3339_millis};
 
 /// Bytes of log kept before a write.
 const BUFFER_BYTES: usize = 64 * 1024;

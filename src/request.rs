@@ -8,7 +8,7 @@ use tiny_http_fork::{Method, Request};
 
 use crate::auth::User;
 use crate::error::ApiError;
-use crate::urlencoded;
+use crate::util::urlencoded;
 
 /// Longest client-supplied `X-Request-Id` that is echoed back.
 pub const MAX_REQUEST_ID_CHARS: usize = 128;
@@ -98,7 +98,7 @@ impl<'a> Req<'a> {
     /// chunked encoding (tiny_http rejects a request with both).
     fn declared_length(&self) -> Result<Option<u64>, ApiError> {
         if let Some(length) = self.header("Content-Length") {
-            return decimal(length)
+            return crate::util::decimal(length)
                 .map(Some)
                 .ok_or_else(|| ApiError::BadRequest("Content-Length is not a number".into()));
         }
@@ -128,17 +128,6 @@ impl<'a> Req<'a> {
             ))),
         }
     }
-}
-
-/// A plain decimal number from a request (a `Content-Length`, an id, a
-/// page): ASCII digits only, not empty, within `u64` (RFC 9110, section 8.6,
-/// for lengths). Rust's integer parsing would also take `+2`, which a proxy
-/// in front may read differently.
-pub fn decimal(text: &str) -> Option<u64> {
-    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    text.parse().ok()
 }
 
 /// A client-facing reason for a failed body read (chunked syntax, early end).
@@ -233,24 +222,6 @@ mod tests {
         assert!(!sane_request_id(""));
         assert!(!sane_request_id("a b"));
         assert!(!sane_request_id("a\r\nSet-Cookie: x"));
-    }
-
-    #[test]
-    fn content_length_is_digits_only() {
-        assert_eq!(decimal("0"), Some(0));
-        assert_eq!(decimal("0042"), Some(42));
-        for bad in [
-            "",
-            "+2",
-            "-1",
-            " 2",
-            "2 ",
-            "1e3",
-            "0x2",
-            "18446744073709551616",
-        ] {
-            assert_eq!(decimal(bad), None, "{bad:?}");
-        }
     }
 
     #[test]

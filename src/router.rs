@@ -151,7 +151,7 @@ fn no_route() -> ApiError {
 
 /// A positive decimal integer that fits in 63 bits: digits only, no sign.
 fn parse_id(text: &str) -> Option<i64> {
-    crate::request::decimal(text)
+    crate::util::decimal(text)
         .and_then(|n| i64::try_from(n).ok())
         .filter(|id| *id > 0)
 }

@@ -22,10 +22,11 @@ use crate::connection::{Answered, Job, Reuse};
 use crate::error::ApiError;
 use crate::request::{sane_request_id, Req};
 use crate::response::{reason_phrase, Reply};
-use crate::time::{http_date, now_millis};
 use crate::turns::{self, Turns};
+use crate::util::time::{http_date, now_millis};
+use crate::util::{ids, json};
 use crate::webhooks::Deliveries;
-use crate::{connection, cors, ids, json, logging, metrics, router, App};
+use crate::{connection, cors, logging, metrics, router, App};
 
 /// Pause after an accept error that may pass (out of file descriptors, a
 /// thread that could not start), so the loop does not spin.

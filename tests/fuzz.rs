@@ -23,7 +23,7 @@ use articles::idempotency::{fingerprint, valid_key};
 use articles::listing::{link_header, ArticleQuery, MAX_PAGE, MAX_PER_PAGE};
 use articles::request::{sane_request_id, split_url};
 use articles::router::Route;
-use articles::urlencoded;
+use articles::util::urlencoded;
 use common::rng::{self, Rng};
 use serde_json::{Map, Value};
 

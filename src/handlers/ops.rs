@@ -10,7 +10,7 @@ use crate::metrics::Snapshot;
 use crate::request::Req;
 use crate::response::{Reply, JSON};
 use crate::store::Store;
-use crate::time::now_millis;
+use crate::util::time::now_millis;
 use crate::App;
 
 /// How long readiness waits for the database.

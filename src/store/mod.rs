@@ -211,7 +211,7 @@ fn apply(article: &mut Article, title: Option<String>, content: Option<String>) 
     if let Some(content) = content {
         article.content = content;
     }
-    article.updated_at = crate::time::now_millis().max(article.updated_at + 1);
+    article.updated_at = crate::util::time::now_millis().max(article.updated_at + 1);
 }
 
 /// A check made inside a write transaction: `Err(StoreError::Rejected)`

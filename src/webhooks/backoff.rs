@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::time::parse_http_date;
+use crate::util::time::parse_http_date;
 
 /// The wait after the first failure.
 pub const FIRST_RETRY: Duration = Duration::from_secs(1);

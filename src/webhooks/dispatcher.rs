@@ -14,7 +14,7 @@ use super::client::{self, Answer};
 use super::{Signal, WebhookSecret, WebhookUrl, ATTEMPT_TIMEOUT};
 use crate::metrics::DeliveryOutcome;
 use crate::store::{DeliveryEnd, PendingDelivery, StoreError};
-use crate::time::now_millis;
+use crate::util::time::now_millis;
 use crate::App;
 
 /// Most attempts in flight to one URL at once.

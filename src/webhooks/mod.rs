@@ -36,7 +36,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::article::Article;
-use crate::time::rfc3339_millis;
+use crate::util::time::rfc3339_millis;
 
 pub use dispatcher::Deliveries;
 pub use secret::WebhookSecret;
@@ -93,7 +93,7 @@ pub fn new_message_id() -> String {
     let mut bytes = [0u8; 16];
     if getrandom::fill(&mut bytes).is_err() {
         // Unreachable on Linux; still unique within this process.
-        let fallback = crate::ids::request_id();
+        let fallback = crate::util::ids::request_id();
         return format!("msg_{}", fallback.replace('-', "_"));
     }
     let mut id = String::from("msg_");

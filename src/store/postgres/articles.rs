@@ -9,7 +9,7 @@ use crate::article::{Article, ArticleChange, Author};
 use crate::auth::User;
 use crate::listing::ArticleQuery;
 use crate::store::{apply, order_by, Articles, Check, NewArticle, StoreError};
-use crate::time::now_millis;
+use crate::util::time::now_millis;
 use crate::webhooks::{EventType, Outbox};
 
 /// The columns of an article and the tables they come from, its tags as an

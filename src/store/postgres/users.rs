@@ -5,7 +5,7 @@ use postgres::{GenericClient, Row};
 use super::{Db, PgStore};
 use crate::auth::User;
 use crate::store::{StoreError, Users};
-use crate::time::now_millis;
+use crate::util::time::now_millis;
 
 const INSERT_USER: &str = "INSERT INTO users (username, created_at) VALUES ($1, $2) RETURNING id";
 

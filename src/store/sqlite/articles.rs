@@ -10,7 +10,7 @@ use crate::article::{Article, ArticleChange, Author};
 use crate::auth::User;
 use crate::listing::ArticleQuery;
 use crate::store::{apply, order_by, Articles, Check, NewArticle, StoreError};
-use crate::time::now_millis;
+use crate::util::time::now_millis;
 use crate::webhooks::{EventType, Outbox};
 
 /// The columns of an article and the tables they come from: one row of
@@ -307,7 +307,7 @@ fn fts_query(words: &[String]) -> String {
 mod tests {
     use super::*;
     use crate::listing::ArticleQuery;
-    use crate::urlencoded;
+    use crate::util::urlencoded;
 
     fn store() -> SqliteStore {
         SqliteStore::open(":memory:", 2).unwrap()

@@ -9,7 +9,7 @@ use crate::article::{Article, ArticleChange};
 use crate::auth::User;
 use crate::idempotency::{SavedResponse, KEYS_PRUNED_PER_SAVE, KEY_LIFETIME_MILLIS};
 use crate::store::{Creation, IdempotencyKeys, KeyedRequest, SavedKey, StoreError};
-use crate::time::now_millis;
+use crate::util::time::now_millis;
 use crate::webhooks::Outbox;
 
 const SELECT_KEY: &str = "SELECT created_at, fingerprint, status, headers, body \

@@ -268,7 +268,7 @@ mod tests {
         assert_eq!(store.pending_webhook_urls().unwrap().len(), 2);
         // The update's event may be stamped a millisecond ahead of the clock
         // (`updated_at` always moves forward): claim as of a second later.
-        let later = crate::time::now_millis() + 1000;
+        let later = crate::util::time::now_millis() + 1000;
         let claimed = store.claim_deliveries(A, 10, later, later + 1000).unwrap();
         assert_eq!(claimed.len(), 3);
         let first = &claimed[0];
@@ -287,7 +287,7 @@ mod tests {
         for title in ["a", "b"] {
             store.create_article(&change(title), None, &outbox).unwrap();
         }
-        let now = crate::time::now_millis();
+        let now = crate::util::time::now_millis();
         let first = store.claim_deliveries(A, 1, now, now + 1000).unwrap();
         assert_eq!(first.len(), 1);
         let second = store.claim_deliveries(A, 10, now, now + 1000).unwrap();
@@ -339,7 +339,7 @@ mod tests {
         for title in ["a", "b", "c"] {
             store.create_article(&change(title), None, &outbox).unwrap();
         }
-        let now = crate::time::now_millis();
+        let now = crate::util::time::now_millis();
         let due: Vec<i64> = store
             .claim_deliveries(A, 10, now, now)
             .unwrap()
@@ -374,7 +374,7 @@ mod tests {
         let store = SqliteStore::open(":memory:", 1).unwrap();
         let outbox = outbox();
         store.create_article(&change("a"), None, &outbox).unwrap();
-        let now = crate::time::now_millis();
+        let now = crate::util::time::now_millis();
         assert_eq!(
             store.prune_webhook_events(now + 1, 10).unwrap(),
             0,

@@ -22,7 +22,7 @@ pub fn rfc3339_millis(millis: i64) -> String {
 }
 
 /// Serializes milliseconds since the epoch as an RFC 3339 string, for
-/// `#[serde(serialize_with = "crate::time::serialize_rfc3339")]`.
+/// `#[serde(serialize_with = "crate::util::time::serialize_rfc3339")]`.
 pub fn serialize_rfc3339<S: serde::Serializer>(
     millis: &i64,
     serializer: S,
