@@ -4,8 +4,8 @@
 
 use std::fmt;
 
-use crate::auth::{new_token, token_hash};
-use crate::store::{Store, StoreError};
+use crate::model::user::{new_token, token_hash};
+use crate::store::{self, Store, StoreError};
 
 /// Why an administrative command failed.
 #[derive(Debug)]
@@ -40,7 +40,7 @@ impl From<StoreError> for AdminError {
 }
 
 fn open(db: &str) -> Result<Store, AdminError> {
-    Ok(Store::open(db, 1)?)
+    Ok(Store::open(db, store::Options::default())?)
 }
 
 fn token() -> Result<String, AdminError> {
@@ -51,7 +51,7 @@ fn token() -> Result<String, AdminError> {
 pub fn user_add(db: &str, name: &str) -> Result<String, AdminError> {
     let token = token()?;
     let user = match open(db)?.create_user(name, &token_hash(&token)) {
-        Err(StoreError::Conflict(_)) => return Err(AdminError::NameTaken(name.to_owned())),
+        Err(StoreError::UsernameTaken(_)) => return Err(AdminError::NameTaken(name.to_owned())),
         other => other?,
     };
     Ok(format!(

@@ -8,8 +8,7 @@ use std::fmt;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::Duration;
 
-use crate::auth::{valid_username, AuthMode};
-use crate::cors::{valid_origin, CorsPolicy};
+use crate::model::user::{valid_username, AuthMode};
 use crate::webhooks::{WebhookSecret, WebhookUrl};
 
 /// Default listening address.
@@ -449,6 +448,55 @@ fn number(source: &str, text: &str, min: u64, max: u64) -> Result<u64, ConfigErr
                 "{source}: '{text}' is not an integer from {min} to {max}"
             ))
         })
+}
+
+/// Which origins may call the API from a browser.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CorsPolicy {
+    /// `*`: any origin, answered with the literal `*`.
+    Any,
+    /// These exact origins (`scheme://host[:port]`).
+    Origins(Vec<String>),
+}
+
+impl CorsPolicy {
+    /// A policy from the configured values; `*` among them means any.
+    pub fn new(origins: Vec<String>) -> CorsPolicy {
+        if origins.iter().any(|o| o == "*") {
+            CorsPolicy::Any
+        } else {
+            CorsPolicy::Origins(origins)
+        }
+    }
+
+    /// The `Access-Control-Allow-Origin` value for a request `Origin`: the
+    /// configured string, never the request's own bytes.
+    pub(crate) fn allow_origin(&self, origin: &str) -> Option<&str> {
+        match self {
+            CorsPolicy::Any => Some("*"),
+            CorsPolicy::Origins(origins) => {
+                origins.iter().find(|o| *o == origin).map(String::as_str)
+            }
+        }
+    }
+}
+
+/// Whether `text` is a valid `--cors-origin` value: `*`, or
+/// `http(s)://host[:port]` with no path, in printable ASCII.
+pub fn valid_origin(text: &str) -> bool {
+    if text == "*" {
+        return true;
+    }
+    let Some(rest) = text
+        .strip_prefix("https://")
+        .or_else(|| text.strip_prefix("http://"))
+    else {
+        return false;
+    };
+    !rest.is_empty()
+        && rest
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']'))
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use articles::config::{self, Command, USAGE};
 use articles::server::Server;
 use articles::signals::{self, Termination};
-use articles::{admin, logging, App};
+use articles::{admin, logging};
 
 fn main() -> ExitCode {
     limit_malloc_arenas();
@@ -99,7 +99,7 @@ fn limit_thread_caches() {
 fn run(
     command: Command,
     termination: Option<Termination>,
-) -> Result<(), Box<dyn std::error::Error>> {
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     match command {
         Command::Help => print!("{USAGE}"),
         Command::Version => println!("articles {}", env!("CARGO_PKG_VERSION")),
@@ -112,7 +112,7 @@ fn run(
         Command::TokenRevoke { db, name } => println!("{}", admin::token_revoke(&db, &name)?),
         Command::Serve(config) => {
             let termination = termination.ok_or("termination signals not blocked")?;
-            let server = Server::start(App::open(config)?)?;
+            let server = Server::start(config)?;
             let shutdown = server.shutdown_handle();
             std::thread::Builder::new()
                 .name("signals".into())

@@ -8,8 +8,6 @@ use std::fmt::Write;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 
-use crate::router::Route;
-
 /// Methods with a label of their own; anything else counts as `other`.
 const METHODS: [&str; 8] = [
     "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "other",
@@ -28,16 +26,6 @@ pub const UNMATCHED: &str = "unmatched";
 const BUCKETS: [f64; 12] = [
     0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0,
 ];
-
-fn routes() -> impl Iterator<Item = &'static str> {
-    Route::PATTERNS.iter().copied().chain([UNMATCHED])
-}
-
-fn route_index(route: &str) -> usize {
-    routes()
-        .position(|r| r == route)
-        .unwrap_or(Route::PATTERNS.len())
-}
 
 fn method_index(method: &str) -> usize {
     METHODS
@@ -80,6 +68,8 @@ const OUTCOMES: [&str; 4] = ["success", "failure", "gone", "expired"];
 
 /// Everything the server counts.
 pub struct Metrics {
+    /// The route labels, `UNMATCHED` last.
+    routes: Vec<&'static str>,
     requests: Vec<AtomicU64>,
     latency: Vec<Histogram>,
     in_flight: AtomicI64,
@@ -101,21 +91,31 @@ pub struct Snapshot {
     pub webhook_backlog: Option<(u64, f64)>,
 }
 
-impl Default for Metrics {
-    fn default() -> Metrics {
-        let routes = Route::PATTERNS.len() + 1;
+impl Metrics {
+    /// Counters for requests to these route labels (the route table's
+    /// patterns), and to `UNMATCHED`.
+    pub fn new(labels: &[&'static str]) -> Metrics {
+        let routes: Vec<&'static str> = labels.iter().copied().chain([UNMATCHED]).collect();
         Metrics {
-            requests: (0..METHODS.len() * routes * STATUSES.len())
+            requests: (0..METHODS.len() * routes.len() * STATUSES.len())
                 .map(|_| AtomicU64::new(0))
                 .collect(),
-            latency: (0..routes).map(|_| Histogram::default()).collect(),
+            latency: (0..routes.len()).map(|_| Histogram::default()).collect(),
+            routes,
             in_flight: AtomicI64::new(0),
             deliveries: Default::default(),
         }
     }
-}
 
-impl Metrics {
+    /// The index of a route label; anything unknown counts as `UNMATCHED`.
+    fn route_index(&self, route: &str) -> usize {
+        let last = self.routes.len() - 1;
+        self.routes[..last]
+            .iter()
+            .position(|r| *r == route)
+            .unwrap_or(last)
+    }
+
     /// A request started.
     pub fn start(&self) {
         self.in_flight.fetch_add(1, Ordering::Relaxed);
@@ -124,8 +124,8 @@ impl Metrics {
     /// A request finished: count it and its latency.
     pub fn finish(&self, method: &str, route: &str, status: u16, elapsed: Duration) {
         self.in_flight.fetch_sub(1, Ordering::Relaxed);
-        let route = route_index(route);
-        let cell = (method_index(method) * (Route::PATTERNS.len() + 1) + route) * STATUSES.len()
+        let route = self.route_index(route);
+        let cell = (method_index(method) * self.routes.len() + route) * STATUSES.len()
             + status_index(status);
         self.requests[cell].fetch_add(1, Ordering::Relaxed);
 
@@ -154,7 +154,7 @@ impl Metrics {
     /// The text exposition format 0.0.4.
     pub fn render(&self, snapshot: &Snapshot) -> String {
         let mut out = String::with_capacity(4096);
-        let routes: Vec<&str> = routes().collect();
+        let routes = &self.routes;
 
         out.push_str("# HELP articles_http_requests_total HTTP requests by method, route pattern and status.\n");
         out.push_str("# TYPE articles_http_requests_total counter\n");
@@ -273,7 +273,7 @@ mod tests {
 
     #[test]
     fn counts_delivery_outcomes() {
-        let metrics = Metrics::default();
+        let metrics = Metrics::new(&["/articles", "/articles/{id}"]);
         metrics.delivery(DeliveryOutcome::Failure);
         metrics.delivery(DeliveryOutcome::Failure);
         metrics.delivery(DeliveryOutcome::Success);
@@ -295,7 +295,7 @@ mod tests {
 
     #[test]
     fn counts_requests_by_closed_label_sets() {
-        let metrics = Metrics::default();
+        let metrics = Metrics::new(&["/articles", "/articles/{id}"]);
         metrics.start();
         metrics.finish("GET", "/articles/{id}", 200, Duration::from_micros(300));
         metrics.start();
@@ -313,7 +313,7 @@ mod tests {
 
     #[test]
     fn histogram_buckets_are_cumulative() {
-        let metrics = Metrics::default();
+        let metrics = Metrics::new(&["/articles", "/articles/{id}"]);
         for micros in [100, 300, 700, 7_000_000] {
             metrics.start();
             metrics.finish("GET", "/articles", 200, Duration::from_micros(micros));
@@ -340,7 +340,7 @@ mod tests {
 
     #[test]
     fn renders_gauges_and_build_info() {
-        let text = Metrics::default().render(&snapshot());
+        let text = Metrics::new(&["/articles", "/articles/{id}"]).render(&snapshot());
         assert!(text.contains("articles_db_pool_connections{pool=\"read\",state=\"in_use\"} 1"));
         assert!(text.contains("articles_db_pool_connections{pool=\"read\",state=\"idle\"} 3"));
         assert!(text.contains("articles_db_busy_errors_total 2"));

@@ -11,6 +11,7 @@
 //! adapts the callers' closures, which fail with their own error type, to
 //! the backends' object-safe ones, which fail with `StoreError::Rejected`.
 
+mod outbox;
 pub mod schema;
 pub mod sqlite;
 
@@ -21,60 +22,93 @@ use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use crate::article::{Article, ArticleChange, Author};
-use crate::auth::User;
-use crate::idempotency::SavedResponse;
-use crate::listing::{ArticleQuery, Sort, SortKey};
-use crate::webhooks::Outbox;
+pub use outbox::Outbox;
+
+use crate::model::article::{Article, ArticleChange, Author};
+use crate::model::User;
+use crate::model::{ArticleQuery, Sort, SortKey};
 
 /// How long a statement waits for a lock, and a request for a pooled
 /// connection, before the request is answered 503.
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// The underlying error of a failed storage call, kept as its `source()`.
+pub type Cause = Box<dyn std::error::Error + Send + Sync>;
+
 /// Why a storage call failed, by what the caller should do about it.
 #[derive(Debug)]
 pub enum StoreError {
     /// The database stayed locked, or no connection came free, in time.
-    Busy(String),
+    Busy(Cause),
     /// The database cannot be opened, read or written.
-    Unavailable(String),
+    Unavailable(Cause),
     /// The disk is full.
     Full,
-    /// A uniqueness rule was broken (a taken username, an idempotency key
-    /// used at the same moment through another replica).
-    Conflict(String),
+    /// A uniqueness rule was broken. The operation whose statement broke it
+    /// maps it to what it means there (`UsernameTaken`, `KeyInUse`); one
+    /// that reaches a caller unmapped is a bug.
+    Duplicate(Cause),
+    /// The username is taken, in some case.
+    UsernameTaken(String),
+    /// The same idempotency key was used at the same moment through another
+    /// process on this database.
+    KeyInUse,
     /// The database was written by a newer `articles`, or is not ours.
     Schema(String),
     /// The caller's check inside the transaction refused the write; its own
     /// error is with the caller (see `Store::update_article`).
     Rejected,
     /// Anything else: a bug.
-    Internal(String),
+    Internal(Cause),
 }
 
 impl fmt::Display for StoreError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            StoreError::Busy(m) => write!(f, "database busy: {m}"),
-            StoreError::Unavailable(m) => write!(f, "database unavailable: {m}"),
+            StoreError::Busy(cause) => write!(f, "database busy: {cause}"),
+            StoreError::Unavailable(cause) => write!(f, "database unavailable: {cause}"),
             StoreError::Full => write!(f, "database or disk is full"),
-            StoreError::Conflict(m) => write!(f, "{m}"),
-            StoreError::Schema(m) => write!(f, "{m}"),
+            StoreError::Duplicate(cause) => write!(f, "unexpected duplicate: {cause}"),
+            StoreError::UsernameTaken(name) => write!(f, "the username '{name}' is taken"),
+            StoreError::KeyInUse => write!(f, "the idempotency key is in use elsewhere"),
+            StoreError::Schema(message) => write!(f, "{message}"),
             StoreError::Rejected => write!(f, "the write was refused by its check"),
-            StoreError::Internal(m) => write!(f, "database error: {m}"),
+            StoreError::Internal(cause) => write!(f, "database error: {cause}"),
         }
     }
 }
 
-impl std::error::Error for StoreError {}
+impl std::error::Error for StoreError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            StoreError::Busy(cause)
+            | StoreError::Unavailable(cause)
+            | StoreError::Duplicate(cause)
+            | StoreError::Internal(cause) => Some(cause.as_ref()),
+            _ => None,
+        }
+    }
+}
+
+impl StoreError {
+    /// A bug, described in words.
+    pub(crate) fn internal(message: impl Into<String>) -> StoreError {
+        StoreError::Internal(message.into().into())
+    }
+
+    /// The database cannot be used, described in words.
+    pub(crate) fn unavailable(message: impl Into<String>) -> StoreError {
+        StoreError::Unavailable(message.into().into())
+    }
+}
 
 /// Busy or locked database errors and pool time-outs, for `/metrics`.
 static BUSY_ERRORS: AtomicU64 = AtomicU64::new(0);
 
 /// A `StoreError::Busy`, counted for `/metrics`.
-pub(crate) fn busy(message: String) -> StoreError {
+pub(crate) fn busy(cause: impl Into<Cause>) -> StoreError {
     BUSY_ERRORS.fetch_add(1, Ordering::Relaxed);
-    StoreError::Busy(message)
+    StoreError::Busy(cause.into())
 }
 
 impl From<r2d2::Error> for StoreError {
@@ -83,10 +117,31 @@ impl From<r2d2::Error> for StoreError {
     }
 }
 
+/// How long a saved idempotent response is replayed: 24 hours, in
+/// milliseconds.
+pub const KEY_LIFETIME_MILLIS: i64 = 24 * 60 * 60 * 1000;
+/// Most expired keys a backend removes each time it saves a key: bounded
+/// work per request, yet more than one, so the table never holds much
+/// beyond the keys of the last 24 hours.
+pub const KEYS_PRUNED_PER_SAVE: i64 = 16;
+
+/// A response saved under an idempotency key, as the database keeps it:
+/// what the first request was answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SavedResponse {
+    /// The status code.
+    pub status: u16,
+    /// The saved headers, in the order sent.
+    pub headers: Vec<(String, String)>,
+    /// The body, byte for byte.
+    pub body: Vec<u8>,
+}
+
 /// The idempotency key of one request and the fingerprint of its body.
 #[derive(Debug, Clone, Copy)]
 pub struct KeyedRequest<'a> {
-    /// The writer's user id, or `idempotency::ANONYMOUS_SCOPE`.
+    /// The writer's user id, or 0 for anonymous writers (user ids start
+    /// at 1).
     pub scope: i64,
     /// The key as sent.
     pub key: &'a str,
@@ -178,9 +233,7 @@ impl<'a> NewArticle<'a> {
                 content,
                 tags: change.tags.as_deref().unwrap_or_default(),
             }),
-            _ => Err(StoreError::Internal(
-                "create without title or content".into(),
-            )),
+            _ => Err(StoreError::internal("create without title or content")),
         }
     }
 
@@ -270,7 +323,7 @@ pub trait IdempotencyKeys {
     /// request leaves the key free), and the article, the response `respond`
     /// makes for it and its event are written together. Expired keys are
     /// pruned on the way, a few at a time. The same key used at the same
-    /// moment elsewhere is `StoreError::Conflict`.
+    /// moment elsewhere is `StoreError::KeyInUse`.
     fn create_article_once(
         &self,
         request: &KeyedRequest<'_>,
@@ -284,7 +337,7 @@ pub trait IdempotencyKeys {
 /// Users and their tokens, which are only ever stored as hashes.
 pub trait Users {
     /// Creates a user with a first token (given by its hash), in one
-    /// transaction. A taken name (in any case) is `StoreError::Conflict`.
+    /// transaction. A taken name (in any case) is `StoreError::UsernameTaken`.
     fn create_user(&self, username: &str, token_hash: &[u8]) -> Result<User, StoreError>;
 
     /// Adds a token (by its hash) to the user named `username`, if any.
@@ -379,9 +432,34 @@ impl<T> Backend for T where
 {
 }
 
-/// The database the service runs on.
+/// The database the service runs on: the one boundary between the rest of
+/// the crate and SQL. Every operation of either backend goes through here.
 pub struct Store {
     backend: Box<dyn Backend>,
+    outbox: Outbox,
+}
+
+/// How a store is opened.
+pub struct Options {
+    /// Reading connections in the pool; each backend adds one connection
+    /// for writes (SQLite's single writer).
+    pub connections: u32,
+    /// The webhook URLs every change queues a delivery for.
+    pub webhooks: Vec<String>,
+    /// Called by a thread about to wait for its write's group commit
+    /// (SQLite): the server hands that thread's turn to another request
+    /// meanwhile. The store itself knows nothing of the server's threads.
+    pub waiting: fn(),
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            connections: 1,
+            webhooks: Vec::new(),
+            waiting: || {},
+        }
+    }
 }
 
 /// Whether `location` names a PostgreSQL database rather than a SQLite file.
@@ -392,15 +470,22 @@ fn is_postgres(location: &str) -> bool {
 impl Store {
     /// Opens (creating if needed) and migrates the database at `location`:
     /// a `postgres://` URL, or a SQLite path (`:memory:` for a private
-    /// in-memory database). `connections` sizes the pool of readers; each
-    /// backend adds one connection for writes (SQLite's single writer).
-    pub fn open(location: &str, connections: u32) -> Result<Store, StoreError> {
+    /// in-memory database).
+    pub fn open(location: &str, options: Options) -> Result<Store, StoreError> {
+        let connections = options.connections;
         let backend: Box<dyn Backend> = if is_postgres(location) {
             open_postgres(location, connections)?
         } else {
-            Box::new(sqlite::SqliteStore::open(location, connections)?)
+            Box::new(sqlite::SqliteStore::open(
+                location,
+                connections,
+                options.waiting,
+            )?)
         };
-        Ok(Store { backend })
+        Ok(Store {
+            backend,
+            outbox: Outbox::new(options.webhooks),
+        })
     }
 
     /// Applies pending migrations to the database at `location` without
@@ -411,6 +496,11 @@ impl Store {
         } else {
             sqlite::SqliteStore::migrate(location)
         }
+    }
+
+    /// The webhook outbox that writes queue their deliveries in.
+    pub fn outbox(&self) -> &Outbox {
+        &self.outbox
     }
 
     /// Announces that the calling thread is serving a request that will
@@ -428,18 +518,36 @@ impl Store {
         BUSY_ERRORS.load(Ordering::Relaxed)
     }
 
+    /// See `Articles::article`.
+    pub fn article(&self, id: i64) -> Result<Option<Article>, StoreError> {
+        self.backend.article(id)
+    }
+
+    /// See `Articles::list_articles`.
+    pub fn list_articles(&self, query: &ArticleQuery) -> Result<(Vec<Article>, u64), StoreError> {
+        self.backend.list_articles(query)
+    }
+
+    /// See `Articles::create_article`.
+    pub fn create_article(
+        &self,
+        change: &ArticleChange,
+        author: Option<&User>,
+    ) -> Result<Article, StoreError> {
+        self.backend.create_article(change, author, &self.outbox)
+    }
+
     /// `Articles::update_article` with a check that fails with the caller's
     /// own error type, returned as it was.
     pub fn update_article<E: From<StoreError>>(
         &self,
         id: i64,
-        outbox: &Outbox,
         decide: impl FnOnce(&Article) -> Result<ArticleChange, E>,
     ) -> Result<Option<Article>, E> {
         let mut check = Adapted::new(decide);
         let result = self
             .backend
-            .update_article(id, outbox, &mut |article| check.call(article));
+            .update_article(id, &self.outbox, &mut |article| check.call(article));
         check.outcome(result)
     }
 
@@ -448,23 +556,21 @@ impl Store {
     pub fn delete_article<E: From<StoreError>>(
         &self,
         id: i64,
-        outbox: &Outbox,
         guard: impl FnOnce(&Article) -> Result<(), E>,
     ) -> Result<Option<Article>, E> {
         let mut check = Adapted::new(guard);
         let result = self
             .backend
-            .delete_article(id, outbox, &mut |article| check.call(article));
+            .delete_article(id, &self.outbox, &mut |article| check.call(article));
         check.outcome(result)
     }
 
-    /// `Articles::create_article_once` with a `decide` that fails with the
-    /// caller's own error type.
+    /// `IdempotencyKeys::create_article_once` with a `decide` that fails
+    /// with the caller's own error type.
     pub fn create_article_once<E: From<StoreError>>(
         &self,
         request: &KeyedRequest<'_>,
         author: Option<&User>,
-        outbox: &Outbox,
         decide: impl FnOnce() -> Result<ArticleChange, E>,
         respond: impl FnOnce(&Article) -> SavedResponse,
     ) -> Result<Creation, E> {
@@ -473,11 +579,56 @@ impl Store {
         let result = self.backend.create_article_once(
             request,
             author,
-            outbox,
+            &self.outbox,
             &mut || check.call(()),
             &mut |article| respond.take().expect("respond is called once")(article),
         );
         check.outcome(result)
+    }
+
+    /// See `Users::create_user`.
+    pub fn create_user(&self, username: &str, token_hash: &[u8]) -> Result<User, StoreError> {
+        self.backend.create_user(username, token_hash)
+    }
+
+    /// See `Users::add_token`.
+    pub fn add_token(&self, username: &str, token_hash: &[u8]) -> Result<Option<User>, StoreError> {
+        self.backend.add_token(username, token_hash)
+    }
+
+    /// See `Users::revoke_tokens`.
+    pub fn revoke_tokens(&self, username: &str) -> Result<Option<(User, usize)>, StoreError> {
+        self.backend.revoke_tokens(username)
+    }
+
+    /// See `Users::user_by_token`.
+    pub fn user_by_token(&self, token_hash: &[u8]) -> Result<Option<User>, StoreError> {
+        self.backend.user_by_token(token_hash)
+    }
+
+    /// The webhook deliveries, for the dispatcher (see `Deliveries`).
+    pub fn deliveries(&self) -> &dyn Deliveries {
+        self.backend.as_ref()
+    }
+
+    /// See `Operations::ping`.
+    pub fn ping(&self, limit: Duration) -> Result<(), StoreError> {
+        self.backend.ping(limit)
+    }
+
+    /// See `Operations::pool_states`.
+    pub fn pool_states(&self) -> Vec<(&'static str, u32, u32)> {
+        self.backend.pool_states()
+    }
+
+    /// See `Operations::write_counts`.
+    pub fn write_counts(&self) -> (u64, u64) {
+        self.backend.write_counts()
+    }
+
+    /// See `Operations::checkpoint`.
+    pub fn checkpoint(&self) -> Result<(), StoreError> {
+        self.backend.checkpoint()
     }
 }
 
@@ -488,14 +639,6 @@ pub struct ExpectedWrite<'s>(&'s dyn Backend);
 impl Drop for ExpectedWrite<'_> {
     fn drop(&mut self) {
         self.0.withdraw_write();
-    }
-}
-
-impl std::ops::Deref for Store {
-    type Target = dyn Backend;
-
-    fn deref(&self) -> &Self::Target {
-        self.backend.as_ref()
     }
 }
 
@@ -519,9 +662,10 @@ impl<F, E> Adapted<F, E> {
     where
         F: FnOnce(A) -> Result<T, E>,
     {
-        let check = self.check.take().ok_or_else(|| {
-            StoreError::Internal("a check inside a transaction was called twice".into())
-        })?;
+        let check = self
+            .check
+            .take()
+            .ok_or_else(|| StoreError::internal("a check inside a transaction was called twice"))?;
         check(arg).map_err(|refusal| {
             self.refusal = Some(refusal);
             StoreError::Rejected
@@ -565,9 +709,8 @@ fn migrate_postgres(_: &str) -> Result<(u32, u32), StoreError> {
 
 #[cfg(not(feature = "postgres"))]
 fn no_postgres() -> StoreError {
-    StoreError::Unavailable(
+    StoreError::unavailable(
         "this articles was built without PostgreSQL support: rebuild it with \
-         `cargo build --release --features postgres`"
-            .into(),
+         `cargo build --release --features postgres`",
     )
 }

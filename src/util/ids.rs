@@ -35,7 +35,7 @@ fn push_hex(out: &mut String, value: u64, min_digits: u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::request::sane_request_id;
+    use crate::http::request::sane_request_id;
 
     #[test]
     fn ids_are_unique_and_sane() {

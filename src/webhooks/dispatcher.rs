@@ -13,9 +13,9 @@ use super::backoff::{after_failure, parse_retry_after, random_jitter, Next};
 use super::client::{self, Answer};
 use super::{Signal, WebhookSecret, WebhookUrl, ATTEMPT_TIMEOUT};
 use crate::metrics::DeliveryOutcome;
-use crate::store::{DeliveryEnd, PendingDelivery, StoreError};
+use crate::metrics::Metrics;
+use crate::store::{DeliveryEnd, PendingDelivery, Store, StoreError};
 use crate::util::time::now_millis;
-use crate::App;
 
 /// Most attempts in flight to one URL at once.
 pub const MAX_IN_FLIGHT_PER_URL: usize = 4;
@@ -55,6 +55,24 @@ struct Lane {
     paused_until: Option<Instant>,
 }
 
+/// What the dispatcher works with.
+pub struct Context {
+    /// The database, whose outbox it delivers.
+    pub store: Arc<Store>,
+    /// Where attempts are counted.
+    pub metrics: Arc<Metrics>,
+    /// The URLs configured now.
+    pub urls: Vec<WebhookUrl>,
+    /// The signing secret, if any.
+    pub secret: Option<WebhookSecret>,
+}
+
+/// The dispatcher's own view: the context and its mailbox.
+struct Dispatcher {
+    context: Context,
+    signal: Arc<Signal>,
+}
+
 /// The running dispatcher.
 pub struct Deliveries {
     thread: JoinHandle<()>,
@@ -66,10 +84,10 @@ impl Deliveries {
     /// deliver: a configured URL, or deliveries an earlier run left pending
     /// (they were promised when their change committed, so they are sent
     /// even if their URL is no longer configured).
-    pub fn start(app: Arc<App>) -> io::Result<Option<Deliveries>> {
-        prune(&app);
-        let mut urls = app.outbox.urls().to_vec();
-        match app.store.pending_webhook_urls() {
+    pub fn start(context: Context) -> io::Result<Option<Deliveries>> {
+        prune(&context.store);
+        let mut urls = context.urls.clone();
+        match context.store.deliveries().pending_webhook_urls() {
             Ok(pending) => {
                 for text in pending {
                     match WebhookUrl::parse(&text) {
@@ -95,10 +113,19 @@ impl Deliveries {
                 paused_until: None,
             })
             .collect();
-        let signal = Arc::clone(&app.outbox.signal);
+        let signal = Arc::new(Signal::default());
+        let woken = Arc::clone(&signal);
+        context
+            .store
+            .outbox()
+            .on_commit(move || woken.post(|inbox| inbox.committed = true));
+        let dispatcher = Dispatcher {
+            context,
+            signal: Arc::clone(&signal),
+        };
         let thread = thread::Builder::new()
             .name("webhooks".into())
-            .spawn(move || dispatch(&app, lanes))?;
+            .spawn(move || dispatch(&dispatcher, lanes))?;
         Ok(Some(Deliveries { thread, signal }))
     }
 
@@ -119,33 +146,33 @@ impl Deliveries {
     }
 }
 
-fn dispatch(app: &App, mut lanes: Vec<Lane>) {
+fn dispatch(dispatcher: &Dispatcher, mut lanes: Vec<Lane>) {
     let mut next_prune = Instant::now() + IDLE_WAKE;
     let mut wait = Duration::ZERO;
     loop {
-        let inbox = app.outbox.signal.take(wait);
+        let inbox = dispatcher.signal.take(wait);
         if inbox.stop {
             // Abandoned attempts are due again at once, here after a
             // restart or at another replica.
             for lane in &lanes {
                 let events: Vec<i64> = lane.in_flight.iter().copied().collect();
                 if !events.is_empty() {
-                    release(app, lane.url.as_str(), &events);
+                    release(dispatcher, lane.url.as_str(), &events);
                 }
             }
             return;
         }
         for outcome in inbox.outcomes {
-            record(app, &mut lanes, outcome);
+            record(dispatcher, &mut lanes, outcome);
         }
         if Instant::now() >= next_prune {
-            prune(app);
+            prune(&dispatcher.context.store);
             next_prune = Instant::now() + IDLE_WAKE;
         }
         wait = lanes
             .iter_mut()
             .enumerate()
-            .filter_map(|(index, lane)| launch_due(app, index, lane))
+            .filter_map(|(index, lane)| launch_due(dispatcher, index, lane))
             .fold(
                 next_prune.saturating_duration_since(Instant::now()),
                 Duration::min,
@@ -156,7 +183,7 @@ fn dispatch(app: &App, mut lanes: Vec<Lane>) {
 /// Starts the due attempts of one lane, as far as it has free slots.
 /// Returns how long until its next delivery is due, if that is known and
 /// matters (a full lane is woken by an outcome instead).
-fn launch_due(app: &App, index: usize, lane: &mut Lane) -> Option<Duration> {
+fn launch_due(dispatcher: &Dispatcher, index: usize, lane: &mut Lane) -> Option<Duration> {
     let free = MAX_IN_FLIGHT_PER_URL.saturating_sub(lane.in_flight.len());
     if lane.gone || free == 0 {
         return None;
@@ -169,17 +196,19 @@ fn launch_due(app: &App, index: usize, lane: &mut Lane) -> Option<Duration> {
     }
     // A read first: a claim is a write transaction, which with nothing due
     // would only compete with the API's writes (for SQLite's one writer).
-    match next_due(app, lane) {
+    match next_due(dispatcher, lane) {
         Ok(Some(at)) if at <= now_millis() => {}
         Ok(due) => return due.map(wait_until),
         Err(pause) => return Some(pause),
     }
     let url = lane.url.as_str();
     let now = now_millis();
-    let claimed = match app
-        .store
-        .claim_deliveries(url, free, now, now + LEASE_MILLIS)
-    {
+    let claimed = match dispatcher.context.store.deliveries().claim_deliveries(
+        url,
+        free,
+        now,
+        now + LEASE_MILLIS,
+    ) {
         Ok(claimed) => claimed,
         Err(err) => {
             log::error!(
@@ -196,8 +225,8 @@ fn launch_due(app: &App, index: usize, lane: &mut Lane) -> Option<Duration> {
             lane: index,
             url: lane.url.clone(),
             delivery,
-            secret: app.config.webhook_secret.clone(),
-            signal: Arc::clone(&app.outbox.signal),
+            secret: dispatcher.context.secret.clone(),
+            signal: Arc::clone(&dispatcher.signal),
         };
         if let Err(err) = thread::Builder::new()
             .name("webhook-attempt".into())
@@ -207,7 +236,7 @@ fn launch_due(app: &App, index: usize, lane: &mut Lane) -> Option<Duration> {
             let unsent: Vec<i64> = std::iter::once(event)
                 .chain(claimed.map(|delivery| delivery.event))
                 .collect();
-            release(app, url, &unsent);
+            release(dispatcher, url, &unsent);
             return Some(ERROR_PAUSE);
         }
         lane.in_flight.insert(event);
@@ -215,7 +244,7 @@ fn launch_due(app: &App, index: usize, lane: &mut Lane) -> Option<Duration> {
     if lane.in_flight.len() >= MAX_IN_FLIGHT_PER_URL {
         return None;
     }
-    match next_due(app, lane) {
+    match next_due(dispatcher, lane) {
         Ok(due) => due.map(wait_until),
         Err(pause) => Some(pause),
     }
@@ -223,8 +252,11 @@ fn launch_due(app: &App, index: usize, lane: &mut Lane) -> Option<Duration> {
 
 /// When the lane's soonest pending delivery is due (`None`: nothing is
 /// pending), or, after a failed read, the pause before the next try.
-fn next_due(app: &App, lane: &Lane) -> Result<Option<i64>, Duration> {
-    app.store
+fn next_due(dispatcher: &Dispatcher, lane: &Lane) -> Result<Option<i64>, Duration> {
+    dispatcher
+        .context
+        .store
+        .deliveries()
         .next_delivery_due(lane.url.as_str())
         .map_err(|err| {
             log::error!("webhooks: reading deliveries to {} failed: {err}", lane.url);
@@ -240,8 +272,14 @@ fn wait_until(at: i64) -> Duration {
 }
 
 /// Gives claimed deliveries back, due at once.
-fn release(app: &App, url: &str, events: &[i64]) {
-    if let Err(err) = app.store.release_deliveries(url, events, now_millis()) {
+fn release(dispatcher: &Dispatcher, url: &str, events: &[i64]) {
+    if let Err(err) =
+        dispatcher
+            .context
+            .store
+            .deliveries()
+            .release_deliveries(url, events, now_millis())
+    {
         // They are retried when their lease ends.
         log::warn!("webhooks: releasing deliveries to {url} failed: {err}");
     }
@@ -282,7 +320,7 @@ impl Attempt {
 
 /// Records, logs and counts the outcome of an attempt. Counted after the
 /// write, so a scrape that sees the count also sees the backlog without it.
-fn record(app: &App, lanes: &mut [Lane], outcome: Outcome) {
+fn record(dispatcher: &Dispatcher, lanes: &mut [Lane], outcome: Outcome) {
     let lane = &mut lanes[outcome.lane];
     lane.in_flight.remove(&outcome.delivery.event);
     let status = outcome.result.as_ref().ok().map(|answer| answer.status);
@@ -290,18 +328,21 @@ fn record(app: &App, lanes: &mut [Lane], outcome: Outcome) {
     let (counted, written) = match status {
         Some(200..=299) => {
             let url = lane.url.as_str();
-            let written =
-                app.store
-                    .finish_delivery(outcome.delivery.event, url, DeliveryEnd::Delivered, now);
+            let written = dispatcher.context.store.deliveries().finish_delivery(
+                outcome.delivery.event,
+                url,
+                DeliveryEnd::Delivered,
+                now,
+            );
             (DeliveryOutcome::Success, written.map(drop))
         }
         // Its deliveries were all dropped when the first 410 came back.
         Some(410) if lane.gone => (DeliveryOutcome::Gone, Ok(())),
         _ if lane.gone => (DeliveryOutcome::Failure, Ok(())),
-        Some(410) => (DeliveryOutcome::Gone, gone(app, lane, &outcome, now)),
-        _ => failed(app, lane, &outcome, now),
+        Some(410) => (DeliveryOutcome::Gone, gone(dispatcher, lane, &outcome, now)),
+        _ => failed(dispatcher, lane, &outcome, now),
     };
-    app.metrics.delivery(counted);
+    dispatcher.context.metrics.delivery(counted);
     if let Err(err) = written {
         // The delivery stays claimed until its lease ends, then is sent
         // again (at least once).
@@ -315,13 +356,21 @@ fn record(app: &App, lanes: &mut [Lane], outcome: Outcome) {
 
 /// A 410: the URL is unsubscribed until restart, its pending deliveries
 /// dropped.
-fn gone(app: &App, lane: &mut Lane, outcome: &Outcome, now: i64) -> Result<(), StoreError> {
+fn gone(
+    dispatcher: &Dispatcher,
+    lane: &mut Lane,
+    outcome: &Outcome,
+    now: i64,
+) -> Result<(), StoreError> {
     lane.gone = true;
     let url = lane.url.as_str();
-    app.outbox.mark_gone(url);
-    let dropped = app
-        .store
-        .finish_delivery(outcome.delivery.event, url, DeliveryEnd::Gone, now)?;
+    dispatcher.context.store.outbox().mark_gone(url);
+    let dropped = dispatcher.context.store.deliveries().finish_delivery(
+        outcome.delivery.event,
+        url,
+        DeliveryEnd::Gone,
+        now,
+    )?;
     log::warn!(
         "webhook {} answered 410 Gone to {}: its {dropped} other pending deliveries are \
          dropped and it is sent nothing more until restart",
@@ -333,7 +382,7 @@ fn gone(app: &App, lane: &mut Lane, outcome: &Outcome, now: i64) -> Result<(), S
 
 /// Any other answer or none: retry later, or give up after 24 hours.
 fn failed(
-    app: &App,
+    dispatcher: &Dispatcher,
     lane: &Lane,
     outcome: &Outcome,
     now: i64,
@@ -359,7 +408,11 @@ fn failed(
                 lane.url,
                 (at - now) as f64 / 1000.0
             );
-            let written = app.store.retry_delivery(outcome.delivery.event, url, at);
+            let written = dispatcher.context.store.deliveries().retry_delivery(
+                outcome.delivery.event,
+                url,
+                at,
+            );
             (DeliveryOutcome::Failure, written)
         }
         Next::GiveUp => {
@@ -368,19 +421,22 @@ fn failed(
                  over 24 hours",
                 lane.url
             );
-            let written =
-                app.store
-                    .finish_delivery(outcome.delivery.event, url, DeliveryEnd::Expired, now);
+            let written = dispatcher.context.store.deliveries().finish_delivery(
+                outcome.delivery.event,
+                url,
+                DeliveryEnd::Expired,
+                now,
+            );
             (DeliveryOutcome::Expired, written.map(drop))
         }
     }
 }
 
 /// Deletes events kept long enough, a batch per short transaction.
-fn prune(app: &App) {
+fn prune(store: &Store) {
     let before = now_millis() - RETAIN_EVENTS.as_millis() as i64;
     loop {
-        match app.store.prune_webhook_events(before, PRUNE_BATCH) {
+        match store.deliveries().prune_webhook_events(before, PRUNE_BATCH) {
             Ok(n) if n == PRUNE_BATCH => continue,
             Ok(_) => return,
             Err(err) => {

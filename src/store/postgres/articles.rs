@@ -5,12 +5,13 @@ use postgres::{GenericClient, Row};
 
 use super::outbox::{announced, record_event};
 use super::{Db, PgStore};
-use crate::article::{Article, ArticleChange, Author};
-use crate::auth::User;
-use crate::listing::ArticleQuery;
+use crate::model::article::{Article, ArticleChange, Author};
+use crate::model::ArticleQuery;
+use crate::model::EventType;
+use crate::model::User;
+use crate::store::Outbox;
 use crate::store::{apply, order_by, Articles, Check, NewArticle, StoreError};
 use crate::util::time::now_millis;
-use crate::webhooks::{EventType, Outbox};
 
 /// The columns of an article and the tables they come from, its tags as an
 /// array from a correlated subquery, so a page of any size is one statement.

@@ -5,12 +5,12 @@ use postgres::{GenericClient, Row};
 use super::articles::insert_article;
 use super::outbox::announced;
 use super::{Db, PgStore};
-use crate::article::{Article, ArticleChange};
-use crate::auth::User;
-use crate::idempotency::{SavedResponse, KEYS_PRUNED_PER_SAVE, KEY_LIFETIME_MILLIS};
+use crate::model::article::{Article, ArticleChange};
+use crate::model::User;
+use crate::store::Outbox;
 use crate::store::{Creation, IdempotencyKeys, KeyedRequest, SavedKey, StoreError};
+use crate::store::{SavedResponse, KEYS_PRUNED_PER_SAVE, KEY_LIFETIME_MILLIS};
 use crate::util::time::now_millis;
-use crate::webhooks::Outbox;
 
 /// The saved response, locked: the same key arriving through another
 /// replica waits here for this transaction to end.
@@ -32,7 +32,7 @@ const PRUNE_KEYS: &str = "DELETE FROM idempotency_keys WHERE (scope, idempotency
 impl IdempotencyKeys for PgStore {
     /// Two replicas given a new key at once both find no row; the second
     /// to insert it fails on the primary key and rolls back whole, article
-    /// included (`StoreError::Conflict`: the client retries and gets the
+    /// included (`StoreError::KeyInUse`: the client retries and gets the
     /// first one's response).
     fn create_article_once(
         &self,
@@ -44,23 +44,29 @@ impl IdempotencyKeys for PgStore {
     ) -> Result<Creation, StoreError> {
         let now = now_millis();
         let expired = now - KEY_LIFETIME_MILLIS;
-        let written = self.write(|db| {
-            match find_key(db, request)? {
-                Some((created_at, saved)) if created_at > expired => {
-                    return Ok((Creation::Earlier(saved), false));
+        let written = self
+            .write(|db| {
+                match find_key(db, request)? {
+                    Some((created_at, saved)) if created_at > expired => {
+                        return Ok((Creation::Earlier(saved), false));
+                    }
+                    Some(_) => {
+                        db.execute(DELETE_KEY, &[&request.scope, &request.key])?;
+                    }
+                    None => {}
                 }
-                Some(_) => {
-                    db.execute(DELETE_KEY, &[&request.scope, &request.key])?;
-                }
-                None => {}
-            }
-            let change = decide()?;
-            db.execute(PRUNE_KEYS, &[&expired, &KEYS_PRUNED_PER_SAVE])?;
-            let (article, queued) = insert_article(db, &change, author, outbox)?;
-            let response = respond(&article);
-            save_key(db, request, now, &response)?;
-            Ok((Creation::Created(response), queued))
-        })?;
+                let change = decide()?;
+                db.execute(PRUNE_KEYS, &[&expired, &KEYS_PRUNED_PER_SAVE])?;
+                let (article, queued) = insert_article(db, &change, author, outbox)?;
+                let response = respond(&article);
+                save_key(db, request, now, &response)?;
+                Ok((Creation::Created(response), queued))
+            })
+            .map_err(|err| match err {
+                // Only the key's own primary key can be taken meanwhile.
+                StoreError::Duplicate(_) => StoreError::KeyInUse,
+                other => other,
+            })?;
         Ok(announced(outbox, written))
     }
 }
@@ -83,7 +89,7 @@ fn save_key<C: GenericClient>(
     response: &SavedResponse,
 ) -> Result<(), StoreError> {
     let headers = serde_json::to_string(&response.headers)
-        .map_err(|err| StoreError::Internal(format!("saved headers: {err}")))?;
+        .map_err(|err| StoreError::internal(format!("saved headers: {err}")))?;
     db.execute(
         INSERT_KEY,
         &[
@@ -102,13 +108,13 @@ fn save_key<C: GenericClient>(
 fn read_key(row: &Row) -> Result<(i64, SavedKey), StoreError> {
     let headers: String = row.try_get(3)?;
     let headers = serde_json::from_str(&headers)
-        .map_err(|err| StoreError::Internal(format!("saved headers: {err}")))?;
+        .map_err(|err| StoreError::internal(format!("saved headers: {err}")))?;
     let status: i32 = row.try_get(2)?;
     let saved = SavedKey {
         fingerprint: row.try_get(1)?,
         response: SavedResponse {
             status: u16::try_from(status)
-                .map_err(|_| StoreError::Internal(format!("saved status {status}")))?,
+                .map_err(|_| StoreError::internal(format!("saved status {status}")))?,
             headers,
             body: row.try_get(4)?,
         },

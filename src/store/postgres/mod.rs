@@ -206,7 +206,7 @@ impl Manager {
     fn new(url: &str) -> Result<Manager, StoreError> {
         let mut config = Config::from_str(url)
             // The message names the part that is wrong, never the password.
-            .map_err(|err| StoreError::Unavailable(format!("invalid PostgreSQL URL: {err}")))?;
+            .map_err(|err| StoreError::unavailable(format!("invalid PostgreSQL URL: {err}")))?;
         let timeout_ms = BUSY_TIMEOUT.as_millis();
         config
             .application_name("articles")
@@ -255,16 +255,13 @@ impl From<postgres::Error> for StoreError {
             let io =
                 std::error::Error::source(&err).is_some_and(|source| source.is::<std::io::Error>());
             return match err.is_closed() || io {
-                true => StoreError::Unavailable(err.to_string()),
-                false => StoreError::Internal(err.to_string()),
+                true => StoreError::Unavailable(Box::new(err)),
+                false => StoreError::Internal(Box::new(err)),
             };
         };
-        let message = match err.as_db_error() {
-            Some(db) => db.message().to_owned(),
-            None => err.to_string(),
-        };
-        if *code == SqlState::UNIQUE_VIOLATION {
-            StoreError::Conflict(message)
+        let code = code.clone();
+        if code == SqlState::UNIQUE_VIOLATION {
+            StoreError::Duplicate(Box::new(err))
         } else if [
             SqlState::T_R_SERIALIZATION_FAILURE,
             SqlState::T_R_DEADLOCK_DETECTED,
@@ -272,24 +269,24 @@ impl From<postgres::Error> for StoreError {
             SqlState::QUERY_CANCELED,
             SqlState::TOO_MANY_CONNECTIONS,
         ]
-        .contains(code)
+        .contains(&code)
         {
-            busy(message)
-        } else if *code == SqlState::DISK_FULL {
+            busy(err)
+        } else if code == SqlState::DISK_FULL {
             StoreError::Full
         } else if code.code().starts_with("08")
             || code.code().starts_with("57P")
             || code.code().starts_with("53")
             || code.code().starts_with("28")
-            || *code == SqlState::INVALID_CATALOG_NAME
-            || *code == SqlState::READ_ONLY_SQL_TRANSACTION
+            || code == SqlState::INVALID_CATALOG_NAME
+            || code == SqlState::READ_ONLY_SQL_TRANSACTION
         {
             // Connection trouble, the server shutting down or out of
             // resources, bad credentials, no such database, a read-only
             // standby.
-            StoreError::Unavailable(message)
+            StoreError::Unavailable(Box::new(err))
         } else {
-            StoreError::Internal(message)
+            StoreError::Internal(Box::new(err))
         }
     }
 }

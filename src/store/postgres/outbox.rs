@@ -5,9 +5,10 @@
 use postgres::GenericClient;
 
 use super::{Db, PgStore};
-use crate::article::Article;
+use crate::model::article::Article;
+use crate::model::event::{event_body, new_message_id, EventType};
+use crate::store::Outbox;
 use crate::store::{Deliveries, DeliveryEnd, PendingDelivery, StoreError};
-use crate::webhooks::{event_body, new_message_id, EventType, Outbox};
 
 const INSERT_EVENT: &str = "INSERT INTO webhook_events (webhook_id, type, created_at, body) \
      VALUES ($1, $2, $3, $4) RETURNING id";

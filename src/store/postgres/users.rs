@@ -3,7 +3,7 @@
 use postgres::{GenericClient, Row};
 
 use super::{Db, PgStore};
-use crate::auth::User;
+use crate::model::User;
 use crate::store::{StoreError, Users};
 use crate::util::time::now_millis;
 
@@ -21,10 +21,9 @@ const DELETE_TOKENS: &str = "DELETE FROM tokens WHERE user_id = $1";
 
 impl Users for PgStore {
     fn create_user(&self, username: &str, token_hash: &[u8]) -> Result<User, StoreError> {
-        let taken = || StoreError::Conflict(format!("the username '{username}' is taken"));
         let created = self.write(|db| {
             if find_by_name(db, username)?.is_some() {
-                return Err(taken());
+                return Err(StoreError::UsernameTaken(username.to_owned()));
             }
             let now = now_millis();
             let id: i64 = db.query_one(INSERT_USER, &[&username, &now])?.try_get(0)?;
@@ -37,7 +36,7 @@ impl Users for PgStore {
         });
         match created {
             // The same name added through another replica at this moment.
-            Err(StoreError::Conflict(_)) => Err(taken()),
+            Err(StoreError::Duplicate(_)) => Err(StoreError::UsernameTaken(username.to_owned())),
             other => other,
         }
     }

@@ -6,12 +6,13 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 use super::batch::Group;
 use super::outbox::{finish_write, record_event};
 use super::SqliteStore;
-use crate::article::{Article, ArticleChange, Author};
-use crate::auth::User;
-use crate::listing::ArticleQuery;
+use crate::model::article::{Article, ArticleChange, Author};
+use crate::model::ArticleQuery;
+use crate::model::EventType;
+use crate::model::User;
+use crate::store::Outbox;
 use crate::store::{apply, order_by, Articles, Check, NewArticle, StoreError};
 use crate::util::time::now_millis;
-use crate::webhooks::{EventType, Outbox};
 
 /// The columns of an article and the tables they come from: one row of
 /// `articles`, its tags joined in it (migration 5), and its author.
@@ -306,11 +307,11 @@ fn fts_query(words: &[String]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::listing::ArticleQuery;
+    use crate::model::ArticleQuery;
     use crate::util::urlencoded;
 
     fn store() -> SqliteStore {
-        SqliteStore::open(":memory:", 2).unwrap()
+        SqliteStore::open(":memory:", 2, || {}).unwrap()
     }
 
     fn change(title: &str, tags: &[&str]) -> ArticleChange {
@@ -452,7 +453,7 @@ mod tests {
             .create_article(&change("kept", &[]), None, &Outbox::default())
             .unwrap();
         let refused = store.delete_article(created.id, &Outbox::default(), &mut |_| {
-            Err(StoreError::Internal("no".into()))
+            Err(StoreError::internal("no"))
         });
         assert!(refused.is_err());
         assert!(store.article(created.id).unwrap().is_some());

@@ -59,10 +59,21 @@ pub(super) struct Group {
     /// the batching achieved.
     writes: AtomicU64,
     commits: AtomicU64,
+    /// Called by a writer about to wait for its batch to commit: the
+    /// server gives that thread's turn to another request meanwhile (see
+    /// `Store::open`).
+    waiting: fn(),
 }
 
 impl Default for Group {
     fn default() -> Group {
+        Group::new(|| {})
+    }
+}
+
+impl Group {
+    /// A group whose writers call `waiting` before they wait on a commit.
+    pub(super) fn new(waiting: fn()) -> Group {
         Group {
             state: Mutex::default(),
             ended: Condvar::new(),
@@ -71,6 +82,7 @@ impl Default for Group {
             hold: MAX_HOLD,
             writes: AtomicU64::new(0),
             commits: AtomicU64::new(0),
+            waiting,
         }
     }
 }
@@ -133,7 +145,7 @@ impl State {
 
     fn outcome(&self, id: u64) -> Result<(), StoreError> {
         match self.failures.iter().find(|(failed, _)| *failed == id) {
-            Some((_, reason)) => Err(StoreError::Unavailable(format!(
+            Some((_, reason)) => Err(StoreError::unavailable(format!(
                 "the transaction holding this write failed: {reason}"
             ))),
             None => Ok(()),
@@ -315,8 +327,8 @@ impl WriteBatch<'_> {
             // error): every write of the batch is lost, ours included.
             state.end(self.id, Some("rolled back by the database".into()));
             group.ended.notify_all();
-            return Err(StoreError::Unavailable(
-                "the write transaction was rolled back".into(),
+            return Err(StoreError::unavailable(
+                "the write transaction was rolled back",
             ));
         }
         let coming = if wait {
@@ -342,7 +354,7 @@ impl WriteBatch<'_> {
     /// itself.
     fn await_end<'g>(&self, mut state: MutexGuard<'g, State>) -> Result<(), StoreError> {
         let group = &self.store.group;
-        crate::turns::give_back();
+        (group.waiting)();
         while state.ended < self.id {
             let abandoned = group.queued.load(Ordering::SeqCst) == 0
                 && (group.expected.load(Ordering::SeqCst) == 0 || !state.may_hold(group.hold));
@@ -441,9 +453,15 @@ mod tests {
     use super::super::SqliteStore;
     use crate::store::{Articles, Operations};
 
-    use crate::article::ArticleChange;
-    use crate::store::{Store, StoreError};
-    use crate::webhooks::Outbox;
+    use crate::model::article::ArticleChange;
+    use crate::store::{Options, Outbox, Store, StoreError};
+
+    fn options(connections: u32) -> Options {
+        Options {
+            connections,
+            ..Options::default()
+        }
+    }
 
     fn change(title: String) -> ArticleChange {
         ArticleChange {
@@ -454,7 +472,7 @@ mod tests {
     }
 
     fn total(store: &Store) -> u64 {
-        let query = crate::listing::ArticleQuery::parse(&[]).unwrap();
+        let query = crate::model::ArticleQuery::parse(&[]).unwrap();
         store.list_articles(&query).unwrap().1
     }
 
@@ -462,17 +480,13 @@ mod tests {
     fn concurrent_writes_share_commits_and_all_land() {
         let dir = std::env::temp_dir().join(format!("articles-batch-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let store = Arc::new(Store::open(dir.join("b.db").to_str().unwrap(), 2).unwrap());
+        let store = Arc::new(Store::open(dir.join("b.db").to_str().unwrap(), options(2)).unwrap());
         let threads: Vec<_> = (0..16)
             .map(|t| {
                 let store = Arc::clone(&store);
                 thread::spawn(move || {
                     for n in 0..40 {
-                        let created = store.create_article(
-                            &change(format!("{t}-{n}")),
-                            None,
-                            &Outbox::default(),
-                        );
+                        let created = store.create_article(&change(format!("{t}-{n}")), None);
                         assert!(created.is_ok(), "{created:?}");
                     }
                 })
@@ -494,28 +508,21 @@ mod tests {
 
     #[test]
     fn a_refused_write_does_not_undo_the_others_in_its_batch() {
-        let store = Arc::new(Store::open(":memory:", 2).unwrap());
-        let first = store
-            .create_article(&change("keep".into()), None, &Outbox::default())
-            .unwrap();
+        let store = Arc::new(Store::open(":memory:", options(2)).unwrap());
+        let first = store.create_article(&change("keep".into()), None).unwrap();
         let threads: Vec<_> = (0..8)
             .map(|t| {
                 let store = Arc::clone(&store);
                 thread::spawn(move || {
                     for n in 0..30 {
                         if (t + n) % 3 == 0 {
-                            let refused =
-                                store.update_article(first.id, &Outbox::default(), |_| {
-                                    Err::<ArticleChange, _>(StoreError::Internal("refused".into()))
-                                });
+                            let refused = store.update_article(first.id, |_| {
+                                Err::<ArticleChange, _>(StoreError::internal("refused"))
+                            });
                             assert!(refused.is_err());
                         } else {
                             store
-                                .create_article(
-                                    &change(format!("{t}-{n}")),
-                                    None,
-                                    &Outbox::default(),
-                                )
+                                .create_article(&change(format!("{t}-{n}")), None)
                                 .unwrap();
                         }
                     }
@@ -537,7 +544,7 @@ mod tests {
     fn a_batch_indexes_its_new_articles_before_it_commits_and_before_changes() {
         use super::super::articles::insert_article;
 
-        let store = SqliteStore::open(":memory:", 2).unwrap();
+        let store = SqliteStore::open(":memory:", 2, || {}).unwrap();
         let outbox = Outbox::default();
         let mut batch = store.write().unwrap();
         let create = |batch: &mut super::WriteBatch<'_>, title: &str| {
@@ -596,7 +603,7 @@ mod tests {
 
     /// An in-memory store whose batches wait `hold` for announced writes.
     fn holding(hold: Duration) -> Arc<SqliteStore> {
-        let mut store = SqliteStore::open(":memory:", 2).unwrap();
+        let mut store = SqliteStore::open(":memory:", 2, || {}).unwrap();
         store.group.hold = hold;
         Arc::new(store)
     }
@@ -678,21 +685,15 @@ mod tests {
 
     #[test]
     fn a_panicking_write_leaves_the_writer_usable() {
-        let store = Store::open(":memory:", 1).unwrap();
-        let first = store
-            .create_article(&change("a".into()), None, &Outbox::default())
-            .unwrap();
+        let store = Store::open(":memory:", options(1)).unwrap();
+        let first = store.create_article(&change("a".into()), None).unwrap();
         let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            let _ = store.update_article(
-                first.id,
-                &Outbox::default(),
-                |_| -> Result<ArticleChange, StoreError> { panic!("in the middle of a write") },
-            );
+            let _ = store.update_article(first.id, |_| -> Result<ArticleChange, StoreError> {
+                panic!("in the middle of a write")
+            });
         }));
         assert!(panicked.is_err());
-        store
-            .create_article(&change("b".into()), None, &Outbox::default())
-            .unwrap();
+        store.create_article(&change("b".into()), None).unwrap();
         assert_eq!(total(&store), 2);
         assert_eq!(store.article(first.id).unwrap().unwrap().title, "a");
     }

@@ -38,7 +38,7 @@ impl FileGuard {
     /// The guard of the database at `db`, which must exist (opened).
     pub(super) fn new(db: &Path) -> Result<FileGuard, StoreError> {
         let unavailable =
-            |err: std::io::Error| StoreError::Unavailable(format!("{}: {err}", db.display()));
+            |err: std::io::Error| StoreError::unavailable(format!("{}: {err}", db.display()));
         let db_identity = identity(db).map_err(unavailable)?;
         let resolved = fs::canonicalize(db).map_err(unavailable)?;
         let mut wal = resolved.into_os_string();
@@ -68,7 +68,7 @@ impl FileGuard {
                 if !was_moved {
                     log::error!("{problem}; writes are refused until it is back (or restart)");
                 }
-                Err(StoreError::Unavailable(problem))
+                Err(StoreError::unavailable(problem))
             }
         }
     }

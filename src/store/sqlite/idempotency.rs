@@ -5,12 +5,12 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 use super::articles::insert_article;
 use super::outbox::finish_write;
 use super::SqliteStore;
-use crate::article::{Article, ArticleChange};
-use crate::auth::User;
-use crate::idempotency::{SavedResponse, KEYS_PRUNED_PER_SAVE, KEY_LIFETIME_MILLIS};
+use crate::model::article::{Article, ArticleChange};
+use crate::model::User;
+use crate::store::Outbox;
 use crate::store::{Creation, IdempotencyKeys, KeyedRequest, SavedKey, StoreError};
+use crate::store::{SavedResponse, KEYS_PRUNED_PER_SAVE, KEY_LIFETIME_MILLIS};
 use crate::util::time::now_millis;
-use crate::webhooks::Outbox;
 
 const SELECT_KEY: &str = "SELECT created_at, fingerprint, status, headers, body \
      FROM idempotency_keys WHERE scope = ?1 AND idempotency_key = ?2";
@@ -81,7 +81,7 @@ fn save_key(
     response: &SavedResponse,
 ) -> Result<(), StoreError> {
     let headers = serde_json::to_string(&response.headers)
-        .map_err(|err| StoreError::Internal(format!("saved headers: {err}")))?;
+        .map_err(|err| StoreError::internal(format!("saved headers: {err}")))?;
     conn.prepare_cached(INSERT_KEY)?.execute(params![
         request.scope,
         request.key,
@@ -170,7 +170,7 @@ mod tests {
 
     #[test]
     fn creates_once_then_returns_the_saved_response() {
-        let store = SqliteStore::open(":memory:", 1).unwrap();
+        let store = SqliteStore::open(":memory:", 1, || {}).unwrap();
         let Creation::Created(first) = create(&store, &keyed("k", 1), "one") else {
             panic!("not created")
         };
@@ -195,12 +195,12 @@ mod tests {
 
     #[test]
     fn a_refused_request_leaves_the_key_free() {
-        let store = SqliteStore::open(":memory:", 1).unwrap();
+        let store = SqliteStore::open(":memory:", 1, || {}).unwrap();
         let refused = store.create_article_once(
             &keyed("k", 1),
             None,
             &Outbox::default(),
-            &mut || Err(StoreError::Internal("invalid".into())),
+            &mut || Err(StoreError::internal("invalid")),
             &mut respond,
         );
         assert!(refused.is_err());
@@ -213,7 +213,7 @@ mod tests {
 
     #[test]
     fn an_expired_key_is_used_afresh_and_old_ones_are_pruned() {
-        let store = SqliteStore::open(":memory:", 1).unwrap();
+        let store = SqliteStore::open(":memory:", 1, || {}).unwrap();
         let keys: Vec<String> = (0..KEYS_PRUNED_PER_SAVE + 5)
             .map(|n| format!("k{n}"))
             .collect();
@@ -238,7 +238,7 @@ mod tests {
 
     #[test]
     fn keys_are_scoped() {
-        let store = SqliteStore::open(":memory:", 1).unwrap();
+        let store = SqliteStore::open(":memory:", 1, || {}).unwrap();
         let mut other = keyed("k", 1);
         other.scope = 7;
         create(&store, &keyed("k", 1), "anonymous");
@@ -247,7 +247,7 @@ mod tests {
 
     #[test]
     fn pruning_reads_the_age_index() {
-        let store = SqliteStore::open(":memory:", 1).unwrap();
+        let store = SqliteStore::open(":memory:", 1, || {}).unwrap();
         let conn = store.read().unwrap();
         let mut stmt = conn
             .prepare(&format!("EXPLAIN QUERY PLAN {PRUNE_KEYS}"))

@@ -50,9 +50,9 @@ type Pooled = PooledConnection<SqliteConnectionManager>;
 impl From<rusqlite::Error> for StoreError {
     fn from(err: rusqlite::Error) -> StoreError {
         match err.sqlite_error_code() {
-            Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => busy(err.to_string()),
+            Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => busy(err),
             Some(ErrorCode::DiskFull) => StoreError::Full,
-            Some(ErrorCode::ConstraintViolation) => StoreError::Conflict(err.to_string()),
+            Some(ErrorCode::ConstraintViolation) => StoreError::Duplicate(Box::new(err)),
             Some(
                 ErrorCode::SystemIoFailure
                 | ErrorCode::CannotOpen
@@ -60,8 +60,8 @@ impl From<rusqlite::Error> for StoreError {
                 | ErrorCode::PermissionDenied
                 | ErrorCode::DatabaseCorrupt
                 | ErrorCode::NotADatabase,
-            ) => StoreError::Unavailable(err.to_string()),
-            _ => StoreError::Internal(err.to_string()),
+            ) => StoreError::Unavailable(Box::new(err)),
+            _ => StoreError::Internal(Box::new(err)),
         }
     }
 }
@@ -84,7 +84,7 @@ impl SqliteStore {
     /// Opens (creating if needed) and migrates the database at `location`,
     /// with `readers` reading connections. `:memory:` is a private in-memory
     /// database shared by every pooled connection of this store.
-    pub fn open(location: &str, readers: u32) -> Result<SqliteStore, StoreError> {
+    pub fn open(location: &str, readers: u32, waiting: fn()) -> Result<SqliteStore, StoreError> {
         let target = Target::of(location);
         let mut anchor = target.connect()?;
         configure(&anchor, Role::Migrator)?;
@@ -101,7 +101,7 @@ impl SqliteStore {
         let store = SqliteStore {
             readers: target.pool(readers, Role::Reader)?,
             writer: target.pool(1, Role::Writer)?,
-            group: batch::Group::default(),
+            group: batch::Group::new(waiting),
             _anchor: target.in_memory.then(|| Mutex::new(anchor)),
             files,
         };
@@ -300,7 +300,7 @@ mod tests {
 
     #[test]
     fn the_writer_keeps_savepoint_journals_in_memory() {
-        let store = SqliteStore::open(":memory:", 1).unwrap();
+        let store = SqliteStore::open(":memory:", 1, || {}).unwrap();
         let temp_store: i64 = store
             .writer
             .get()

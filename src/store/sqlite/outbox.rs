@@ -5,9 +5,10 @@ use rusqlite::{params, Connection};
 
 use super::batch::WriteBatch;
 use super::SqliteStore;
-use crate::article::Article;
+use crate::model::article::Article;
+use crate::model::event::{event_body, new_message_id, EventType};
+use crate::store::Outbox;
 use crate::store::{Deliveries, DeliveryEnd, PendingDelivery, StoreError};
-use crate::webhooks::{event_body, new_message_id, EventType, Outbox};
 
 const INSERT_EVENT: &str =
     "INSERT INTO webhook_events (webhook_id, type, created_at, body) VALUES (?1, ?2, ?3, ?4)";
@@ -195,18 +196,14 @@ impl Deliveries for SqliteStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::article::ArticleChange;
+    use crate::model::article::ArticleChange;
     use crate::store::Articles;
-    use crate::webhooks::WebhookUrl;
 
     const A: &str = "http://a/";
     const B: &str = "http://b/";
 
     fn outbox() -> Outbox {
-        Outbox::new(vec![
-            WebhookUrl::parse(A).unwrap(),
-            WebhookUrl::parse(B).unwrap(),
-        ])
+        Outbox::new(vec![A.into(), B.into()])
     }
 
     fn change(title: &str) -> ArticleChange {
@@ -227,7 +224,7 @@ mod tests {
 
     #[test]
     fn nothing_is_recorded_without_webhooks() {
-        let store = SqliteStore::open(":memory:", 1).unwrap();
+        let store = SqliteStore::open(":memory:", 1, || {}).unwrap();
         let none = Outbox::default();
         let article = store.create_article(&change("a"), None, &none).unwrap();
         store
@@ -239,7 +236,7 @@ mod tests {
 
     #[test]
     fn every_change_queues_one_event_per_url() {
-        let store = SqliteStore::open(":memory:", 1).unwrap();
+        let store = SqliteStore::open(":memory:", 1, || {}).unwrap();
         let outbox = outbox();
         let article = store.create_article(&change("a"), None, &outbox).unwrap();
         store
@@ -282,7 +279,7 @@ mod tests {
 
     #[test]
     fn a_claim_holds_deliveries_until_its_lease_ends_or_they_are_released() {
-        let store = SqliteStore::open(":memory:", 1).unwrap();
+        let store = SqliteStore::open(":memory:", 1, || {}).unwrap();
         let outbox = outbox();
         for title in ["a", "b"] {
             store.create_article(&change(title), None, &outbox).unwrap();
@@ -322,11 +319,11 @@ mod tests {
 
     #[test]
     fn a_refused_change_queues_nothing() {
-        let store = SqliteStore::open(":memory:", 1).unwrap();
+        let store = SqliteStore::open(":memory:", 1, || {}).unwrap();
         let outbox = outbox();
         let article = store.create_article(&change("a"), None, &outbox).unwrap();
         let refused = store.delete_article(article.id, &outbox, &mut |_| {
-            Err(StoreError::Internal("no".into()))
+            Err(StoreError::internal("no"))
         });
         assert!(refused.is_err());
         assert_eq!(count(&store, "SELECT count(*) FROM webhook_events"), 1);
@@ -334,7 +331,7 @@ mod tests {
 
     #[test]
     fn outcomes_retry_finish_and_drop_a_gone_url() {
-        let store = SqliteStore::open(":memory:", 1).unwrap();
+        let store = SqliteStore::open(":memory:", 1, || {}).unwrap();
         let outbox = outbox();
         for title in ["a", "b", "c"] {
             store.create_article(&change(title), None, &outbox).unwrap();
@@ -371,7 +368,7 @@ mod tests {
 
     #[test]
     fn pruning_keeps_anything_pending_or_recent() {
-        let store = SqliteStore::open(":memory:", 1).unwrap();
+        let store = SqliteStore::open(":memory:", 1, || {}).unwrap();
         let outbox = outbox();
         store.create_article(&change("a"), None, &outbox).unwrap();
         let now = crate::util::time::now_millis();
@@ -397,7 +394,7 @@ mod tests {
 
     #[test]
     fn dispatcher_queries_read_their_indexes() {
-        let store = SqliteStore::open(":memory:", 1).unwrap();
+        let store = SqliteStore::open(":memory:", 1, || {}).unwrap();
         let conn = store.read().unwrap();
         for (sql, index) in [
             (DUE, "webhook_deliveries_due"),

@@ -3,7 +3,7 @@
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use super::SqliteStore;
-use crate::auth::User;
+use crate::model::User;
 use crate::store::{StoreError, Users};
 use crate::util::time::now_millis;
 
@@ -23,9 +23,7 @@ impl Users for SqliteStore {
     fn create_user(&self, username: &str, token_hash: &[u8]) -> Result<User, StoreError> {
         self.short_write(|tx| {
             if find_by_name(tx, username)?.is_some() {
-                return Err(StoreError::Conflict(format!(
-                    "the username '{username}' is taken"
-                )));
+                return Err(StoreError::UsernameTaken(username.to_owned()));
             }
             let now = now_millis();
             tx.prepare_cached(INSERT_USER)?
@@ -93,11 +91,11 @@ mod tests {
 
     #[test]
     fn users_tokens_and_revocation() {
-        let store = SqliteStore::open(":memory:", 1).unwrap();
+        let store = SqliteStore::open(":memory:", 1, || {}).unwrap();
         let alice = store.create_user("Alice", b"hash-1").unwrap();
         assert!(matches!(
             store.create_user("alice", b"hash-x"),
-            Err(StoreError::Conflict(_))
+            Err(StoreError::UsernameTaken(_))
         ));
         assert_eq!(store.user_by_token(b"hash-1").unwrap(), Some(alice.clone()));
         assert_eq!(

@@ -1,9 +1,9 @@
 //! `/me`.
 
-use crate::auth;
-use crate::error::ApiError;
-use crate::request::Req;
-use crate::response::Reply;
+use crate::http::auth;
+use crate::http::error::ApiError;
+use crate::http::request::Req;
+use crate::http::response::Reply;
 use crate::App;
 
 /// `GET /me`: the user behind the bearer token.

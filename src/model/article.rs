@@ -4,7 +4,7 @@
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::error::{ApiError, FieldError};
+use super::{FieldError, Invalid};
 use crate::util::json;
 use crate::util::time::write_rfc3339_millis;
 
@@ -148,7 +148,7 @@ pub enum WriteKind {
 ///
 /// `id`, `author`, `created_at`, `updated_at` and unknown fields are ignored,
 /// so a client may PUT back what it GOT. A `tags` of `null` counts as absent.
-pub fn parse_change(body: &Map<String, Value>, kind: WriteKind) -> Result<ArticleChange, ApiError> {
+pub fn parse_change(body: &Map<String, Value>, kind: WriteKind) -> Result<ArticleChange, Invalid> {
     let required = kind != WriteKind::Patch;
     let mut errors = Vec::new();
 
@@ -167,7 +167,7 @@ pub fn parse_change(body: &Map<String, Value>, kind: WriteKind) -> Result<Articl
             tags,
         })
     } else {
-        Err(ApiError::Validation(errors))
+        Err(Invalid(errors))
     }
 }
 
@@ -305,10 +305,7 @@ mod tests {
         let Value::Object(map) = value else {
             panic!("not an object")
         };
-        parse_change(&map, kind).map_err(|err| match err {
-            ApiError::Validation(errors) => errors,
-            other => panic!("unexpected {other:?}"),
-        })
+        parse_change(&map, kind).map_err(|Invalid(errors)| errors)
     }
 
     fn fields(errors: &[FieldError]) -> Vec<&str> {

@@ -9,30 +9,12 @@ use std::fmt;
 
 use serde::Serialize;
 
-use crate::response::{reason_phrase, Reply, PROBLEM_JSON};
+use crate::http::response::{reason_phrase, Reply, PROBLEM_JSON};
+use crate::model::{FieldError, Invalid};
 use crate::store::StoreError;
 
 /// Seconds a client is asked to wait after a 503, 507 or 409.
 pub const RETRY_AFTER_SECONDS: u32 = 1;
-
-/// One validation problem: which field or query parameter, and what is wrong.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct FieldError {
-    /// The field (`title`, `tags[2]`) or query parameter (`page`).
-    pub field: String,
-    /// What is wrong with it, as a sentence fragment.
-    pub message: String,
-}
-
-impl FieldError {
-    /// A problem with `field`.
-    pub fn new(field: impl Into<String>, message: impl Into<String>) -> FieldError {
-        FieldError {
-            field: field.into(),
-            message: message.into(),
-        }
-    }
-}
 
 /// Everything a request can fail with, by status.
 #[derive(Debug)]
@@ -54,7 +36,7 @@ pub enum ApiError {
     /// 404: no such article or no such route.
     NotFound(&'static str),
     /// 405: the path exists, not for this method; carries the `Allow` value.
-    MethodNotAllowed(&'static str),
+    MethodNotAllowed(String),
     /// 409: the request conflicts with one in progress (an
     /// `Idempotency-Key` still in flight); sent with `Retry-After`.
     Conflict(&'static str),
@@ -176,9 +158,15 @@ impl fmt::Display for ApiError {
     }
 }
 
+impl From<Invalid> for ApiError {
+    fn from(Invalid(errors): Invalid) -> ApiError {
+        ApiError::Validation(errors)
+    }
+}
+
 impl From<StoreError> for ApiError {
     fn from(err: StoreError) -> ApiError {
-        match err {
+        match &err {
             StoreError::Busy(_) => {
                 ApiError::Unavailable("The database is busy; retry after the indicated delay")
             }
@@ -186,15 +174,15 @@ impl From<StoreError> for ApiError {
                 "The database is unavailable; retry after the indicated delay",
             ),
             StoreError::Full => ApiError::InsufficientStorage,
-            // A uniqueness rule met a concurrent write (the same
-            // Idempotency-Key through two replicas at once): retrying gets
-            // the answer the other one saved.
-            StoreError::Conflict(_) => {
+            // The same Idempotency-Key through two replicas at once:
+            // retrying gets the answer the other one saved.
+            StoreError::KeyInUse => {
                 ApiError::Conflict("The request conflicted with a concurrent one; retry it")
             }
-            StoreError::Internal(message) | StoreError::Schema(message) => {
-                ApiError::Internal(message)
-            }
+            StoreError::Schema(_)
+            | StoreError::Internal(_)
+            | StoreError::Duplicate(_)
+            | StoreError::UsernameTaken(_) => ApiError::Internal(err.to_string()),
             // `Store` returns the check's own error instead.
             StoreError::Rejected => ApiError::Internal("a refused write lost its reason".into()),
         }
@@ -236,7 +224,7 @@ mod tests {
         assert_eq!(ApiError::Forbidden("x").status(), 403);
         assert_eq!(ApiError::NotFound("x").status(), 404);
         assert_eq!(ApiError::Conflict("x").status(), 409);
-        assert_eq!(ApiError::MethodNotAllowed("GET").status(), 405);
+        assert_eq!(ApiError::MethodNotAllowed("GET".into()).status(), 405);
         assert_eq!(ApiError::LengthRequired.status(), 411);
         assert_eq!(ApiError::PreconditionFailed("x").status(), 412);
         assert_eq!(ApiError::TooLarge(1).status(), 413);
@@ -304,7 +292,7 @@ mod tests {
         assert_eq!(reply.header_value("retry-after"), Some("1"));
         let reply = ApiError::Conflict("in flight").into_reply("r");
         assert_eq!(reply.header_value("retry-after"), Some("1"));
-        let reply = ApiError::MethodNotAllowed("GET, HEAD").into_reply("r");
+        let reply = ApiError::MethodNotAllowed("GET, HEAD".into()).into_reply("r");
         assert_eq!(reply.header_value("allow"), Some("GET, HEAD"));
     }
 }

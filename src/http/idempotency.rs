@@ -10,16 +10,11 @@ use std::sync::{Mutex, PoisonError};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
-use crate::response::Reply;
+use crate::http::response::Reply;
+use crate::store::SavedResponse;
 
 /// Longest key, in characters.
 pub const MAX_KEY_CHARS: usize = 255;
-/// How long a saved response is replayed: 24 hours, in milliseconds.
-pub const KEY_LIFETIME_MILLIS: i64 = 24 * 60 * 60 * 1000;
-/// Most expired keys a backend removes each time it saves a key: bounded
-/// work per request, yet more than one, so the table never holds much
-/// beyond the keys of the last 24 hours.
-pub const KEYS_PRUNED_PER_SAVE: i64 = 16;
 /// The scope of an anonymous writer's keys. User ids start at 1.
 pub const ANONYMOUS_SCOPE: i64 = 0;
 /// The response headers saved for a replay: what a client acts on.
@@ -100,17 +95,8 @@ fn canonical_number(number: &serde_json::Number) -> String {
     }
 }
 
-/// A response as saved for a replay.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SavedResponse {
-    /// The HTTP status.
-    pub status: u16,
-    /// The saved headers, in the order sent.
-    pub headers: Vec<(String, String)>,
-    /// The body, byte for byte.
-    pub body: Vec<u8>,
-}
-
+/// A saved response is made from a reply, and turned back into one, here:
+/// the store keeps it as plain data.
 impl SavedResponse {
     /// What is saved of `reply`: status, body and the headers of
     /// `SAVED_HEADERS` (moved, not copied: the body may be large).

@@ -5,10 +5,10 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::error::ApiError;
+use crate::http::error::ApiError;
+use crate::http::request::Req;
+use crate::http::response::{Reply, JSON};
 use crate::metrics::Snapshot;
-use crate::request::Req;
-use crate::response::{Reply, JSON};
 use crate::store::Store;
 use crate::util::time::now_millis;
 use crate::App;
@@ -42,7 +42,7 @@ pub fn readyz(app: &App, _req: &mut Req<'_>) -> Result<Reply, ApiError> {
 
 /// `GET /metrics`: Prometheus text format 0.0.4.
 pub fn metrics(app: &App, _req: &mut Req<'_>) -> Result<Reply, ApiError> {
-    let webhook_backlog = match app.store.webhook_backlog() {
+    let webhook_backlog = match app.store.deliveries().webhook_backlog() {
         Ok((pending, oldest)) => {
             let age = oldest.map_or(0.0, |at| (now_millis() - at).max(0) as f64 / 1000.0);
             Some((pending, age))

@@ -1,7 +1,7 @@
 //! Conditional requests (RFC 9110 §13): the `ETag` of an article and the
 //! evaluation of `If-Match` and `If-None-Match`. Pure logic, no I/O.
 
-use crate::article::Article;
+use crate::model::article::Article;
 use crate::util::json;
 
 /// The strong entity tag of an article: `"<id>-<updated_at in ms>"`.

@@ -1,8 +1,7 @@
-//! The query of `GET /articles`: parsing and validating its parameters, and
-//! the `Link` header of a page. Pure logic, no I/O.
+//! The query of a listing: parsing and validating its parameters. Pure
+//! logic, no I/O.
 
-use crate::error::{ApiError, FieldError};
-use crate::util::urlencoded;
+use super::{FieldError, Invalid};
 
 /// Default page size.
 pub const DEFAULT_PER_PAGE: u32 = 20;
@@ -76,7 +75,7 @@ impl ArticleQuery {
     /// Validates the decoded query parameters. The first occurrence of a
     /// parameter counts; unknown parameters are ignored; an empty `tag`,
     /// `author` or `q` is the same as none.
-    pub fn parse(params: &[(String, String)]) -> Result<ArticleQuery, ApiError> {
+    pub fn parse(params: &[(String, String)]) -> Result<ArticleQuery, Invalid> {
         let get = |name: &str| {
             params
                 .iter()
@@ -120,7 +119,7 @@ impl ArticleQuery {
         };
 
         if !errors.is_empty() {
-            return Err(ApiError::Validation(errors));
+            return Err(Invalid(errors));
         }
         Ok(ArticleQuery {
             page,
@@ -152,47 +151,10 @@ fn search_words(q: &str) -> Vec<String> {
         .collect()
 }
 
-/// The `Link` header (RFC 8288) of one page of a listing at `path`: `first`,
-/// `last`, and `prev` and `next` where they exist. Past the end, `prev` is
-/// the last page. Every other parameter is kept, re-encoded.
-pub fn link_header(
-    path: &str,
-    params: &[(String, String)],
-    query: &ArticleQuery,
-    total: u64,
-) -> String {
-    let per_page = u64::from(query.per_page);
-    let last = total.div_ceil(per_page).max(1);
-    let url = |page: u64| {
-        let mut url = format!("{path}?");
-        for (name, value) in params.iter().filter(|(name, _)| name != "page") {
-            url.push_str(&urlencoded::encode(name));
-            url.push('=');
-            url.push_str(&urlencoded::encode(value));
-            url.push('&');
-        }
-        url.push_str(&format!("page={page}"));
-        url
-    };
-    let mut links = vec![
-        format!("<{}>; rel=\"first\"", url(1)),
-        format!("<{}>; rel=\"last\"", url(last)),
-    ];
-    if query.page > 1 {
-        links.push(format!(
-            "<{}>; rel=\"prev\"",
-            url((query.page - 1).min(last))
-        ));
-    }
-    if query.page < last {
-        links.push(format!("<{}>; rel=\"next\"", url(query.page + 1)));
-    }
-    links.join(", ")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::util::urlencoded;
 
     fn params(query: &str) -> Vec<(String, String)> {
         urlencoded::parse(query)
@@ -200,7 +162,7 @@ mod tests {
 
     fn invalid_fields(query: &str) -> Vec<String> {
         match ArticleQuery::parse(&params(query)) {
-            Err(ApiError::Validation(errors)) => errors.into_iter().map(|e| e.field).collect(),
+            Err(Invalid(errors)) => errors.into_iter().map(|e| e.field).collect(),
             other => panic!("expected 422, got {other:?}"),
         }
     }
@@ -271,32 +233,5 @@ mod tests {
         );
         let query = ArticleQuery::parse(&params("q=!!!")).unwrap();
         assert_eq!(query.words, Some(vec![]));
-    }
-
-    #[test]
-    fn links_keep_other_parameters_and_point_back_from_past_the_end() {
-        let p = params("tag=a+b&page=7&per_page=10");
-        let query = ArticleQuery::parse(&p).unwrap();
-        let link = link_header("/articles", &p, &query, 25);
-        assert_eq!(
-            link,
-            "</articles?tag=a+b&per_page=10&page=1>; rel=\"first\", \
-             </articles?tag=a+b&per_page=10&page=3>; rel=\"last\", \
-             </articles?tag=a+b&per_page=10&page=3>; rel=\"prev\""
-        );
-    }
-
-    #[test]
-    fn links_of_a_middle_page_and_of_an_empty_listing() {
-        let query = ArticleQuery::parse(&params("page=2")).unwrap();
-        let link = link_header("/articles", &params("page=2"), &query, 45);
-        assert!(link.contains("</articles?page=1>; rel=\"prev\""));
-        assert!(link.contains("</articles?page=3>; rel=\"next\""));
-        assert!(link.contains("</articles?page=3>; rel=\"last\""));
-        let query = ArticleQuery::parse(&[]).unwrap();
-        assert_eq!(
-            link_header("/articles", &[], &query, 0),
-            "</articles?page=1>; rel=\"first\", </articles?page=1>; rel=\"last\""
-        );
     }
 }

@@ -6,8 +6,8 @@ use std::io::{ErrorKind, Read};
 use serde_json::{Map, Value};
 use tiny_http_fork::{Method, Request};
 
-use crate::auth::User;
-use crate::error::ApiError;
+use crate::http::error::ApiError;
+use crate::model::User;
 use crate::util::urlencoded;
 
 /// Longest client-supplied `X-Request-Id` that is echoed back.
@@ -28,6 +28,8 @@ pub struct Req<'a> {
     pub user: Option<User>,
     /// The route pattern the path matched, once routed (for metrics).
     pub route: Option<&'static str>,
+    /// The path's `{id}`, once routed to a pattern that has one.
+    pub id: i64,
     max_body: u64,
     body_read: bool,
 }
@@ -46,6 +48,7 @@ impl<'a> Req<'a> {
             request_id,
             user: None,
             route: None,
+            id: 0,
             max_body,
             body_read: false,
         }

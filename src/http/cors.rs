@@ -1,7 +1,8 @@
 //! CORS, only when `--cors-origin` is given. A pure decoration of a reply:
 //! the server applies it once, to every response.
 
-use crate::response::Reply;
+use crate::config::CorsPolicy;
+use crate::http::response::Reply;
 
 /// Response headers a browser script may read.
 pub const EXPOSE_HEADERS: &str = "X-Total-Count, Link, Location, X-Request-Id, ETag, \
@@ -11,55 +12,6 @@ pub const ALLOW_HEADERS: &str =
     "Authorization, Content-Type, X-Request-Id, If-Match, If-None-Match, Idempotency-Key";
 /// How long a browser may cache a preflight answer, in seconds.
 pub const MAX_AGE_SECONDS: u32 = 600;
-
-/// Which origins may call the API from a browser.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CorsPolicy {
-    /// `*`: any origin, answered with the literal `*`.
-    Any,
-    /// These exact origins (`scheme://host[:port]`).
-    Origins(Vec<String>),
-}
-
-impl CorsPolicy {
-    /// A policy from the configured values; `*` among them means any.
-    pub fn new(origins: Vec<String>) -> CorsPolicy {
-        if origins.iter().any(|o| o == "*") {
-            CorsPolicy::Any
-        } else {
-            CorsPolicy::Origins(origins)
-        }
-    }
-
-    /// The `Access-Control-Allow-Origin` value for a request `Origin`: the
-    /// configured string, never the request's own bytes.
-    fn allow_origin(&self, origin: &str) -> Option<&str> {
-        match self {
-            CorsPolicy::Any => Some("*"),
-            CorsPolicy::Origins(origins) => {
-                origins.iter().find(|o| *o == origin).map(String::as_str)
-            }
-        }
-    }
-}
-
-/// Whether `text` is a valid `--cors-origin` value: `*`, or
-/// `http(s)://host[:port]` with no path, in printable ASCII.
-pub fn valid_origin(text: &str) -> bool {
-    if text == "*" {
-        return true;
-    }
-    let Some(rest) = text
-        .strip_prefix("https://")
-        .or_else(|| text.strip_prefix("http://"))
-    else {
-        return false;
-    };
-    !rest.is_empty()
-        && rest
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']'))
-}
 
 /// Adds CORS headers to `reply`. `origin` is the request's `Origin`;
 /// `preflight` is true for an `OPTIONS` carrying
@@ -90,6 +42,7 @@ pub fn decorate(policy: &CorsPolicy, origin: Option<&str>, preflight: bool, repl
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::valid_origin;
 
     fn origins() -> CorsPolicy {
         CorsPolicy::new(vec![

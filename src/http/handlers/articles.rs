@@ -2,15 +2,17 @@
 
 use serde_json::{Map, Value};
 
-use crate::article::{parse_change, Article, ArticleChange, WriteKind};
-use crate::auth::{self, User};
-use crate::conditional::{etag, Preconditions, Verdict};
-use crate::error::{ApiError, FieldError};
-use crate::idempotency::{self, SavedResponse};
-use crate::listing::{link_header, ArticleQuery};
-use crate::request::Req;
-use crate::response::{Reply, JSON};
-use crate::store::{Creation, KeyedRequest};
+use crate::http::auth;
+use crate::http::conditional::{etag, Preconditions, Verdict};
+use crate::http::error::ApiError;
+use crate::http::idempotency;
+use crate::http::pagination::link_header;
+use crate::http::request::Req;
+use crate::http::response::{Reply, JSON};
+use crate::model::ArticleQuery;
+use crate::model::User;
+use crate::model::{parse_change, Article, ArticleChange, FieldError, WriteKind};
+use crate::store::{Creation, KeyedRequest, SavedResponse};
 use crate::App;
 
 /// The `detail` of every 404 for an article.
@@ -39,18 +41,15 @@ pub fn create(app: &App, req: &mut Req<'_>) -> Result<Reply, ApiError> {
         Some(key) => create_once(app, user, &key, &body),
         None => {
             let change = parse_change(&body, WriteKind::Create)?;
-            Ok(created(&app.store.create_article(
-                &change,
-                user,
-                &app.outbox,
-            )?))
+            Ok(created(&app.store.create_article(&change, user)?))
         }
     }
 }
 
 /// `GET /articles/{id}` (and HEAD): 200 with `ETag`, or 304 when
 /// `If-None-Match` matches it.
-pub fn show(app: &App, req: &mut Req<'_>, id: i64) -> Result<Reply, ApiError> {
+pub fn show(app: &App, req: &mut Req<'_>) -> Result<Reply, ApiError> {
+    let id = req.id;
     let article = app
         .store
         .article(id)?
@@ -64,23 +63,24 @@ pub fn show(app: &App, req: &mut Req<'_>, id: i64) -> Result<Reply, ApiError> {
 }
 
 /// `PUT /articles/{id}`: title and content required, tags default to `[]`.
-pub fn replace(app: &App, req: &mut Req<'_>, id: i64) -> Result<Reply, ApiError> {
-    update(app, req, id, WriteKind::Replace)
+pub fn replace(app: &App, req: &mut Req<'_>) -> Result<Reply, ApiError> {
+    update(app, req, WriteKind::Replace)
 }
 
 /// `PATCH /articles/{id}`: only the fields given change.
-pub fn patch(app: &App, req: &mut Req<'_>, id: i64) -> Result<Reply, ApiError> {
-    update(app, req, id, WriteKind::Patch)
+pub fn patch(app: &App, req: &mut Req<'_>) -> Result<Reply, ApiError> {
+    update(app, req, WriteKind::Patch)
 }
 
 /// `DELETE /articles/{id}`: 204. Only the author may delete an article
 /// that has one; `If-Match` is checked against the article as it is inside
 /// the write transaction.
-pub fn delete(app: &App, req: &mut Req<'_>, id: i64) -> Result<Reply, ApiError> {
+pub fn delete(app: &App, req: &mut Req<'_>) -> Result<Reply, ApiError> {
+    let id = req.id;
     let user = auth::writer(req.user.as_ref(), app.config.auth)?;
     let conditions = preconditions(req);
     app.store
-        .delete_article(id, &app.outbox, |current| {
+        .delete_article(id, |current| {
             auth::may_modify(user, current)?;
             check_write(&conditions, current)
         })?
@@ -93,14 +93,15 @@ pub fn delete(app: &App, req: &mut Req<'_>, id: i64) -> Result<Reply, ApiError> 
 /// the contract puts first: 401, then 403 and 404, then 412, all against the
 /// article as it is inside the transaction (so two writers with the same
 /// `If-Match` cannot both win), then the body.
-fn update(app: &App, req: &mut Req<'_>, id: i64, kind: WriteKind) -> Result<Reply, ApiError> {
+fn update(app: &App, req: &mut Req<'_>, kind: WriteKind) -> Result<Reply, ApiError> {
+    let id = req.id;
     auth::writer(req.user.as_ref(), app.config.auth)?;
     let change = read_change(req, kind);
     let conditions = preconditions(req);
     let user = req.user.as_ref();
     let article = app
         .store
-        .update_article(id, &app.outbox, |current| {
+        .update_article(id, |current| {
             auth::may_modify(user, current)?;
             check_write(&conditions, current)?;
             change
@@ -131,8 +132,7 @@ fn create_once(
     let creation = app.store.create_article_once(
         &request,
         user,
-        &app.outbox,
-        || parse_change(body, WriteKind::Create),
+        || parse_change(body, WriteKind::Create).map_err(ApiError::from),
         |article| SavedResponse::of(created(article)),
     )?;
     match creation {
@@ -187,5 +187,5 @@ fn check_write(conditions: &Preconditions<'_>, current: &Article) -> Result<(), 
 
 fn read_change(req: &mut Req<'_>, kind: WriteKind) -> Result<ArticleChange, ApiError> {
     let body = req.json_object()?;
-    parse_change(&body, kind)
+    Ok(parse_change(&body, kind)?)
 }

@@ -4,6 +4,9 @@
 //! function that wraps every request (request id, panic catching, access
 //! log).
 
+mod connection;
+mod turns;
+
 use std::cell::RefCell;
 use std::io::{self, Cursor, Write};
 use std::mem::ManuallyDrop;
@@ -18,15 +21,17 @@ use std::time::{Duration, Instant};
 use tiny_http_fork::util::{MessageQueueSender, MessagesQueue};
 use tiny_http_fork::{Header, Listener, Method, Request, Response, SslContextWrap};
 
-use crate::connection::{Answered, Job, Reuse};
-use crate::error::ApiError;
-use crate::request::{sane_request_id, Req};
-use crate::response::{reason_phrase, Reply};
-use crate::turns::{self, Turns};
+use crate::config::Config;
+use crate::http::error::ApiError;
+use crate::http::request::{sane_request_id, Req};
+use crate::http::response::{reason_phrase, Reply};
+use crate::http::{cors, routes, App};
 use crate::util::time::{http_date, now_millis};
 use crate::util::{ids, json};
-use crate::webhooks::Deliveries;
-use crate::{connection, cors, logging, metrics, router, App};
+use crate::webhooks::{self, Deliveries};
+use crate::{logging, metrics};
+use connection::{Answered, Job, Reuse};
+use turns::Turns;
 
 /// Pause after an accept error that may pass (out of file descriptors, a
 /// thread that could not start), so the loop does not spin.
@@ -90,8 +95,13 @@ impl ShutdownHandle {
 }
 
 impl Server {
-    /// Binds the listener and starts the accept thread and the workers.
-    pub fn start(app: App) -> io::Result<Server> {
+    /// Opens (and migrates) the database `config` names, binds the
+    /// listener and starts the accept thread, the workers and the webhook
+    /// dispatcher.
+    pub fn start(config: Config) -> Result<Server, Box<dyn std::error::Error + Send + Sync>> {
+        // A worker about to wait on its write's group commit gives its turn
+        // to another request meanwhile.
+        let app = App::open(config, turns::give_back)?;
         let listener = Arc::new(TcpListener::bind(app.config.addr)?);
         configure_listener(&listener, app.config.idle_timeout)?;
         let local_addr = listener.local_addr()?;
@@ -120,7 +130,12 @@ impl Server {
             stop,
             listener,
         };
-        let deliveries = Deliveries::start(Arc::clone(&app))?;
+        let deliveries = Deliveries::start(webhooks::Context {
+            store: Arc::clone(&app.store),
+            metrics: Arc::clone(&app.metrics),
+            urls: app.config.webhooks.clone(),
+            secret: app.config.webhook_secret.clone(),
+        })?;
         Ok(Server {
             app,
             local_addr,
@@ -500,7 +515,7 @@ fn handle(app: &App, mut request: Request) -> Reuse {
     app.metrics.start();
     let mut req = Req::new(&mut request, request_id, app.config.max_body);
     let expected = writes(&req.method).then(|| app.store.expect_write());
-    let outcome = catch_unwind(AssertUnwindSafe(|| router::dispatch(app, &mut req)));
+    let outcome = catch_unwind(AssertUnwindSafe(|| routes::dispatch(app, &mut req)));
     drop(expected);
     let reply = match outcome {
         Ok(Ok(reply)) => reply,
