@@ -47,6 +47,12 @@ fn token() -> Result<String, AdminError> {
     new_token().map_err(|err| AdminError::Randomness(err.to_string()))
 }
 
+/// Applies pending migrations to `db`; returns the schema version before
+/// and after.
+pub fn migrate(db: &str) -> Result<(u32, u32), AdminError> {
+    Ok(Store::migrate(db)?)
+}
+
 /// Creates user `name`; returns what to print, the token on the last line.
 pub fn user_add(db: &str, name: &str) -> Result<String, AdminError> {
     let token = token()?;

@@ -10,22 +10,22 @@ pub mod admin;
 /// The command line: subcommands, flags, `ARTICLES_*` variables.
 pub mod config;
 /// The HTTP layer: request, response, errors, the route table, handlers.
-pub mod http;
+pub(crate) mod http;
 /// The log: one-line records, access lines, buffered to standard error.
 pub mod logging;
 /// Request counters and latencies, rendered for Prometheus.
 pub(crate) mod metrics;
 /// The domain: articles, users, queries, events, and their validation.
-pub mod model;
+pub(crate) mod model;
 /// The server: accept loop, connection threads, workers, the wire.
 pub mod server;
 /// SIGTERM and SIGINT, waited for on a thread of their own.
 pub mod signals;
 /// The storage layer: the only module that knows SQL (SQLite, PostgreSQL).
-pub mod store;
+pub(crate) mod store;
 /// Time, hand-written JSON, query strings, request ids: no crate knowledge.
 pub(crate) mod util;
 /// Outgoing webhooks: the dispatcher that sends what the store queued.
 pub(crate) mod webhooks;
 
-pub use http::App;
+pub use store::sqlite::configure_process;

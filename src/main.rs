@@ -10,7 +10,7 @@ use articles::{admin, logging};
 
 fn main() -> ExitCode {
     limit_malloc_arenas();
-    articles::store::sqlite::configure_process();
+    articles::configure_process();
     let command = match config::parse(std::env::args().skip(1), |name| std::env::var(name).ok()) {
         Ok(command) => command,
         Err(err) => {
@@ -100,16 +100,16 @@ fn run(
     command: Command,
     termination: Option<Termination>,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    match command {
-        Command::Help => print!("{USAGE}"),
-        Command::Version => println!("articles {}", env!("CARGO_PKG_VERSION")),
+    let output = match command {
+        Command::Help => USAGE.trim_end().to_owned(),
+        Command::Version => format!("articles {}", env!("CARGO_PKG_VERSION")),
         Command::Migrate { db } => {
-            let (before, after) = articles::store::Store::migrate(&db)?;
-            println!("schema version {before} -> {after}");
+            let (before, after) = admin::migrate(&db)?;
+            format!("schema version {before} -> {after}")
         }
-        Command::UserAdd { db, name } => println!("{}", admin::user_add(&db, &name)?),
-        Command::TokenNew { db, name } => println!("{}", admin::token_new(&db, &name)?),
-        Command::TokenRevoke { db, name } => println!("{}", admin::token_revoke(&db, &name)?),
+        Command::UserAdd { db, name } => admin::user_add(&db, &name)?,
+        Command::TokenNew { db, name } => admin::token_new(&db, &name)?,
+        Command::TokenRevoke { db, name } => admin::token_revoke(&db, &name)?,
         Command::Serve(config) => {
             let termination = termination.ok_or("termination signals not blocked")?;
             let server = Server::start(config)?;
@@ -122,8 +122,12 @@ fn run(
                     shutdown.shutdown();
                 })?;
             println!("listening on http://{}", server.local_addr());
-            server.wait()?;
+            return Ok(server.wait()?);
         }
-    }
+    };
+    // The log (migrations, the database's path) first, so that a command's
+    // own output, a token say, is the last thing on a terminal.
+    logging::flush();
+    println!("{output}");
     Ok(())
 }

@@ -72,7 +72,7 @@ pub fn may_modify(user: Option<&User>, article: &Article) -> Result<(), ApiError
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::Author;
+    use crate::model::article::Author;
 
     fn user(id: i64) -> User {
         User {

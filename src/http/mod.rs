@@ -62,11 +62,6 @@ impl App {
         })
     }
 
-    /// The server's settings.
-    pub fn config(&self) -> &Config {
-        &self.config
-    }
-
     /// Marks the start of a shutdown: readiness answers 503 from now on.
     pub fn begin_shutdown(&self) {
         self.shutting_down.store(true, Ordering::Release);

@@ -11,7 +11,7 @@ use std::fmt;
 
 use serde::Serialize;
 
-pub use article::{parse_change, Article, ArticleChange, Author, WriteKind};
+pub use article::{parse_change, Article, ArticleChange, WriteKind};
 pub use event::EventType;
 pub use query::{ArticleQuery, Sort, SortKey};
 pub use user::{AuthMode, User};

@@ -9,11 +9,11 @@ use crate::http::idempotency;
 use crate::http::pagination::link_header;
 use crate::http::request::Req;
 use crate::http::response::{Reply, JSON};
+use crate::http::App;
 use crate::model::ArticleQuery;
 use crate::model::User;
 use crate::model::{parse_change, Article, ArticleChange, FieldError, WriteKind};
 use crate::store::{Creation, KeyedRequest, SavedResponse};
-use crate::App;
 
 /// The `detail` of every 404 for an article.
 pub const NOT_FOUND: &str = "Article not found";

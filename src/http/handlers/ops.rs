@@ -8,10 +8,10 @@ use serde_json::json;
 use crate::http::error::ApiError;
 use crate::http::request::Req;
 use crate::http::response::{Reply, JSON};
+use crate::http::App;
 use crate::metrics::Snapshot;
 use crate::store::Store;
 use crate::util::time::now_millis;
-use crate::App;
 
 /// How long readiness waits for the database.
 pub const READY_TIMEOUT: Duration = Duration::from_secs(1);

@@ -4,7 +4,7 @@ use crate::http::auth;
 use crate::http::error::ApiError;
 use crate::http::request::Req;
 use crate::http::response::Reply;
-use crate::App;
+use crate::http::App;
 
 /// `GET /me`: the user behind the bearer token.
 pub fn me(_app: &App, req: &mut Req<'_>) -> Result<Reply, ApiError> {

@@ -86,6 +86,12 @@ impl SqliteStore {
     /// database shared by every pooled connection of this store.
     pub fn open(location: &str, readers: u32, waiting: fn()) -> Result<SqliteStore, StoreError> {
         let target = Target::of(location);
+        match target.in_memory {
+            true => log::info!("database: in memory"),
+            // Relative paths are relative to the working directory: naming
+            // the file in full shows which database a command really used.
+            false => log::info!("database: {}", absolute(location)),
+        }
         let mut anchor = target.connect()?;
         configure(&anchor, Role::Migrator)?;
         if !target.in_memory {
@@ -248,6 +254,12 @@ pub fn configure_process() {
     unsafe {
         rusqlite::ffi::sqlite3_config(rusqlite::ffi::SQLITE_CONFIG_MEMSTATUS, 0 as std::ffi::c_int);
     }
+}
+
+/// `location` as an absolute path, for the log.
+fn absolute(location: &str) -> String {
+    std::path::absolute(location)
+        .map_or_else(|_| location.to_owned(), |path| path.display().to_string())
 }
 
 /// What a connection is for.
