@@ -60,12 +60,11 @@ fn limit_malloc_arenas() {
 
 /// glibc also keeps, per thread, a cache of freed blocks (the tcache: up
 /// to 7 blocks of each size up to 1 KiB). With a thread per connection that
-/// is memory held for nothing: measured at 256 busy connections, peak RSS
-/// 27.0 MiB with the default, 19.7 MiB with one block per size, for +0.7%
-/// instructions per request (none at all: 17.7 MiB, +7.5%). glibc reads
-/// this setting only when a program starts, so the server starts itself
-/// again once with it set: same process id, about 1 ms. A
-/// `GLIBC_TUNABLES` that already sets the tcache is left as it is.
+/// is memory held for nothing; one block per size keeps most of the speed
+/// for a fraction of the memory (figures in `docs/performance.md`). glibc
+/// reads this setting only when a program starts, so the server starts
+/// itself again once with it set (same process id). A `GLIBC_TUNABLES`
+/// that already sets the tcache is left as it is.
 fn limit_thread_caches() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {

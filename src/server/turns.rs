@@ -9,10 +9,10 @@
 //! once the wait is over, and takes a turn again before the next.
 //!
 //! Why not simply more workers: the turns keep the number of requests
-//! being worked on, and so every latency, where `--workers` puts it (with
-//! 16 workers instead of 4 on one core, the p99 of `GET /articles/{id}`
-//! went from 1.7 to 8 ms), while the threads waiting on a commit let that
-//! commit carry more writes (see the README's Performance section).
+//! being worked on, and so every latency, where `--workers` puts it (more
+//! workers on one core made the p99 of `GET /articles/{id}` several times
+//! worse), while the threads waiting on a commit let that commit carry
+//! more writes (figures in `docs/performance.md`).
 
 use std::cell::RefCell;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};

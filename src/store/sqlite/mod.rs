@@ -286,9 +286,8 @@ fn configure(conn: &Connection, role: Role) -> Result<(), rusqlite::Error> {
         // page cache holds the one shared copy. Not mmap: SQLite drops a
         // reader's whole mapping at the first read after any commit, and
         // under writes that munmap + mmap (with a TLB flush on every core the
-        // process runs on) was 60 % of a token lookup; measured without it:
-        // POST +30 %, peak RSS -3 MiB (mapped pages count as resident), GET
-        // unchanged.
+        // process runs on) dominated a token lookup, and mapped pages count
+        // as resident memory (figures in `docs/performance.md`).
         Role::Reader => conn.execute_batch(&format!(
             "PRAGMA query_only = ON;
              PRAGMA cache_size = -{READER_CACHE_KIB};"
@@ -296,7 +295,7 @@ fn configure(conn: &Connection, role: Role) -> Result<(), rusqlite::Error> {
         // Each write of a batch runs in a savepoint, whose journal holds the
         // pages the write changes. Past 64 KiB (a POST comes close) SQLite
         // moved it to a temporary file, created and unlinked per write and
-        // written in 4-byte pieces: 9.6 % of the core under POST load. In
+        // written in 4-byte pieces, a large share of a POST's cost. In
         // memory it holds the pages of one write, which `--max-body` bounds
         // like the body already in memory. Not for migrations, whose one
         // statement may change every page of a table.
