@@ -8,7 +8,7 @@ use crate::store::schema::{check_not_newer, count_sections, migrations, LATEST_V
 use crate::store::StoreError;
 
 /// The schema, embedded at build time.
-const SCHEMA: &str = include_str!("schema.sql");
+const SCHEMA: &str = include_str!("../../../migrations/postgres.sql");
 
 // Both backends have the same migrations, numbered alike.
 const _: () = assert!(count_sections(SCHEMA) == LATEST_VERSION);

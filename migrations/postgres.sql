@@ -1,7 +1,7 @@
 -- The PostgreSQL schema of `articles`, embedded in the binary when it is
 -- built with the `postgres` feature.
 --
--- The same rule as schema.sql: append-only; each "-- migration N: ..."
+-- The same rule as schema.sql (at the top of the project): append-only; each "-- migration N: ..."
 -- section runs once, in order, in its own transaction, and the
 -- `articles_schema` row records the last one applied. Migration N here makes
 -- the same tables as migration N in schema.sql, so both backends share one
