@@ -25,6 +25,15 @@ pub const DEFAULT_IDLE_TIMEOUT_SECS: u64 = 30;
 pub const DEFAULT_SHUTDOWN_TIMEOUT_SECS: u64 = 10;
 /// Most worker threads or pooled connections accepted.
 pub const MAX_THREADS: u64 = 1024;
+/// Default most open connections: one more is answered 503.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
+/// Largest accepted `--max-connections`.
+pub const MAX_MAX_CONNECTIONS: u64 = 65_536;
+/// Default largest request head (request line and headers): 32 KiB.
+pub const DEFAULT_MAX_HEADER_BYTES: usize = 32 * 1024;
+/// Smallest and largest accepted `--max-header-bytes`: a head must hold
+/// a request line of up to 8 KiB (414 beyond) and a few headers.
+pub const MAX_HEADER_BYTES_RANGE: (u64, u64) = (16 * 1024, 1024 * 1024);
 
 /// The usage text of `--help`.
 pub const USAGE: &str = "\
@@ -35,6 +44,7 @@ Usage:
                    [--auth open|required] [--max-body BYTES] [--cors-origin ORIGIN]
                    [--webhook URL] [--webhook-secret SECRET]
                    [--shutdown-timeout SECONDS] [--idle-timeout SECONDS]
+                   [--max-connections N] [--max-header-bytes BYTES]
   articles migrate [--db PATH]
   articles user add NAME [--db PATH]       create a user; prints a token
   articles token new NAME [--db PATH]      print another token for NAME
@@ -70,6 +80,11 @@ Options (each also read from the environment variable shown):
                             [ARTICLES_SHUTDOWN_TIMEOUT, default 10]
   --idle-timeout SECONDS    close a connection that sends nothing for this long
                             [ARTICLES_IDLE_TIMEOUT, default 30]
+  --max-connections N       open connections at most; one more gets a 503
+                            [ARTICLES_MAX_CONNECTIONS, default 1024]
+  --max-header-bytes BYTES  largest request head (request line and headers);
+                            a larger one gets a 431
+                            [ARTICLES_MAX_HEADER_BYTES, default 32768]
 
 Logs go to standard error; RUST_LOG sets the level (default info).
 ";
@@ -149,6 +164,10 @@ pub struct Config {
     pub webhooks: Vec<WebhookUrl>,
     /// The key that signs them; `None`: unsigned.
     pub webhook_secret: Option<WebhookSecret>,
+    /// Most connections open at once.
+    pub max_connections: usize,
+    /// Largest request head, in bytes.
+    pub max_header_bytes: usize,
 }
 
 impl Config {
@@ -167,6 +186,8 @@ impl Config {
             shutdown_timeout: Duration::from_secs(DEFAULT_SHUTDOWN_TIMEOUT_SECS),
             webhooks: Vec::new(),
             webhook_secret: None,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_header_bytes: DEFAULT_MAX_HEADER_BYTES,
         }
     }
 }
@@ -191,6 +212,8 @@ const FLAGS: &[(&str, &str)] = &[
     ("--shutdown-timeout", "ARTICLES_SHUTDOWN_TIMEOUT"),
     ("--webhook", "ARTICLES_WEBHOOK"),
     ("--webhook-secret", "ARTICLES_WEBHOOK_SECRET"),
+    ("--max-connections", "ARTICLES_MAX_CONNECTIONS"),
+    ("--max-header-bytes", "ARTICLES_MAX_HEADER_BYTES"),
 ];
 
 /// Parses the arguments (without the program name), reading variables
@@ -374,6 +397,13 @@ fn serve_config<E: Fn(&str) -> Option<String>>(
     if let Some((source, text)) = sources.value("--idle-timeout") {
         config.idle_timeout = Duration::from_secs(number(&source, &text, 1, 3600)?);
     }
+    if let Some((source, text)) = sources.value("--max-connections") {
+        config.max_connections = number(&source, &text, 1, MAX_MAX_CONNECTIONS)? as usize;
+    }
+    if let Some((source, text)) = sources.value("--max-header-bytes") {
+        let (min, max) = MAX_HEADER_BYTES_RANGE;
+        config.max_header_bytes = number(&source, &text, min, max)? as usize;
+    }
     if let Some((source, text)) = sources.value("--shutdown-timeout") {
         config.shutdown_timeout = Duration::from_secs(number(&source, &text, 0, 3600)?);
     }
@@ -526,6 +556,21 @@ mod tests {
         assert_eq!(config.max_body, 1_048_576);
         assert!(config.workers >= 4);
         assert_eq!(config.pool_size as usize, config.workers);
+        assert_eq!(config.max_connections, 1024);
+        assert_eq!(config.max_header_bytes, 32_768);
+    }
+
+    #[test]
+    fn connection_and_head_limits() {
+        let config = serve(&["--max-connections", "8"], |name| {
+            (name == "ARTICLES_MAX_HEADER_BYTES").then(|| "65536".to_owned())
+        });
+        assert_eq!(
+            (config.max_connections, config.max_header_bytes),
+            (8, 65_536)
+        );
+        assert!(error(&["--max-connections", "0"]).contains("--max-connections"));
+        assert!(error(&["--max-header-bytes", "1000"]).contains("--max-header-bytes"));
     }
 
     #[test]

@@ -14,9 +14,9 @@ const METHODS: [&str; 8] = [
 ];
 
 /// Statuses with a label of their own; anything else counts as `other`.
-const STATUSES: [u16; 21] = [
-    200, 201, 204, 304, 400, 401, 403, 404, 405, 408, 409, 411, 412, 413, 415, 422, 500, 503, 505,
-    507, 0,
+const STATUSES: [u16; 24] = [
+    200, 201, 204, 304, 400, 401, 403, 404, 405, 408, 409, 411, 412, 413, 414, 415, 417, 422, 431,
+    500, 503, 505, 507, 0,
 ];
 
 /// The route label of a request that matched no route.

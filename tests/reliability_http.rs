@@ -165,22 +165,12 @@ fn malformed_cases() -> Vec<(&'static str, Vec<u8>, bool)> {
             get("GET  /articles HTTP/1.1"),
             false,
         ),
-        (
-            "empty request line",
-            b"\r\nGET /articles HTTP/1.1\r\nHost: t\r\n\r\n".to_vec(),
-            false,
-        ),
         ("spaces for a request line", b"   \r\n\r\n".to_vec(), false),
         ("100 KB method", long_method.into_bytes(), false),
         ("NUL in the method", get("G\0T /articles HTTP/1.1"), false),
         (
             "NUL in a header name",
             get("GET /articles HTTP/1.1\r\nX-\0: v"),
-            false,
-        ),
-        (
-            "non-ASCII header value",
-            get("GET /articles HTTP/1.1\r\nX-A: caf\u{e9}"),
             false,
         ),
         (
@@ -240,7 +230,12 @@ fn control_characters_and_length_in_the_method_never_reach_the_log() {
         let request =
             format!("{method} /articles HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
         let (reply, _) = exchange(&server, request.as_bytes(), false);
-        assert_eq!(status_of(&reply), Some(405));
+        // Not a token: an unparsable request line (400); too long: 414.
+        assert!(
+            matches!(status_of(&reply), Some(400 | 414)),
+            "{:?}",
+            status_of(&reply)
+        );
     }
     assert_serving(&server);
     let log = std::fs::read(server.dir.path().join("stderr.log")).unwrap();
@@ -340,7 +335,7 @@ fn obs_folded_and_repeated_headers_never_give_a_5xx() {
 }
 
 #[test]
-fn http_2_and_3_request_lines_cost_one_stuck_thread_each_and_no_5xx() {
+fn http_2_and_3_request_lines_are_505_and_cost_nothing_after() {
     const COUNT: usize = 20;
     let server = TestServer::start();
     let pid = server.pid();
@@ -356,12 +351,14 @@ fn http_2_and_3_request_lines_cost_one_stuck_thread_each_and_no_5xx() {
         stream.write_all(request.as_bytes()).unwrap();
         let mut reply = Vec::new();
         let _ = stream.read_to_end(&mut reply);
-        assert!(!matches!(status_of(&reply), Some(500..=599)));
+        assert_eq!(status_of(&reply), Some(505));
     }
     assert_serving(&server);
-    // The clients have gone; tiny_http's connection threads stay stuck.
-    let after = wait_for_stats(pid, Duration::from_secs(1), |_| false);
-    let threads = after.threads - before.threads;
+    // The clients have gone, and so have their connection threads.
+    let after = wait_for_stats(pid, Duration::from_secs(2), |stats| {
+        stats.threads <= before.threads && stats.fds <= before.fds
+    });
+    let threads = after.threads as i64 - before.threads as i64;
     let fds = after.fds as i64 - before.fds as i64;
     let rss = after.rss_kib as i64 - before.rss_kib as i64;
     println!(
@@ -370,8 +367,8 @@ fn http_2_and_3_request_lines_cost_one_stuck_thread_each_and_no_5xx() {
         rss as f64 / COUNT as f64
     );
     assert!(
-        threads <= COUNT,
-        "more than one thread per request: {threads}"
+        threads <= 0 && fds <= 0,
+        "left behind: {threads} threads, {fds} descriptors"
     );
 }
 

@@ -59,6 +59,15 @@ pub enum ApiError {
     InsufficientStorage,
     /// 500: a bug. The message is logged, never sent.
     Internal(String),
+    /// 400, 408, 414, 417, 431 or 505: the HTTP layer refused the request
+    /// head before it reached a handler; 503: one connection too many.
+    /// Sent with `Connection: close` (and a 503 with `Retry-After`).
+    Refused {
+        /// The status.
+        status: u16,
+        /// The sentence for the client.
+        detail: &'static str,
+    },
 }
 
 impl ApiError {
@@ -80,6 +89,7 @@ impl ApiError {
             ApiError::Unavailable(_) => 503,
             ApiError::InsufficientStorage => 507,
             ApiError::Internal(_) => 500,
+            ApiError::Refused { status, .. } => *status,
         }
     }
 
@@ -92,7 +102,8 @@ impl ApiError {
             | ApiError::NotFound(detail)
             | ApiError::Conflict(detail)
             | ApiError::PreconditionFailed(detail)
-            | ApiError::Unavailable(detail) => (*detail).to_owned(),
+            | ApiError::Unavailable(detail)
+            | ApiError::Refused { detail, .. } => (*detail).to_owned(),
             ApiError::MethodNotAllowed(allow) => {
                 format!("Method not allowed here; allowed: {allow}")
             }
@@ -143,7 +154,12 @@ impl ApiError {
             ApiError::Unavailable(_) | ApiError::InsufficientStorage | ApiError::Conflict(_) => {
                 reply.header("Retry-After", RETRY_AFTER_SECONDS.to_string())
             }
-            ApiError::TooLarge(_) | ApiError::Timeout => reply.header("Connection", "close"),
+            ApiError::Refused { status: 503, .. } => reply
+                .header("Retry-After", RETRY_AFTER_SECONDS.to_string())
+                .header("Connection", "close"),
+            ApiError::TooLarge(_) | ApiError::Timeout | ApiError::Refused { .. } => {
+                reply.header("Connection", "close")
+            }
             _ => reply,
         }
     }

@@ -1,6 +1,7 @@
 //! `Req`, what a handler sees of a request: method, path, query, headers,
 //! and a bounded, validated JSON body.
 
+use std::borrow::Cow;
 use std::io::{ErrorKind, Read};
 
 use serde_json::{Map, Value};
@@ -63,6 +64,29 @@ impl<'a> Req<'a> {
     /// The first value of a request header, if present.
     pub fn header(&self, name: &str) -> Option<&str> {
         self.inner.headers().get(name).map(|v| v.as_str())
+    }
+
+    /// A list-valued header, whether sent on one line or on several: the
+    /// values joined with ", " (RFC 9110, section 5.3).
+    pub fn list_header(&self, name: &str) -> Option<Cow<'_, str>> {
+        let mut values = self
+            .inner
+            .headers()
+            .iter()
+            .filter(|header| header.field.equiv(name))
+            .map(|header| header.value.as_str());
+        let first = values.next()?;
+        match values.next() {
+            None => Some(Cow::Borrowed(first)),
+            Some(second) => {
+                let mut joined = format!("{first}, {second}");
+                for value in values {
+                    joined.push_str(", ");
+                    joined.push_str(value);
+                }
+                Some(Cow::Owned(joined))
+            }
+        }
     }
 
     /// Reads the body as a JSON object, enforcing, in order: a declared

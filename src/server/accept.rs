@@ -7,16 +7,16 @@ use std::mem::ManuallyDrop;
 use std::net::{TcpListener, TcpStream};
 use std::os::fd::{AsRawFd, FromRawFd};
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc};
 use std::thread;
 use std::time::Duration;
 
 use tiny_http_fork::util::MessageQueueSender;
-use tiny_http_fork::{Listener, SslContextWrap};
+use tiny_http_fork::{ClientConnection, Limits, Listener, Refusal, SslContextWrap};
 
-use super::connection::{self, Job};
-use super::workers::Inline;
+use super::connection::{self, Answer, Job};
+use super::workers::{Inline, OpenSlot};
 
 // Pause after an accept error that may pass (out of file descriptors, a
 /// thread that could not start), so the loop does not spin.
@@ -87,12 +87,65 @@ fn classify(err: &io::Error) -> AcceptError {
     }
 }
 
+/// Most threads at once that answer connections refused for
+/// `--max-connections` (and linger until the client has read the answer);
+/// beyond them the accept thread answers and closes at once.
+const MAX_REFUSERS: usize = 64;
+
+/// What every connection is held to.
+#[derive(Clone, Copy)]
+pub(super) struct Admission {
+    /// Limits on each request head.
+    pub(super) limits: Limits,
+    /// The idle timeout, which a slow head's shorter wait gives way to.
+    pub(super) idle: Duration,
+    /// Most connections open at once.
+    pub(super) max_connections: usize,
+}
+
+/// Answers a connection over `--max-connections` with a 503: on a thread
+/// of its own while fewer than `MAX_REFUSERS` do, so that the accept loop
+/// never waits on a client; else here, without lingering. `slot` keeps it
+/// counted until it is closed.
+fn refuse_busy(client: ClientConnection, inline: &Arc<Inline>, slot: OpenSlot) {
+    static REFUSERS: AtomicUsize = AtomicUsize::new(0);
+    let refusal = Refusal {
+        status: 503,
+        reason: "Too many connections are open; retry after the indicated delay",
+    };
+    if REFUSERS.fetch_add(1, Ordering::AcqRel) < MAX_REFUSERS {
+        // The connection moves to the thread only once it runs: a thread
+        // that cannot start must not take it along.
+        let (handover, taken) = mpsc::channel::<ClientConnection>();
+        let answer = Arc::clone(inline);
+        let spawned = thread::Builder::new()
+            .name("refuse".into())
+            .stack_size(64 * 1024)
+            .spawn(move || {
+                if let Ok(client) = taken.recv() {
+                    connection::refuse(client, &*answer, refusal);
+                }
+                drop(slot);
+                REFUSERS.fetch_sub(1, Ordering::AcqRel);
+            });
+        if spawned.is_ok() {
+            let _ = handover.send(client);
+            return;
+        }
+    }
+    REFUSERS.fetch_sub(1, Ordering::AcqRel);
+    let mut client = client;
+    inline.refuse(refusal, client.refusal_writer());
+}
+
 /// Accepts connections and starts a thread for each (`connection`), which
-/// lets tiny_http parse its requests into the queue.
+/// lets tiny_http parse its requests into the queue. A connection beyond
+/// `--max-connections` is answered 503 and closed.
 pub(super) fn accept_loop(
     listener: Listener,
     queue: &MessageQueueSender<Job>,
     inline: &Arc<Inline>,
+    admission: Admission,
     stop: &AtomicBool,
 ) -> io::Result<()> {
     let ssl = SslContextWrap::build_ssl_capabilities(None).map_err(io::Error::other)?;
@@ -109,7 +162,13 @@ pub(super) fn accept_loop(
         }
         match accepted {
             Ok(Some(client)) => {
-                if let Err(err) = connection::spawn(client, queue.clone(), Arc::clone(inline)) {
+                let client = client.with_limits(admission.limits, admission.idle);
+                let (open, slot) = inline.open();
+                if open >= admission.max_connections {
+                    refuse_busy(client, inline, slot);
+                } else if let Err(err) =
+                    connection::spawn(client, queue.clone(), Arc::clone(inline), slot)
+                {
                     log::warn!("could not start a connection thread ({err}); connection dropped");
                     thread::sleep(ACCEPT_BACKOFF);
                 }

@@ -31,21 +31,31 @@
 //! (`Answer`): no hand-over to a worker and back, which is one thread
 //! switch fewer per request. The server decides which (see
 //! `server::Inline`).
+//!
+//! A request head the HTTP layer refuses (malformed, too large, too slow,
+//! another HTTP version: see `tiny_http_fork::Limits`) is answered here too,
+//! after every earlier answer on the connection, and ends it.
 
-use std::fmt::Display;
-use std::io;
+use std::io::{self, Write};
 use std::sync::mpsc::{self, SyncSender};
 use std::sync::Arc;
 use std::thread;
+use std::time::Duration;
 
 use tiny_http_fork::util::MessageQueueSender;
-use tiny_http_fork::Request;
+use tiny_http_fork::{ClientConnection, ReadError, Refusal, Request};
 
 /// Stack of a connection thread: it reads and parses request heads, and
 /// answers the requests the server lets it answer itself (reads, down into
 /// SQLite). A quarter of the 2 MiB default is plenty, and idle connections
 /// reserve less address space. Only the pages a thread touches are memory.
 const STACK_BYTES: usize = 512 * 1024;
+
+/// After a refusal, how long the connection is kept to read and drop what
+/// the client still sends, and how much of it: closing a socket that has
+/// unread data resets it, and the client may then lose the answer.
+const LINGER: Duration = Duration::from_secs(1);
+const LINGER_BYTES: usize = 256 * 1024;
 
 /// Whether a connection may carry another request after a response.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,12 +68,11 @@ pub enum Reuse {
 
 /// Answers some requests on the connection thread that read them.
 pub trait Answer: Send + Sync + 'static {
-    /// Called once when a connection opens; what it returns is dropped
-    /// when the connection ends.
-    fn opened(&self) -> impl Sized;
-
     /// Answers `request` here, or gives it back for a worker.
     fn answer(&self, request: Request) -> Answered;
+
+    /// Answers a request head the HTTP layer refused, through `writer`.
+    fn refuse(&self, refusal: Refusal, writer: Box<dyn Write + Send>);
 }
 
 /// What `Answer::answer` did with a request.
@@ -109,41 +118,46 @@ impl Drop for Done {
 
 /// Starts a thread that answers the requests of `client` itself where
 /// `answer` takes them, and otherwise moves them into `queue`, one at a
-/// time, until the connection ends. Fails, without panicking, when the
-/// process cannot start another thread.
-pub fn spawn<C, E, A>(client: C, queue: MessageQueueSender<Job>, answer: Arc<A>) -> io::Result<()>
-where
-    C: Iterator<Item = Result<Request, E>> + Send + 'static,
-    E: Display + Send + 'static,
-    A: Answer,
-{
+/// time, until the connection ends; then drops `open`. Fails, without
+/// panicking, when the process cannot start another thread.
+pub fn spawn<A: Answer>(
+    client: ClientConnection,
+    queue: MessageQueueSender<Job>,
+    answer: Arc<A>,
+    open: impl Send + 'static,
+) -> io::Result<()> {
     thread::Builder::new()
         .name("connection".into())
         .stack_size(STACK_BYTES)
-        .spawn(move || serve(client, &queue, &*answer))
+        .spawn(move || {
+            serve(client, &queue, &*answer);
+            drop(open);
+        })
         .map(drop)
 }
 
-fn serve<C, E, A>(client: C, queue: &MessageQueueSender<Job>, answer: &A)
-where
-    C: Iterator<Item = Result<Request, E>>,
-    E: Display,
-    A: Answer,
-{
-    let _open = answer.opened();
+/// Answers a refused head through `client` and ends the connection: on
+/// the connection's own thread, or on the accept thread for a connection
+/// refused whole (`--max-connections`).
+pub fn refuse<A: Answer>(mut client: ClientConnection, answer: &A, refusal: Refusal) {
+    answer.refuse(refusal, client.refusal_writer());
+    client.linger(LINGER, LINGER_BYTES);
+}
+
+fn serve<A: Answer>(mut client: ClientConnection, queue: &MessageQueueSender<Job>, answer: &A) {
     // How each request ended, once a worker has said: one channel for the
     // connection's life, not one per request (two allocations each, a
     // few per cent of a GET).
     let (done, outcome) = mpsc::sync_channel(1);
     let mut waiting = false;
-    for request in client {
+    while let Some(request) = client.next() {
         let request = match request {
             Ok(request) => request,
-            // tiny_http has already answered it (400, 408, 417) and ends the
-            // connection.
+            Err(ReadError::Refused(refusal)) => return refuse(client, answer, refusal),
+            // The connection failed in the middle of a head.
             Err(err) => {
-                log::debug!("malformed request answered by the HTTP layer: {err}");
-                continue;
+                log::debug!("connection ended while reading a request: {err}");
+                return;
             }
         };
         // The next request is read while the last is served (as tiny_http

@@ -167,6 +167,41 @@ pub(super) fn refuse(app: &App, mut request: Request) {
     served.respond(app, request, reply);
 }
 
+/// Answers a request the HTTP layer refused before it was parsed whole (a
+/// malformed or oversized head, another HTTP version, one connection over
+/// `--max-connections`): problem+json with `Connection: close`, counted
+/// and logged like any other response. Its method and path are not known:
+/// the access line shows `-` for both.
+pub(super) fn answer_refusal(app: &App, error: ApiError, mut writer: Box<dyn Write + Send>) {
+    let started = Instant::now();
+    let request_id = ids::request_id();
+    app.metrics.start();
+    let mut reply = error
+        .into_reply(&request_id)
+        .header("X-Request-Id", request_id.clone());
+    if !closes_connection(&reply) {
+        reply = reply.header("Connection", "close");
+    }
+    let status = reply.status;
+    app.metrics
+        .finish("other", metrics::UNMATCHED, status, started.elapsed());
+    let written = writer
+        .write_all(&wire_bytes(&reply, false))
+        .and_then(|()| writer.flush());
+    if let Err(err) = written {
+        log::debug!("refusal {request_id} not delivered: {err}");
+    }
+    logging::Access {
+        method: "-",
+        path: "-",
+        status,
+        bytes: reply.body.len(),
+        elapsed: started.elapsed(),
+        request_id: &request_id,
+    }
+    .log();
+}
+
 /// Writes a reply; returns whether the connection may carry another
 /// request. Most replies go out through `write_response`. A request whose
 /// body was not read goes through tiny_http's own writer, which answers
@@ -214,8 +249,18 @@ fn send(request: Request, reply: Reply, body_settled: bool) -> io::Result<Reuse>
 /// writes piece by piece. A header value with a byte outside printable ASCII
 /// is dropped, so no request data can split a header.
 fn write_response(request: Request, reply: Reply) -> io::Result<()> {
+    let head_only = *request.method() == Method::Head;
+    let mut writer = request.into_writer();
+    writer.write_all(&wire_bytes(&reply, head_only))?;
+    writer.flush()
+}
+
+/// A reply as it goes on the wire: status line, `Date`, `Content-Length`
+/// (never on 204 and 304, where RFC 9110 forbids or misreads it), our
+/// headers, and the body (not for HEAD).
+fn wire_bytes(reply: &Reply, head_only: bool) -> Vec<u8> {
     let bodyless = matches!(reply.status, 204 | 304);
-    let send_body = !bodyless && *request.method() != Method::Head;
+    let send_body = !bodyless && !head_only;
     let mut out = Vec::with_capacity(256 + if send_body { reply.body.len() } else { 0 });
     out.extend_from_slice(b"HTTP/1.1 ");
     json::push_int(&mut out, i64::from(reply.status));
@@ -241,9 +286,7 @@ fn write_response(request: Request, reply: Reply) -> io::Result<()> {
     if send_body {
         out.extend_from_slice(&reply.body);
     }
-    let mut writer = request.into_writer();
-    writer.write_all(&out)?;
-    writer.flush()
+    out
 }
 
 /// The current HTTP date, formatted at most once a second per thread.

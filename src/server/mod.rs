@@ -18,12 +18,12 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use tiny_http_fork::util::MessagesQueue;
-use tiny_http_fork::Listener;
+use tiny_http_fork::{Limits, Listener};
 
 use crate::config::Config;
 use crate::http::App;
 use crate::webhooks::{self, Deliveries};
-use accept::{accept_loop, as_stream, configure_listener};
+use accept::{accept_loop, as_stream, configure_listener, Admission};
 use connection::{Job, Reuse};
 use exchange::refuse;
 use workers::{Inline, Workers};
@@ -82,6 +82,14 @@ impl Server {
             open: AtomicUsize::new(0),
             busy: AtomicUsize::new(0),
         });
+        let admission = Admission {
+            limits: Limits {
+                head_bytes: app.config.max_header_bytes,
+                ..Limits::default()
+            },
+            idle: app.config.idle_timeout,
+            max_connections: app.config.max_connections,
+        };
         let accept = {
             // The accept loop gets its own descriptor of the same socket, so
             // the shutdown handle's stays valid whenever the loop ends.
@@ -90,7 +98,7 @@ impl Server {
             let inline = Arc::clone(&inline);
             thread::Builder::new()
                 .name("accept".into())
-                .spawn(move || accept_loop(listener, &sender, &inline, &stop))?
+                .spawn(move || accept_loop(listener, &sender, &inline, admission, &stop))?
         };
         let shutdown = ShutdownHandle {
             app: Arc::clone(&app),

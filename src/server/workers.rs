@@ -2,17 +2,18 @@
 //! (`Inline`), otherwise a worker of the pool, which take turns (see
 //! `turns`).
 
-use std::io;
+use std::io::{self, Write};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::thread::{self, JoinHandle};
 
 use tiny_http_fork::util::MessagesQueue;
-use tiny_http_fork::{Method, Request};
+use tiny_http_fork::{Method, Refusal, Request};
 
 use super::connection::{self, Answered, Job};
-use super::exchange::{handle, writes};
+use super::exchange::{answer_refusal, handle, writes};
 use super::turns::{self, Turns};
+use crate::http::error::ApiError;
 use crate::http::App;
 
 /// Worker threads per turn (per `--workers`): the threads beyond the
@@ -56,9 +57,33 @@ pub(super) struct Inline {
     pub(super) busy: AtomicUsize,
 }
 
+impl Inline {
+    /// Counts a connection open until the returned slot is dropped;
+    /// returns how many were open before it.
+    pub(super) fn open(self: &Arc<Self>) -> (usize, OpenSlot) {
+        let before = self.open.fetch_add(1, Ordering::AcqRel);
+        (before, OpenSlot(Arc::clone(self)))
+    }
+}
+
+/// One open connection, counted in `Inline::open` until dropped.
+pub(super) struct OpenSlot(Arc<Inline>);
+
+impl Drop for OpenSlot {
+    fn drop(&mut self) {
+        self.0.open.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 impl connection::Answer for Inline {
-    fn opened(&self) -> impl Sized {
-        Counted::take(&self.open).1
+    fn refuse(&self, refusal: Refusal, writer: Box<dyn Write + Send>) {
+        if let Some(app) = self.app.upgrade() {
+            let error = ApiError::Refused {
+                status: refusal.status,
+                detail: refusal.reason,
+            };
+            answer_refusal(&app, error, writer);
+        }
     }
 
     fn answer(&self, request: Request) -> Answered {

@@ -1,5 +1,7 @@
 //! `/articles` and `/articles/{id}`.
 
+use std::borrow::Cow;
+
 use serde_json::{Map, Value};
 
 use crate::http::auth;
@@ -55,7 +57,8 @@ pub fn show(app: &App, req: &mut Req<'_>) -> Result<Reply, ApiError> {
         .article(id)?
         .ok_or(ApiError::NotFound(NOT_FOUND))?;
     let tag = etag(&article);
-    match preconditions(req).evaluate(&tag, true) {
+    let fields = ConditionFields::of(req);
+    match fields.parse().evaluate(&tag, true) {
         Verdict::Proceed => Ok(article_reply(200, &article, tag)),
         Verdict::NotModified => Ok(Reply::empty(304).header("ETag", tag)),
         Verdict::Failed(detail) => Err(ApiError::PreconditionFailed(detail)),
@@ -78,7 +81,8 @@ pub fn patch(app: &App, req: &mut Req<'_>) -> Result<Reply, ApiError> {
 pub fn delete(app: &App, req: &mut Req<'_>) -> Result<Reply, ApiError> {
     let id = req.id;
     let user = auth::writer(req.user.as_ref(), app.config.auth)?;
-    let conditions = preconditions(req);
+    let fields = ConditionFields::of(req);
+    let conditions = fields.parse();
     app.store
         .delete_article(id, |current| {
             auth::may_modify(user, current)?;
@@ -97,7 +101,8 @@ fn update(app: &App, req: &mut Req<'_>, kind: WriteKind) -> Result<Reply, ApiErr
     let id = req.id;
     auth::writer(req.user.as_ref(), app.config.auth)?;
     let change = read_change(req, kind);
-    let conditions = preconditions(req);
+    let fields = ConditionFields::of(req);
+    let conditions = fields.parse();
     let user = req.user.as_ref();
     let article = app
         .store
@@ -171,8 +176,21 @@ fn idempotency_key(req: &Req<'_>) -> Result<Option<String>, ApiError> {
     }
 }
 
-fn preconditions<'r>(req: &'r Req<'_>) -> Preconditions<'r> {
-    Preconditions::parse(req.header("If-Match"), req.header("If-None-Match"))
+/// A request's `If-Match` and `If-None-Match`, each sent on one line or on
+/// several (read as one list, RFC 9110 section 5.3).
+struct ConditionFields<'r>(Option<Cow<'r, str>>, Option<Cow<'r, str>>);
+
+impl<'r> ConditionFields<'r> {
+    fn of(req: &'r Req<'_>) -> ConditionFields<'r> {
+        ConditionFields(
+            req.list_header("If-Match"),
+            req.list_header("If-None-Match"),
+        )
+    }
+
+    fn parse(&self) -> Preconditions<'_> {
+        Preconditions::parse(self.0.as_deref(), self.1.as_deref())
+    }
 }
 
 /// 412 unless the preconditions hold for `current`, the article as it is

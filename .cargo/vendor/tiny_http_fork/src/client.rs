@@ -19,6 +19,8 @@ use crate::log;
 use crate::util::RefinedTcpStream;
 use crate::util::{SequentialReader, SequentialReaderBuilder, SequentialWriterBuilder};
 use crate::Request;
+use crate::head::{self, Failure, Limits, Refusal};
+use crate::util::HeadClock;
 
 /// A ClientConnection is an object that will store a socket to a client
 /// and return Request objects.
@@ -42,6 +44,15 @@ pub struct ClientConnection {
 
     // true if the connection goes through SSL
     secure: bool,
+
+    // Patch (articles): the limits on each request head, and the clock that
+    // bounds the time a head may take (shared with the read socket).
+    limits: Limits,
+    clock: std::sync::Arc<HeadClock>,
+    // Patch (articles): the socket's descriptor, for `linger`; it stays open
+    // as long as the read half this connection owns.
+    #[cfg(unix)]
+    fd: Option<std::os::fd::RawFd>,
 }
 
 /// Error that can happen when reading a request.
@@ -55,6 +66,9 @@ pub enum ReadError
     /// the client sent an unrecognized `Expect` header
     ExpectationFailed(HTTPVersion),
     ReadIoError(IoError),
+    /// Patch (articles): the head was refused; nothing was answered, the
+    /// caller answers it (see `ClientConnection::refusal_writer`).
+    Refused(Refusal),
 }
 
 impl fmt::Display for ReadError
@@ -73,6 +87,8 @@ impl fmt::Display for ReadError
                 write!(f, "[ExpectationFailed]"),
             Self::ReadIoError(error) => 
                 write!(f, "[ReadIoError] {}", error),
+            Self::Refused(refusal) => 
+                write!(f, "[Refused] {} {}", refusal.status, refusal.reason),
         }
     }
 }
@@ -86,6 +102,10 @@ impl ClientConnection {
     {
         let remote_addr = read_socket.peer_addr();
         let secure = read_socket.secure();
+        let clock = std::sync::Arc::new(HeadClock::default());
+        read_socket.set_clock(std::sync::Arc::clone(&clock));
+        #[cfg(unix)]
+        let fd = read_socket.raw_fd();
 
         let mut source = SequentialReaderBuilder::new(BufReader::with_capacity(1024, read_socket));
         let first_header = source.next().unwrap();
@@ -98,7 +118,57 @@ impl ClientConnection {
             next_header_source: first_header,
             no_more_requests: false,
             secure,
+            limits: Limits::default(),
+            clock,
+            #[cfg(unix)]
+            fd,
         }
+    }
+
+    /// Patch (articles): ends the connection after a refusal was written:
+    /// sends FIN, then reads and drops what the client still sends, until
+    /// it closes, `limit` passes or `max_bytes` are read. Closing a socket
+    /// with unread data resets it, and the client may lose the answer.
+    #[cfg(unix)]
+    pub fn linger(self, limit: std::time::Duration, max_bytes: usize)
+    {
+        use std::io::Read;
+        use std::os::fd::FromRawFd;
+
+        let Some(fd) = self.fd else { return };
+        // SAFETY: the descriptor is open while `self` owns the read half,
+        // and ManuallyDrop keeps this view from closing it.
+        let socket = std::mem::ManuallyDrop::new(unsafe { std::net::TcpStream::from_raw_fd(fd) });
+        let _ = socket.shutdown(std::net::Shutdown::Write);
+        let deadline = std::time::Instant::now() + limit;
+        let mut scratch = [0u8; 4096];
+        let mut read = 0;
+        while read < max_bytes {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() || socket.set_read_timeout(Some(left)).is_err() {
+                break;
+            }
+            match (&*socket).read(&mut scratch) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => read += n,
+            }
+        }
+    }
+
+    /// Patch (articles): the limits on request heads; `idle` is the
+    /// socket's own read timeout, restored once a slow head is read.
+    pub fn with_limits(mut self, limits: Limits, idle: std::time::Duration) -> ClientConnection
+    {
+        self.limits = limits;
+        self.clock.set_idle(idle);
+        self
+    }
+
+    /// Patch (articles): a writer for the answer to a refused head, after
+    /// every response to the requests before it.
+    pub fn refusal_writer(&mut self) -> Box<dyn std::io::Write + Send + 'static>
+    {
+        Box::new(self.sink.next().unwrap())
     }
 
     /// true if the connection is HTTPS
@@ -226,52 +296,18 @@ impl ClientConnection {
     /// Blocks until the header has been read.
     fn read(&mut self) -> Result<Request, ReadError> 
     {
-        let (method, path, version, headers) = 
-            {
-                // reading the request line
-                let (method, path, version) = {
-                    let line = self.read_next_line()?;
-
-                    parse_request_line(
-                        line.as_str().trim(), // TODO: remove this conversion
-                    )?
-                };
-
-                // getting all headers
-                let headers = 
-                    {
-                        let mut headers = Headers::new();
-                        loop 
-                        {
-                            let line = self.read_next_line()?;
-
-                            if line.is_empty() == true
-                            {
-                                break;
-                            }
-
-                            let header_res: Result<Header, HeaderError> = FromStr::from_str(line.as_str().trim());
-
-                            match header_res
-                            {
-                                Ok(hd) => 
-                                {
-                                    headers.push(hd);
-                                },
-                                Err(e) => 
-                                {
-                                    log::error!("{}", e);
-
-                                    return Err(ReadError::ProtocolViolation(e.to_string()));
-                                }
-                            }
-                        }
-
-                        headers
-                    };
-
-                (method, path, version, headers)
-            };
+        // Patch (articles): the strict head reader, within the limits.
+        let clock = std::sync::Arc::clone(&self.clock);
+        let head_time = self.limits.head_time;
+        let head = head::read_head(&mut self.next_header_source, &self.limits, || clock.start(head_time));
+        self.clock.stop();
+        let head::Head { method, path, version, headers } = match head
+        {
+            Ok(head) => head,
+            Err(Failure::Closed) => return Err(ReadError::ReadIoError(IoError::new(ErrorKind::NotConnected, "closed"))),
+            Err(Failure::Refused(refusal)) => return Err(ReadError::Refused(refusal)),
+            Err(Failure::Io(err)) => return Err(ReadError::ReadIoError(err)),
+        };
 
         // building the writer for the request
         let writer = self.sink.next().unwrap();
@@ -304,12 +340,12 @@ impl ClientConnection {
                     match e 
                     {
                         request::RequestCreationError::ProtocolViolation => 
-                            ReadError::WrongRequestLine, // 400
+                            ReadError::Refused(Refusal { status: 400, reason: "The Transfer-Encoding is not supported" }),
                         request::RequestCreationError::CreationIoError(e) => 
                             ReadError::ReadIoError(e),
                         request::RequestCreationError::ExpectationFailed => 
                         {
-                            ReadError::ExpectationFailed(version)
+                            ReadError::Refused(Refusal { status: 417, reason: "Only Expect: 100-continue is supported" })
                         }
                     }
                 }
@@ -342,80 +378,23 @@ impl Iterator for ClientConnection
         {
             let rq_res = self.read();
 
+            // Patch (articles): nothing is answered here. A refused head is
+            // the caller's to answer; a connection that closed, stayed idle
+            // or failed mid-head ends without an answer.
             if let Err(e) = rq_res
             {
-                match &e
-                {
-                    ReadError::ProtocolViolation(_err_descr) =>
-                    {
-                        let writer = self.sink.next().unwrap();
-                        let response = Response::new_empty(StatusCode::BAD_REQUEST);
-                        response.raw_print(writer, HTTPVersion(1, 1), None, false, None).ok();
-                    },
-
-                    ReadError::WrongRequestLine => 
-                    {
-                        let writer = self.sink.next().unwrap();
-                        let response = Response::new_empty(StatusCode::BAD_REQUEST);
-                        response
-                            .raw_print(writer, HTTPVersion(1, 1), None, false, None)
-                            .ok();
-                    },
-
-                    ReadError::WrongHeader(ver) => 
-                    {
-                        let writer = self.sink.next().unwrap();
-                        let response = Response::new_empty(StatusCode::BAD_REQUEST);
-                        response.raw_print(writer, ver.clone(), None, false, None).ok();
-                    },
-
-                    ReadError::ReadIoError(err) if err.kind() == ErrorKind::TimedOut => {
-                        // request timeout
-                        let writer = self.sink.next().unwrap();
-                        let response = Response::new_empty(StatusCode::REQUEST_TIMEOUT);
-                        response
-                            .raw_print(writer, HTTPVersion(1, 1), None, false, None)
-                            .ok();
-                    },
-
-                    ReadError::ExpectationFailed(ver) => 
-                    {
-                        let writer = self.sink.next().unwrap();
-                        let response = Response::new_empty(StatusCode::EXPECTATION_FAILED);
-                        response.raw_print(writer, ver.clone(), None, true, None).ok();
-                    },
-
-                    _ => 
-                    {
-                        let writer = self.sink.next().unwrap();
-                        let response = Response::new_empty(StatusCode::BAD_REQUEST);
-                        response.raw_print(writer, HTTPVersion(1, 1), None, false, None).ok();
-                    }
-                }
-
-                // workaround
                 self.no_more_requests = true;
 
-                return Some(Err(e));
+                return match e
+                {
+                    ReadError::ReadIoError(ref err) if err.kind() == ErrorKind::NotConnected => None,
+                    e => Some(Err(e)),
+                };
             }
 
             let rq = rq_res.unwrap();
 
-            // checking HTTP version
-            if *rq.http_version() > (1, 1) 
-            {
-                let writer = self.sink.next().unwrap();
-                let response = Response::from_string(
-                    "This server only supports HTTP versions 1.0 and 1.1".to_owned(),
-                )
-                .with_status_code(StatusCode::HTTPVERSION_NOT_SUPPORTED);
-
-                response
-                    .raw_print(writer, HTTPVersion(1, 1), None, false, None)
-                    .ok();
-
-                continue;
-            }
+            // Patch (articles): the version was checked with the request line.
 
             // updating the status of the connection
             let connection_header = 

@@ -450,6 +450,21 @@ impl Headers
         self.0.push(hd);
     }
 
+    /// Patch (articles): every header, in the order received (a list-valued
+    /// header may come on several lines).
+    pub
+    fn iter(&self) -> impl Iterator<Item = &Header>
+    {
+        self.0.iter()
+    }
+
+    /// Patch (articles): keeps only the headers `keep` says to.
+    pub(crate)
+    fn retain(&mut self, keep: impl FnMut(&Header) -> bool)
+    {
+        self.0.retain(keep);
+    }
+
     #[cfg(not(feature = "allow_utf8_headers"))]
     #[inline]
     pub 
@@ -566,6 +581,15 @@ impl Hash for Header
 
 impl Header 
 {
+    /// Patch (articles): a header whose name and value `head` has already
+    /// checked (the name a token, the value without control characters).
+    pub(crate)
+    fn from_validated(name: &[u8], value: String) -> Self
+    {
+        let name = AsciiString::from_ascii(name).expect("a token is ASCII");
+        Header { field: HeaderField(Ascii::new(name)), value: HeaderFieldValue::from_validated(value) }
+    }
+
     fn from_const(ch: &ConstHeader) -> Self
     {
         let header = HeaderField::from_const(ch.field);
@@ -760,6 +784,13 @@ pub mod mod_header_value_utf
             Self( val.to_string() )
         }
 
+        /// Patch (articles): a value `head` has already checked.
+        pub(crate)
+        fn from_validated(value: String) -> Self
+        {
+            Self(value)
+        }
+
         pub(crate)
         fn from_slice<V>(field: &HeaderField, value: V) -> Result<Self, HeaderError>
         where V: AsRef<[u8]>
@@ -860,6 +891,15 @@ pub mod mod_header_value_ascii
         fn from_const(key: &'static str) -> Self
         {
             Self( unsafe{ AsciiString::from_ascii_unchecked(key) })
+        }
+
+        /// Patch (articles): a value `head` has already checked; without
+        /// `allow_utf8_headers`, a character outside ASCII becomes `?`.
+        pub(crate)
+        fn from_validated(value: String) -> Self
+        {
+            let ascii: String = value.chars().map(|c| if c.is_ascii() { c } else { '?' }).collect();
+            Self( AsciiString::from_ascii(ascii).expect("made ASCII above") )
         }
 
         pub(crate)

@@ -153,6 +153,18 @@ impl Connection
         }
     }
 
+    /// Patch (articles): see `HeadClock`.
+    pub(crate)
+    fn set_read_timeout(&self, timeout: Option<std::time::Duration>) -> std::io::Result<()>
+    {
+        match self
+        {
+            Self::Tcp(s) => s.set_read_timeout(timeout),
+            #[cfg(unix)]
+            Self::Unix(s) => s.set_read_timeout(timeout),
+        }
+    }
+
     pub(crate) 
     fn try_clone(&self) -> std::io::Result<Self> 
     {

@@ -93,6 +93,7 @@
 
 mod client;
 mod common;
+mod head;
 mod connection;
 mod log;
 mod request;
@@ -126,7 +127,10 @@ use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
-use client::ClientConnection;
+// Patch (articles): the connection, its read errors and the head limits
+// are public, so that a server with its own accept loop can drive them.
+pub use client::{ClientConnection, ReadError};
+pub use head::{parse_head, Limits, Refusal};
 use util::{MessagesQueue, MessageQueueSender};
 
 pub use common::{HTTPVersion, Header, Headers, HeaderField, Method, StatusCode, HeaderFieldValue, HeaderError};
@@ -136,7 +140,6 @@ pub use response::{Response, ResponseBox};
 pub use test::TestRequest;
 pub use crate::config::{ ServerConfig, SslConfig };
 
-use crate::client::ReadError;
 use crate::util::TaskPool;
 
 

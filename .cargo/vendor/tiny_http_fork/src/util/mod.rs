@@ -37,7 +37,7 @@ compile_error!("select either message_queue_channel or message_queue_legacy");
 #[cfg(all(feature = "message_queue_channel", feature = "message_queue_legacy"))]
 compile_error!("select either message_queue_channel or message_queue_legacy");
 
-pub use self::refined_tcp_stream::RefinedTcpStream;
+pub use self::refined_tcp_stream::{HeadClock, RefinedTcpStream};
 pub use self::sequential::{SequentialReader, SequentialReaderBuilder};
 pub use self::sequential::{SequentialWriter, SequentialWriterBuilder};
 
