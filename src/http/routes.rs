@@ -62,7 +62,7 @@ pub(crate) fn labels() -> Vec<&'static str> {
 }
 
 /// How a path matches a pattern.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum Match {
     /// It does; with the `{id}` it carries, if the pattern has one.
     Yes(Option<i64>),
@@ -73,29 +73,26 @@ enum Match {
 }
 
 fn matches(pattern: &str, path: &str) -> Match {
-    let (mut pattern_parts, mut path_parts) = (pattern.split('/'), path.split('/'));
-    let mut id = None;
-    loop {
-        match (pattern_parts.next(), path_parts.next()) {
-            (None, None) => return Match::Yes(id),
-            (Some("{id}"), Some(text)) => match parse_id(text) {
-                Some(value) => id = Some(value),
-                None => return bad_id_if_rest_matches(pattern_parts, path_parts),
-            },
-            (Some(fixed), Some(text)) if fixed == text => {}
-            _ => return Match::No,
-        }
-    }
-}
-
-/// A bad `{id}` is the resource's 404 only when the rest of the path fits.
-fn bad_id_if_rest_matches<'a>(
-    pattern: impl Iterator<Item = &'a str>,
-    path: impl Iterator<Item = &'a str>,
-) -> Match {
-    match pattern.eq(path) {
-        true => Match::BadId,
-        false => Match::No,
+    // `{id}` is the one parameter; a char search finds it (a str search
+    // costs more than the rest of the match).
+    let Some((before, after)) = pattern
+        .split_once('{')
+        .and_then(|(before, rest)| Some((before, rest.strip_prefix("id}")?)))
+    else {
+        return match pattern == path {
+            true => Match::Yes(None),
+            false => Match::No,
+        };
+    };
+    match path
+        .strip_prefix(before)
+        .and_then(|rest| rest.strip_suffix(after))
+    {
+        Some(text) if !text.contains('/') => match parse_id(text) {
+            Some(id) => Match::Yes(Some(id)),
+            None => Match::BadId,
+        },
+        _ => Match::No,
     }
 }
 
@@ -111,8 +108,16 @@ pub(super) fn resolve(path: &str) -> Result<(Vec<&'static Route>, Option<i64>), 
     let mut found = Vec::new();
     let mut id = None;
     let mut bad_id = false;
+    // The table lists a pattern's routes together: each pattern is
+    // matched once.
+    let mut last: Option<(&str, Match)> = None;
     for route in ROUTES {
-        match matches(route.pattern, path) {
+        let outcome = match last.take() {
+            Some((pattern, outcome)) if pattern == route.pattern => outcome,
+            _ => matches(route.pattern, path),
+        };
+        last = Some((route.pattern, outcome.clone()));
+        match outcome {
             Match::Yes(captured) => {
                 id = captured;
                 found.push(route);

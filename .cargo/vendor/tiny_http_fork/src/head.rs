@@ -19,7 +19,7 @@
 //! A refusal is returned, never answered here: the server answers it in its
 //! own format (`ClientConnection::refusal_writer`).
 
-use std::io::{self, ErrorKind, Read};
+use std::io::{self, BufRead, ErrorKind};
 use std::time::Duration;
 
 use crate::common::{HTTPVersion, Header, Headers, Method};
@@ -103,9 +103,9 @@ impl From<Refusal> for Failure {
     }
 }
 
-/// Reads one head from `source`, a byte at a time (the source is buffered).
-/// `began` is called once, at the head's first byte.
-pub(crate) fn read_head<R: Read>(
+/// Reads one head from `source`. `began` is called once, when the head's
+/// first bytes arrive.
+pub(crate) fn read_head<R: BufRead>(
     source: &mut R,
     limits: &Limits,
     began: impl FnOnce(),
@@ -115,17 +115,18 @@ pub(crate) fn read_head<R: Read>(
         used: 0,
         limits,
         began: Some(began),
+        line: Vec::new(),
     };
     // A server should ignore empty lines before a request line (RFC 9112
     // section 2.2): a client may send a CRLF after a body.
     let line = loop {
         let line = lines.next(limits.request_line, LONG_LINE)?;
         if !line.is_empty() {
-            break line;
+            break request_line(line)?;
         }
     };
-    let (method, path, version) = request_line(&line)?;
-    let mut headers = Headers::with_capacity(8);
+    let (method, path, version) = line;
+    let mut headers = Headers::new();
     let mut count = 0;
     loop {
         let line = lines.next(limits.head_bytes, BIG_HEAD)?;
@@ -136,7 +137,7 @@ pub(crate) fn read_head<R: Read>(
         if count > limits.header_lines {
             return Err(MANY_HEADERS.into());
         }
-        headers.push(header_line(&line)?);
+        headers.push(header_line(line)?);
     }
     check_framing(&mut headers)?;
     Ok(Head {
@@ -175,59 +176,66 @@ struct Lines<'a, R, F> {
     /// Bytes of the head read so far, line ends included.
     used: usize,
     limits: &'a Limits,
-    /// Called at the first byte.
+    /// Called when the head's first bytes arrive.
     began: Option<F>,
+    /// The line being read, kept from one line to the next.
+    line: Vec<u8>,
 }
 
-impl<R: Read, F: FnOnce()> Lines<'_, R, F> {
+impl<R: BufRead, F: FnOnce()> Lines<'_, R, F> {
     /// The next line, without its CRLF: at most `max` bytes (else
-    /// `too_long`), within what is left of the head.
-    fn next(&mut self, max: usize, too_long: Refusal) -> Result<Vec<u8>, Failure> {
-        let mut line = Vec::new();
+    /// `too_long`), within what is left of the head. Scans the buffer for
+    /// the line end; reads more only when the line goes on past it.
+    fn next(&mut self, max: usize, too_long: Refusal) -> Result<&[u8], Failure> {
+        self.line.clear();
         loop {
-            let byte = self.byte()?;
-            self.used += 1;
-            if self.used > self.limits.head_bytes {
+            let available = fill(self.source, &mut self.began)?;
+            let (take, complete) = match available.iter().position(|b| *b == b'\n') {
+                Some(at) => (at + 1, true),
+                None => (available.len(), false),
+            };
+            if self.used + take > self.limits.head_bytes {
                 return Err(BIG_HEAD.into());
             }
-            match byte {
-                b'\r' => {
-                    return match self.byte()? {
-                        b'\n' => {
-                            self.used += 1;
-                            Ok(line)
-                        }
-                        _ => Err(BAD_LINE_END.into()),
-                    };
-                }
-                b'\n' => return Err(BAD_LINE_END.into()),
-                _ if line.len() == max => return Err(too_long.into()),
-                _ => line.push(byte),
+            // The line, its CR and LF: at most `max` + 2 bytes.
+            if self.line.len() + take > max + 2 || (!complete && self.line.len() + take > max + 1) {
+                return Err(too_long.into());
+            }
+            self.line.extend_from_slice(&available[..take]);
+            self.source.consume(take);
+            self.used += take;
+            if complete {
+                break;
             }
         }
+        match self.line.as_slice() {
+            [line @ .., b'\r', b'\n'] if !line.contains(&b'\r') => Ok(line),
+            _ => Err(BAD_LINE_END.into()),
+        }
     }
+}
 
-    fn byte(&mut self) -> Result<u8, Failure> {
-        let mut byte = [0u8];
-        loop {
-            match self.source.read(&mut byte) {
-                Ok(1) => {
-                    if let Some(began) = self.began.take() {
-                        began();
-                    }
-                    return Ok(byte[0]);
-                }
-                Ok(_) if self.began.is_some() => return Err(Failure::Closed),
-                Ok(_) => return Err(Failure::Io(ErrorKind::UnexpectedEof.into())),
-                Err(err) if err.kind() == ErrorKind::Interrupted => {}
-                Err(err) if is_timeout(&err) && self.began.is_some() => {
-                    return Err(Failure::Closed)
-                }
-                Err(err) if is_timeout(&err) => return Err(SLOW.into()),
-                Err(err) => return Err(Failure::Io(err)),
-            }
+/// What `source`'s buffer holds, reading more if it is empty; calls
+/// `began` when the first bytes arrive.
+fn fill<'s, R: BufRead, F: FnOnce()>(
+    source: &'s mut R,
+    began: &mut Option<F>,
+) -> Result<&'s [u8], Failure> {
+    loop {
+        match source.fill_buf() {
+            Ok([]) if began.is_some() => return Err(Failure::Closed),
+            Ok([]) => return Err(Failure::Io(ErrorKind::UnexpectedEof.into())),
+            Ok(_) => break,
+            Err(err) if err.kind() == ErrorKind::Interrupted => {}
+            Err(err) if is_timeout(&err) && began.is_some() => return Err(Failure::Closed),
+            Err(err) if is_timeout(&err) => return Err(SLOW.into()),
+            Err(err) => return Err(Failure::Io(err)),
         }
     }
+    if let Some(began) = began.take() {
+        began();
+    }
+    source.fill_buf().map_err(Failure::Io)
 }
 
 fn is_timeout(err: &io::Error) -> bool {

@@ -144,6 +144,26 @@ impl<W: Write + Send> Write for SequentialWriter<W> {
     }
 }
 
+/// Patch (articles): the request-head reader scans the buffer for line
+/// ends instead of reading a byte at a time.
+impl<R: std::io::BufRead + Send> std::io::BufRead for SequentialReader<R> {
+    fn fill_buf(&mut self) -> IoResult<&[u8]> {
+        if let SequentialReaderInner::Waiting(ref mut recv) = self.inner {
+            self.inner = SequentialReaderInner::MyTurn(recv.recv().unwrap());
+        }
+        match self.inner {
+            SequentialReaderInner::MyTurn(ref mut reader) => reader.fill_buf(),
+            _ => unreachable!(),
+        }
+    }
+
+    fn consume(&mut self, amount: usize) {
+        if let SequentialReaderInner::MyTurn(ref mut reader) = self.inner {
+            reader.consume(amount);
+        }
+    }
+}
+
 impl<R> Drop for SequentialReader<R>
 where
     R: Read + Send,
