@@ -10,6 +10,7 @@
 //!   regression corpus, `corpus.txt` beside this file, which every test
 //!   run checks in full.
 
+mod head;
 mod rng;
 
 use std::collections::HashSet;

@@ -148,14 +148,13 @@ pub(crate) fn read_head<R: BufRead>(
     })
 }
 
-/// `read_head` over bytes in memory: for tests and fuzzing, and for a
-/// caller that has a whole head already. Bytes after the head are ignored.
-pub fn parse_head(
-    bytes: &[u8],
+/// `read_head` over any buffered source: for tests and fuzzing (bytes in
+/// memory are a `BufRead`). What follows the head is left unread.
+pub fn parse_head<R: BufRead>(
+    source: &mut R,
     limits: &Limits,
 ) -> Result<(Method, String, HTTPVersion, Vec<(String, String)>), Refusal> {
-    let mut source = bytes;
-    match read_head(&mut source, limits, || {}) {
+    match read_head(source, limits, || {}) {
         Ok(head) => Ok((
             head.method,
             head.path,
@@ -183,24 +182,29 @@ struct Lines<'a, R, F> {
 }
 
 impl<R: BufRead, F: FnOnce()> Lines<'_, R, F> {
-    /// The next line, without its CRLF: at most `max` bytes (else
-    /// `too_long`), within what is left of the head. Scans the buffer for
-    /// the line end; reads more only when the line goes on past it.
+    /// The next line, without its CRLF: at most `max` bytes and its CRLF,
+    /// within what is left of the head. Scans the buffer for the line end;
+    /// reads more only when the line goes on past it. A line that crosses
+    /// a limit is refused at the first byte past it, whatever the reads:
+    /// `too_long` if it crossed its own limit first, 431 if the head's.
     fn next(&mut self, max: usize, too_long: Refusal) -> Result<&[u8], Failure> {
         self.line.clear();
         loop {
             let available = fill(self.source, &mut self.began)?;
-            let (take, complete) = match available.iter().position(|b| *b == b'\n') {
+            let line_room = max + 2 - self.line.len();
+            let head_room = self.limits.head_bytes - self.used;
+            let room = line_room.min(head_room);
+            let within = &available[..available.len().min(room)];
+            let (take, complete) = match within.iter().position(|b| *b == b'\n') {
                 Some(at) => (at + 1, true),
+                None if available.len() > room => {
+                    return Err(match line_room <= head_room {
+                        true => too_long.into(),
+                        false => BIG_HEAD.into(),
+                    });
+                }
                 None => (available.len(), false),
             };
-            if self.used + take > self.limits.head_bytes {
-                return Err(BIG_HEAD.into());
-            }
-            // The line, its CR and LF: at most `max` + 2 bytes.
-            if self.line.len() + take > max + 2 || (!complete && self.line.len() + take > max + 1) {
-                return Err(too_long.into());
-            }
             self.line.extend_from_slice(&available[..take]);
             self.source.consume(take);
             self.used += take;
@@ -353,7 +357,7 @@ mod tests {
     use super::*;
 
     fn parse(head: &str) -> Result<Vec<(String, String)>, u16> {
-        parse_head(head.as_bytes(), &Limits::default())
+        parse_head(&mut head.as_bytes(), &Limits::default())
             .map(|(_, _, _, headers)| headers)
             .map_err(|r| r.status)
     }
@@ -361,7 +365,7 @@ mod tests {
     #[test]
     fn reads_a_plain_head() {
         let (method, path, version, headers) =
-            parse_head(b"GET /a?b=c HTTP/1.1\r\nHost: x\r\nX!Y: 1\r\n\r\n", &Limits::default()).unwrap();
+            parse_head(&mut &b"GET /a?b=c HTTP/1.1\r\nHost: x\r\nX!Y: 1\r\n\r\n"[..], &Limits::default()).unwrap();
         assert_eq!(method, Method::Get);
         assert_eq!(path, "/a?b=c");
         assert_eq!(version, HTTPVersion(1, 1));
@@ -386,7 +390,7 @@ mod tests {
         assert_eq!(headers[0].1, "a\tb");
         assert_eq!(headers[1].0, "#$%&'*+.^`|~");
         assert_eq!(headers[2].1, "caf\u{e9}");
-        let latin1 = parse_head(b"GET / HTTP/1.1\r\nX: caf\xe9\r\n\r\n", &Limits::default()).unwrap();
+        let latin1 = parse_head(&mut &b"GET / HTTP/1.1\r\nX: caf\xe9\r\n\r\n"[..], &Limits::default()).unwrap();
         assert_eq!(latin1.3[0].1, "caf\u{e9}");
     }
 
