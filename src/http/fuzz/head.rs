@@ -227,10 +227,8 @@ const ENDS: (&[&str], &[&str]) = (&["\r\n"], &["\n", "\r", "\r\r\n"]);
 
 /// A usual piece nine times in ten, else an unusual one.
 fn piece<'a>(rng: &mut Rng, (usual, unusual): (&[&'a str], &[&'a str])) -> &'a str {
-    match rng.chance(90) {
-        true => *rng.pick(usual),
-        false => *rng.pick(unusual),
-    }
+    let pieces = if rng.chance(90) { usual } else { unusual };
+    pieces[rng.below(pieces.len() as u64) as usize]
 }
 
 /// A random head: mostly well formed, with a defect here and there.
