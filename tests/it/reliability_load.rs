@@ -5,18 +5,16 @@
 //! `RELIABILITY_SCALE=10` runs ten times longer; `RELIABILITY_SEED`
 //! replays a run.
 
-mod common;
-
 use std::io::Write;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::ledger::{self, Writer};
-use common::rng::{self, Rng};
-use common::wire::WireError;
-use common::{Conn, Resp, TestServer};
+use crate::support::ledger::{self, Writer};
+use crate::support::rng::{self, Rng};
+use crate::support::wire::WireError;
+use crate::support::{Conn, Resp, TestServer};
 
 /// The contested article, made outside the ledgers: id 1.
 const OTHERS: &[i64] = &[1];
@@ -403,7 +401,7 @@ fn a_request_arriving_during_shutdown_is_answered_503_and_its_connection_closed(
     let mut server = TestServer::start_with(&["--workers", "1"]);
     let mut keep_alive = server.connect();
     assert_eq!(keep_alive.request("GET", "/healthz", &[], None).status, 200);
-    let (mut in_flight, rest) = common::half_sent_post(&server);
+    let (mut in_flight, rest) = crate::support::half_sent_post(&server);
     thread::sleep(Duration::from_millis(200));
 
     server.signal("TERM");
@@ -415,7 +413,7 @@ fn a_request_arriving_during_shutdown_is_answered_503_and_its_connection_closed(
     thread::sleep(Duration::from_millis(100));
     in_flight.write_all(&rest).unwrap();
 
-    let answer = common::read_all(&mut in_flight);
+    let answer = crate::support::read_all(&mut in_flight);
     assert!(answer.starts_with("HTTP/1.1 201"), "{answer}");
     assert!(answer.contains("\r\nConnection: close\r\n"), "{answer}");
     let refused = keep_alive

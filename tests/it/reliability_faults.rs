@@ -7,15 +7,13 @@
 //! Every fault here is of SQLite's files or locks: on PostgreSQL
 //! (`ARTICLES_TEST_POSTGRES`) each test says it is skipped.
 
-mod common;
-
 use std::fs::{self, File};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use common::{Resp, TempDir, TestServer};
+use crate::support::{Resp, TempDir, TestServer};
 use serde_json::json;
 
 /// A small tmpfs mounted for one test, unmounted when dropped. Declare it
@@ -84,7 +82,7 @@ fn assert_refused(resp: &Resp, status: u16) {
 
 /// Asserts that an article with each of `titles` is on the server.
 fn assert_all_present(server: &TestServer, titles: &[String]) {
-    let all = common::ledger::fetch_all(server.addr);
+    let all = crate::support::ledger::fetch_all(server.addr);
     let found: Vec<&str> = all.values().filter_map(|a| a["title"].as_str()).collect();
     for title in titles {
         assert!(
@@ -103,7 +101,7 @@ fn integrity(db: &Path) -> String {
 
 #[test]
 fn a_full_disk_answers_507_keeps_reads_and_recovers_when_space_is_freed() {
-    if common::sqlite_only("fills the filesystem under the SQLite file") {
+    if crate::support::sqlite_only("fills the filesystem under the SQLite file") {
         return;
     }
     let disk = match SmallDisk::mount("2m") {
@@ -179,7 +177,7 @@ fn assert_writes_refused(server: &TestServer, fault: &str) {
 
 #[test]
 fn a_moved_removed_or_replaced_database_refuses_writes_and_recovers_when_it_is_back() {
-    if common::sqlite_only("moves, replaces and removes the SQLite file and its WAL") {
+    if crate::support::sqlite_only("moves, replaces and removes the SQLite file and its WAL") {
         return;
     }
     let server = TestServer::start();
@@ -213,7 +211,7 @@ fn a_moved_removed_or_replaced_database_refuses_writes_and_recovers_when_it_is_b
 
     let mut server = server.restart_with("KILL", &[]);
     assert_all_present(&server, &acknowledged);
-    let all = common::ledger::fetch_all(server.addr);
+    let all = crate::support::ledger::fetch_all(server.addr);
     assert_eq!(
         all.len(),
         acknowledged.len(),
@@ -236,7 +234,7 @@ fn a_moved_removed_or_replaced_database_refuses_writes_and_recovers_when_it_is_b
 
 #[test]
 fn a_removed_database_loses_no_acknowledged_write() {
-    if common::sqlite_only("removes the SQLite file") {
+    if crate::support::sqlite_only("removes the SQLite file") {
         return;
     }
     let server = TestServer::start();
@@ -286,7 +284,7 @@ fn probe_everything(server: &TestServer, allowed: &[u16]) -> Vec<u16> {
 
 #[test]
 fn a_database_overwritten_or_truncated_in_place_is_503_never_a_crash() {
-    if common::sqlite_only("overwrites and truncates the SQLite file") {
+    if crate::support::sqlite_only("overwrites and truncates the SQLite file") {
         return;
     }
     for damage in ["garbage over the first pages", "truncated to nothing"] {
@@ -321,7 +319,7 @@ fn a_database_overwritten_or_truncated_in_place_is_503_never_a_crash() {
 
 #[test]
 fn a_database_locked_by_another_process_answers_503_and_reads_go_on() {
-    if common::sqlite_only("holds SQLite's write lock from another connection") {
+    if crate::support::sqlite_only("holds SQLite's write lock from another connection") {
         return;
     }
     let server = TestServer::start();

@@ -1,9 +1,7 @@
 //! Users, tokens, `/me` and ownership, through the real binary and its
 //! command line.
 
-mod common;
-
-use common::{binary, Conn, TestServer};
+use crate::support::{binary, Conn, TestServer};
 use serde_json::json;
 
 /// Runs an admin command against `db`; returns (exit code, stdout, stderr).
@@ -33,7 +31,7 @@ fn write(
     path: &str,
     token: Option<&str>,
     body: serde_json::Value,
-) -> common::Resp {
+) -> crate::support::Resp {
     let auth = token.map(bearer);
     let mut headers = vec![("Content-Type", "application/json")];
     if let Some(auth) = &auth {
@@ -47,11 +45,11 @@ fn write(
     )
 }
 
-fn get_as(server: &TestServer, path: &str, token: &str) -> common::Resp {
+fn get_as(server: &TestServer, path: &str, token: &str) -> crate::support::Resp {
     server.request("GET", path, &[("Authorization", &bearer(token))], None)
 }
 
-fn assert_401(resp: &common::Resp) {
+fn assert_401(resp: &crate::support::Resp) {
     resp.problem(401);
     assert!(resp
         .header("WWW-Authenticate")
@@ -311,7 +309,7 @@ fn tokens_never_reach_the_database_or_the_logs() {
         let found = bytes.windows(secret.len()).any(|w| w == secret.as_bytes());
         assert!(!found, "token text found in {}", path.display());
     }
-    if common::postgres() {
+    if crate::support::postgres() {
         // The database is not in the directory: dump it.
         let dump = std::process::Command::new("pg_dump")
             .args(["--data-only", "--dbname", &server.db()])

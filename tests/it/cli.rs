@@ -1,11 +1,9 @@
 //! The command line of the real binary: help, version, bad usage, variables,
 //! migrate, and refusing a database from the future.
 
-mod common;
-
 use std::process::Output;
 
-use common::{binary, database, postgres_only, psql, sqlite_only, TempDir, TestServer};
+use crate::support::{binary, database, postgres_only, psql, sqlite_only, TempDir, TestServer};
 
 fn run(args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut command = binary();
@@ -92,7 +90,7 @@ fn variables_configure_the_server_and_flags_win() {
     );
     assert_eq!(resp.status, 413, "ARTICLES_MAX_BODY applies");
     assert!(!env_db.exists(), "--db wins over ARTICLES_DB");
-    if !common::postgres() {
+    if !crate::support::postgres() {
         assert!(std::path::Path::new(&flag_db).exists(), "--db is used");
     }
     assert_eq!(server.get("/articles").header("X-Total-Count"), Some("0"));

@@ -2,14 +2,12 @@
 //! request gets a 4xx or a closed connection within a few seconds, never a
 //! 5xx, and the server keeps serving everyone else.
 
-mod common;
-
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::time::{Duration, Instant};
 
-use common::procfs::wait_for_stats;
-use common::{status_of, TestServer};
+use crate::support::procfs::wait_for_stats;
+use crate::support::{status_of, TestServer};
 
 /// Longest a malformed request may take to be answered or dropped (stalled
 /// ones wait for the server's 1 s idle timeout).

@@ -1,10 +1,8 @@
 //! ETag, If-None-Match and If-Match through the real binary.
 
-mod common;
-
 use std::sync::{Arc, Barrier};
 
-use common::{Conn, Resp, TestServer};
+use crate::support::{Conn, Resp, TestServer};
 use serde_json::{json, Value};
 
 /// A JSON write with extra headers.

@@ -2,13 +2,11 @@
 //! attacks. Each gets a 4xx or a closed connection, never a 5xx, and the
 //! server keeps serving everyone else.
 
-mod common;
-
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use common::{status_of, TestServer};
+use crate::support::{status_of, TestServer};
 use serde_json::json;
 
 const SHORT: Duration = Duration::from_secs(3);
@@ -352,7 +350,7 @@ fn a_client_that_never_reads_frees_its_worker_after_the_idle_timeout() {
     // queues for that worker, which only the send timeout frees.
     let readers: Vec<TcpStream> = (0..2)
         .map(|_| {
-            let reader = common::sent(
+            let reader = crate::support::sent(
                 &server,
                 b"GET /articles?per_page=100 HTTP/1.1\r\nHost: t\r\n\r\n",
             );

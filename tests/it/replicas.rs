@@ -7,15 +7,13 @@
 //! Runs only on PostgreSQL (`ARTICLES_TEST_POSTGRES`, see `.ci/postgres`);
 //! on SQLite each test says it is skipped.
 
-mod common;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::Duration;
 
-use common::receiver::Receiver;
-use common::{binary, postgres_only, Conn, Resp, TestServer};
+use crate::support::receiver::Receiver;
+use crate::support::{binary, postgres_only, Conn, Resp, TestServer};
 use serde_json::{json, Value};
 
 const WHY: &str = "two servers on one PostgreSQL database";
@@ -147,7 +145,7 @@ fn one_idempotency_key_through_both_servers_creates_one_article() {
     const ROUNDS: usize = 10;
     for round in 0..ROUNDS {
         let key = format!("replicated-{round}");
-        let answers = common::keyed_posts_at_once(&[a.addr, b.addr], &key, BODY);
+        let answers = crate::support::keyed_posts_at_once(&[a.addr, b.addr], &key, BODY);
         let created: Vec<&Resp> = answers
             .iter()
             .filter(|r| r.status == 201 && r.header("Idempotency-Replayed").is_none())

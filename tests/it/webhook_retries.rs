@@ -1,12 +1,10 @@
 //! Webhook delivery when receivers fail: backoff and Retry-After, a receiver
 //! down across a crash, 410 Gone, and SIGTERM with an attempt in flight.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::receiver::{Answer, Receiver};
-use common::TestServer;
+use crate::support::receiver::{Answer, Receiver};
+use crate::support::TestServer;
 
 const WAIT: Duration = Duration::from_secs(15);
 
@@ -137,7 +135,7 @@ fn sigterm_abandons_an_attempt_in_flight_and_it_is_retried_after_restart() {
         "{:?}",
         stopping.elapsed()
     );
-    if !common::postgres() {
+    if !crate::support::postgres() {
         assert!(
             !server.dir.path().join("test.db-wal").exists(),
             "WAL checkpointed and removed"

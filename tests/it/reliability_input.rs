@@ -2,11 +2,9 @@
 //! answers malformed bodies with 400 or 422, query syntax of SQL and FTS5 is
 //! data in every parameter, and no request byte can add a response header.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::TestServer;
+use crate::support::TestServer;
 use serde_json::json;
 
 /// Hostile bodies and the status each must get from POST /articles.
@@ -147,7 +145,7 @@ fn hostile_bodies() -> Vec<(String, Vec<u8>, u16)> {
     ]
 }
 
-fn send(server: &TestServer, method: &str, path: &str, body: &[u8]) -> common::Resp {
+fn send(server: &TestServer, method: &str, path: &str, body: &[u8]) -> crate::support::Resp {
     let headers = [("Content-Type", "application/json")];
     server.request(method, path, &headers, Some(body))
 }

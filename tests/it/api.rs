@@ -1,11 +1,9 @@
 //! The article API through the real binary over real sockets.
 
-mod common;
-
-use common::TestServer;
+use crate::support::TestServer;
 use serde_json::{json, Value};
 
-fn titles(resp: &common::Resp) -> Vec<String> {
+fn titles(resp: &crate::support::Resp) -> Vec<String> {
     resp.json()
         .as_array()
         .unwrap()
@@ -169,7 +167,7 @@ fn sorts_by_every_key_with_ties_broken_by_id() {
         titles(&server.get("/articles?sort=-title")),
         ["é", "b", "b", "a", "Z"]
     );
-    let ids = |resp: common::Resp| -> Vec<Value> {
+    let ids = |resp: crate::support::Resp| -> Vec<Value> {
         resp.json()
             .as_array()
             .unwrap()
@@ -501,16 +499,16 @@ fn keep_alive_serves_many_requests_on_one_connection() {
 
 #[test]
 fn memory_database_serves_concurrent_writers() {
-    if common::sqlite_only("`--db :memory:` is SQLite's in-memory database") {
+    if crate::support::sqlite_only("`--db :memory:` is SQLite's in-memory database") {
         return;
     }
-    let dir = common::TempDir::new();
+    let dir = crate::support::TempDir::new();
     let server = TestServer::start_in(dir, &["--db", ":memory:"], &[]);
     let handles: Vec<_> = (0..8)
         .map(|t| {
             let addr = server.addr;
             std::thread::spawn(move || {
-                let mut conn = common::Conn::open(addr);
+                let mut conn = crate::support::Conn::open(addr);
                 for n in 0..25 {
                     let resp = conn.create(&json!({"title": format!("{t}-{n}"), "content": "c"}));
                     assert_eq!(resp.status, 201, "{}", resp.text());
@@ -531,13 +529,13 @@ fn memory_database_serves_concurrent_writers() {
 
 #[test]
 fn data_survives_a_restart() {
-    let dir = common::TempDir::new();
-    let db = common::database(&dir);
+    let dir = crate::support::TempDir::new();
+    let db = crate::support::database(&dir);
     let mut first = TestServer::start_in(dir, &["--db", &db], &[]);
     let created = first.create("kept", "across restarts", &["x"]);
     first.signal("KILL");
     first.wait_exit(std::time::Duration::from_secs(5));
-    let dir = std::mem::replace(&mut first.dir, common::TempDir::new());
+    let dir = std::mem::replace(&mut first.dir, crate::support::TempDir::new());
     drop(first);
     let second = TestServer::start_in(dir, &["--db", &db], &[]);
     assert_eq!(
@@ -584,7 +582,7 @@ fn many_more_writers_than_workers_all_land() {
         .map(|t| {
             let addr = server.addr;
             std::thread::spawn(move || {
-                let mut conn = common::Conn::open(addr);
+                let mut conn = crate::support::Conn::open(addr);
                 for n in 0..20 {
                     let resp = conn.create(&json!({"title": format!("{t}-{n}"), "content": "c"}));
                     assert_eq!(resp.status, 201, "{}", resp.text());

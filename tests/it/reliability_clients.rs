@@ -2,8 +2,6 @@
 //! and what they cost the server comes back when they leave (threads from
 //! /proc/PID/task, descriptors from /proc/PID/fd).
 
-mod common;
-
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::process::Command;
@@ -11,8 +9,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::procfs::{proc_stats, threads_named, wait_for_stats};
-use common::{Conn, TempDir, TestServer};
+use crate::support::procfs::{proc_stats, threads_named, wait_for_stats};
+use crate::support::{Conn, TempDir, TestServer};
 use serde_json::json;
 
 const GET_HEALTHZ: &[u8] = b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n";
@@ -105,7 +103,7 @@ fn the_server_recovers_after_running_out_of_threads() {
         std::os::unix::fs::PermissionsExt::from_mode(0o777),
     )
     .unwrap();
-    let db = common::database(&dir);
+    let db = crate::support::database(&dir);
     // 40 threads for the server, beyond what `nobody` already runs.
     let limit = format!("--nproc={}", threads_of_user(65534) + 40);
     let mut command = Command::new("setpriv");
@@ -153,7 +151,7 @@ fn the_server_recovers_after_running_out_of_descriptors() {
 
 fn exhaust_descriptors_then_recover(limit: u32) {
     let dir = TempDir::new();
-    let db = common::database(&dir);
+    let db = crate::support::database(&dir);
     let mut command = Command::new("prlimit");
     command
         .arg(format!("--nofile={limit}"))
@@ -315,7 +313,7 @@ fn a_client_pipelining_big_responses_without_reading_holds_one_worker_at_most() 
     // where it must hold one of the two, not both.
     let greedy: Vec<TcpStream> = (0..3)
         .map(|_| {
-            let client = common::sent(
+            let client = crate::support::sent(
                 &server,
                 &b"GET /articles?per_page=100 HTTP/1.1\r\nHost: t\r\n\r\n".repeat(8),
             );
@@ -332,7 +330,7 @@ fn a_client_pipelining_big_responses_without_reading_holds_one_worker_at_most() 
 
 /// A `GET` sent on a new connection, nothing read yet.
 fn send_get(server: &TestServer, path: &str) -> TcpStream {
-    common::sent(
+    crate::support::sent(
         server,
         format!("GET {path} HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes(),
     )
@@ -343,14 +341,14 @@ fn status_within(stream: &mut TcpStream, wait: Duration) -> Option<u16> {
     stream.set_read_timeout(Some(wait)).unwrap();
     let mut buf = [0u8; 64];
     let n = stream.read(&mut buf).ok()?;
-    common::status_of(&buf[..n])
+    crate::support::status_of(&buf[..n])
 }
 
 #[test]
 fn reads_are_answered_while_every_worker_waits_on_a_slow_write() {
     let server = TestServer::start_with(&["--workers", "1"]);
     let id = server.create("read me", "while a write waits", &[])["id"].clone();
-    let (mut slow_write, rest) = common::half_sent_post(&server);
+    let (mut slow_write, rest) = crate::support::half_sent_post(&server);
     thread::sleep(Duration::from_millis(200));
     // The only worker waits for the rest of that body; reads are answered by
     // their own connection threads meanwhile.
@@ -420,7 +418,7 @@ fn past_64_open_connections_reads_go_to_the_workers() {
     let idle: Vec<TcpStream> = (0..64)
         .map(|_| TcpStream::connect(server.addr).unwrap())
         .collect();
-    let (mut slow_write, rest) = common::half_sent_post(&server);
+    let (mut slow_write, rest) = crate::support::half_sent_post(&server);
     thread::sleep(Duration::from_millis(300));
     let mut read = send_get(&server, "/healthz");
     assert_eq!(

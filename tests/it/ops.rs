@@ -1,13 +1,11 @@
 //! Running as a sidecar: probes, metrics, the OpenAPI document, CORS and
 //! graceful shutdown, through the real binary.
 
-mod common;
-
 use std::io::Write;
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use common::TestServer;
+use crate::support::TestServer;
 use serde_json::{json, Value};
 
 #[test]
@@ -38,7 +36,7 @@ fn metrics_count_by_route_pattern_never_the_raw_path() {
         Some("text/plain; version=0.0.4; charset=utf-8")
     );
     let text = resp.text();
-    let pools = match common::postgres() {
+    let pools = match crate::support::postgres() {
         false => [
             "articles_db_pool_connections{pool=\"read\",state=\"idle\"}",
             "articles_db_pool_connections{pool=\"write\",state=\"in_use\"} 0",
@@ -94,7 +92,7 @@ fn openapi_examples_match_real_responses() {
     let doc = server.get("/openapi.json").json();
     let example = |schema: &str| doc["components"]["schemas"][schema]["examples"][0].clone();
 
-    let output = common::binary()
+    let output = crate::support::binary()
         .args(["user", "add", "alice", "--db", &server.db()])
         .output()
         .unwrap();
@@ -251,8 +249,8 @@ fn cors_for_configured_origins() {
 
 #[test]
 fn cors_any_origin_from_the_environment() {
-    let dir = common::TempDir::new();
-    let db = common::database(&dir);
+    let dir = crate::support::TempDir::new();
+    let db = crate::support::database(&dir);
     let server = TestServer::launch(
         dir,
         &["--db", &db],
@@ -270,11 +268,11 @@ fn cors_any_origin_from_the_environment() {
 #[test]
 fn sigterm_finishes_requests_in_flight_then_exits_zero() {
     let mut server = TestServer::start_with(&["--workers", "1"]);
-    let (mut in_flight, rest) = common::half_sent_post(&server);
+    let (mut in_flight, rest) = crate::support::half_sent_post(&server);
     std::thread::sleep(Duration::from_millis(200));
     // Queued behind the busy worker before the signal (a write: only
     // workers take those): must still be served, and see the shutdown.
-    let mut queued = common::sent(
+    let mut queued = crate::support::sent(
         &server,
         b"DELETE /articles/999999 HTTP/1.1\r\nHost: t\r\n\r\n",
     );
@@ -288,17 +286,17 @@ fn sigterm_finishes_requests_in_flight_then_exits_zero() {
     );
     in_flight.write_all(&rest).unwrap();
 
-    let answer = common::read_all(&mut in_flight);
+    let answer = crate::support::read_all(&mut in_flight);
     assert!(answer.starts_with("HTTP/1.1 201"), "{answer}");
     let body = answer.split("\r\n\r\n").nth(1).unwrap();
     let article: Value = serde_json::from_str(body).expect("a complete body");
-    let deleted = common::read_all(&mut queued);
+    let deleted = crate::support::read_all(&mut queued);
     assert!(deleted.starts_with("HTTP/1.1 404"), "{deleted}");
     assert!(deleted.contains("\r\nConnection: close\r\n"), "{deleted}");
 
     let status = server.wait_exit(Duration::from_secs(10)).expect("exits");
     assert_eq!(status.code(), Some(0));
-    if !common::postgres() {
+    if !crate::support::postgres() {
         assert!(
             !server.dir.path().join("test.db-wal").exists(),
             "WAL checkpointed and removed"
@@ -325,7 +323,7 @@ fn sigterm_lets_a_read_still_being_sent_finish() {
     }
     // About 10 MB, more than the sockets hold: the server is still writing
     // it when the signal comes, and the client reads it only afterwards.
-    let mut reader = common::sent(
+    let mut reader = crate::support::sent(
         &server,
         b"GET /articles?per_page=100 HTTP/1.1\r\nHost: t\r\n\r\n",
     );
@@ -333,7 +331,7 @@ fn sigterm_lets_a_read_still_being_sent_finish() {
     server.signal("TERM");
     std::thread::sleep(Duration::from_millis(300));
 
-    let answer = common::read_all(&mut reader);
+    let answer = crate::support::read_all(&mut reader);
     let (head, body) = answer.split_once("\r\n\r\n").expect("a whole head");
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
     let page: Value = serde_json::from_str(body).expect("the whole body");
@@ -360,7 +358,7 @@ fn sigint_stops_an_idle_server_at_once() {
 #[test]
 fn the_grace_period_is_bounded() {
     let mut server = TestServer::start_with(&["--workers", "1", "--shutdown-timeout", "1"]);
-    let (_stalled, _rest) = common::half_sent_post(&server);
+    let (_stalled, _rest) = crate::support::half_sent_post(&server);
     std::thread::sleep(Duration::from_millis(200));
     let started = Instant::now();
     server.signal("TERM");

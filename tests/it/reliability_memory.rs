@@ -4,13 +4,11 @@
 //!
 //! `RELIABILITY_SCALE=10` sends ten times as many requests.
 
-mod common;
-
 use std::thread;
 
-use common::procfs::proc_stats;
-use common::rng::{self, Rng};
-use common::{Conn, TestServer};
+use crate::support::procfs::proc_stats;
+use crate::support::rng::{self, Rng};
+use crate::support::{Conn, TestServer};
 
 /// Client threads sending at once.
 const CLIENTS: u64 = 4;

@@ -7,15 +7,13 @@
 //! Five rounds; `RELIABILITY_SCALE=10` runs ten times as many; `RELIABILITY_SEED`
 //! replays a run.
 
-mod common;
-
 use std::path::Path;
 use std::thread;
 use std::time::Duration;
 
-use common::ledger::{self, Writer};
-use common::rng::{self, Rng};
-use common::{Conn, TestServer};
+use crate::support::ledger::{self, Writer};
+use crate::support::rng::{self, Rng};
+use crate::support::{Conn, TestServer};
 
 /// No article is made outside the ledgers.
 const OTHERS: &[i64] = &[];
@@ -95,7 +93,7 @@ fn every_acknowledged_write_survives_sigkill() {
         let status = server.wait_exit(Duration::from_secs(5)).expect("killed");
         assert_eq!(status.code(), None, "killed by a signal");
 
-        if !common::postgres() {
+        if !crate::support::postgres() {
             let problems = integrity_problems(&server.db_path());
             assert!(problems.is_empty(), "round {round}: {problems:?}");
         }

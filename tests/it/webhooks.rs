@@ -2,14 +2,12 @@
 //! payload of each event, its Standard Webhooks signature checked the way a
 //! receiver must, delivery latency, a slow receiver, and the flags.
 
-mod common;
-
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use crate::support::receiver::{Answer, Delivery, Receiver};
+use crate::support::{binary, TestServer};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
-use common::receiver::{Answer, Delivery, Receiver};
-use common::{binary, TestServer};
 use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
 use sha2::Sha256;

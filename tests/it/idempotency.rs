@@ -1,13 +1,11 @@
 //! `Idempotency-Key` on `POST /articles` through the real binary.
 
-mod common;
-
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStdout, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use common::{Conn, Resp, TestServer};
+use crate::support::{Conn, Resp, TestServer};
 use serde_json::json;
 
 /// POSTs `body` (raw bytes, so formatting can vary) with these headers.
@@ -143,7 +141,7 @@ enum WriteLock {
 
 impl WriteLock {
     fn hold(server: &TestServer) -> WriteLock {
-        if !common::postgres() {
+        if !crate::support::postgres() {
             let lock = rusqlite::Connection::open(server.db_path()).unwrap();
             lock.execute_batch("BEGIN IMMEDIATE").unwrap();
             return WriteLock::Sqlite(lock);
@@ -216,7 +214,7 @@ fn a_retry_while_the_first_is_in_flight_is_409() {
 #[test]
 fn twenty_concurrent_posts_with_one_key_create_one_article() {
     let server = TestServer::start();
-    let answers = common::keyed_posts_at_once(&[server.addr; 20], "burst", BODY);
+    let answers = crate::support::keyed_posts_at_once(&[server.addr; 20], "burst", BODY);
     let created: Vec<&Resp> = answers
         .iter()
         .filter(|r| r.status == 201 && r.header("Idempotency-Replayed").is_none())
