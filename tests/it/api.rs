@@ -193,6 +193,7 @@ fn sorts_by_every_key_with_ties_broken_by_id() {
     server.send_json(
         "PATCH",
         &format!("/articles/{}", a["id"]),
+        &[],
         &json!({"content": "new"}),
     );
     assert_eq!(ids(server.get("/articles?sort=-updated_at"))[0], a["id"]);
@@ -228,7 +229,7 @@ fn put_replaces_and_patch_changes_only_given_fields() {
     let created = server.create("Title", "Content", &["a", "b"]);
     let path = format!("/articles/{}", created["id"]);
 
-    let patched = server.send_json("PATCH", &path, &json!({"title": "New title"}));
+    let patched = server.send_json("PATCH", &path, &[], &json!({"title": "New title"}));
     assert_eq!(patched.status, 200);
     let patched = patched.json();
     assert_eq!(patched["title"], "New title");
@@ -237,7 +238,7 @@ fn put_replaces_and_patch_changes_only_given_fields() {
     assert_eq!(patched["created_at"], created["created_at"]);
     assert_ne!(patched["updated_at"], created["updated_at"]);
 
-    let replaced = server.send_json("PUT", &path, &json!({"title": "T2", "content": "C2"}));
+    let replaced = server.send_json("PUT", &path, &[], &json!({"title": "T2", "content": "C2"}));
     assert_eq!(replaced.status, 200);
     let replaced = replaced.json();
     assert_eq!(replaced["tags"], json!([]), "tags default to [] on PUT");
@@ -245,11 +246,11 @@ fn put_replaces_and_patch_changes_only_given_fields() {
     assert_eq!(server.get(&path).json(), replaced);
 
     // A client may PUT back what it GOT.
-    let again = server.send_json("PUT", &path, &replaced);
+    let again = server.send_json("PUT", &path, &[], &replaced);
     assert_eq!(again.status, 200);
     assert_eq!(again.json()["title"], "T2");
 
-    let missing = server.send_json("PUT", &path, &json!({"title": "only"}));
+    let missing = server.send_json("PUT", &path, &[], &json!({"title": "only"}));
     assert_eq!(missing.invalid_fields(), ["content"]);
 }
 
@@ -257,15 +258,10 @@ fn put_replaces_and_patch_changes_only_given_fields() {
 fn writes_to_a_missing_article_are_404_whatever_the_body() {
     let server = TestServer::start();
     server
-        .send_json("PATCH", "/articles/77", &json!({"title": ""}))
+        .send_json("PATCH", "/articles/77", &[], &json!({"title": ""}))
         .problem(404);
     server
-        .request(
-            "PUT",
-            "/articles/77",
-            &[("Content-Type", "application/json")],
-            Some(b"{nope"),
-        )
+        .send_json_bytes("PUT", "/articles/77", &[], b"{nope")
         .problem(404);
     server
         .request("DELETE", "/articles/77", &[], None)
@@ -377,12 +373,7 @@ fn method_not_allowed_lists_allowed_methods() {
     let resp = server.request("DELETE", "/articles", &[], None);
     resp.problem(405);
     assert_eq!(resp.header("Allow"), Some("GET, HEAD, POST, OPTIONS"));
-    let resp = server.request(
-        "POST",
-        "/articles/1",
-        &[("Content-Type", "application/json")],
-        Some(b"{}"),
-    );
+    let resp = server.send_json_bytes("POST", "/articles/1", &[], b"{}");
     resp.problem(405);
     assert_eq!(
         resp.header("Allow"),
@@ -481,13 +472,7 @@ fn keep_alive_serves_many_requests_on_one_connection() {
     let server = TestServer::start();
     let mut conn = server.connect();
     for n in 0..50 {
-        let body = serde_json::to_vec(&json!({"title": format!("t{n}"), "content": "c"})).unwrap();
-        let resp = conn.request(
-            "POST",
-            "/articles",
-            &[("Content-Type", "application/json")],
-            Some(&body),
-        );
+        let resp = conn.create(&json!({"title": format!("t{n}"), "content": "c"}));
         assert_eq!(resp.status, 201);
     }
     assert_eq!(
@@ -529,15 +514,9 @@ fn memory_database_serves_concurrent_writers() {
 
 #[test]
 fn data_survives_a_restart() {
-    let dir = crate::support::TempDir::new();
-    let db = crate::support::database(&dir);
-    let mut first = TestServer::start_in(dir, &["--db", &db], &[]);
+    let first = TestServer::start();
     let created = first.create("kept", "across restarts", &["x"]);
-    first.signal("KILL");
-    first.wait_exit(std::time::Duration::from_secs(5));
-    let dir = std::mem::replace(&mut first.dir, crate::support::TempDir::new());
-    drop(first);
-    let second = TestServer::start_in(dir, &["--db", &db], &[]);
+    let second = first.kill_and_restart();
     assert_eq!(
         second.get(&format!("/articles/{}", created["id"])).json(),
         created

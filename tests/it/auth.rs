@@ -1,55 +1,14 @@
 //! Users, tokens, `/me` and ownership, through the real binary and its
 //! command line.
 
-use crate::support::{binary, Conn, TestServer};
+use crate::support::{bearer, run, stderr, Conn, Resp, TestServer};
 use serde_json::json;
 
-/// Runs an admin command against `db`; returns (exit code, stdout, stderr).
-fn admin(db: &str, args: &[&str]) -> (i32, String, String) {
-    let output = binary().args(args).args(["--db", db]).output().unwrap();
-    (
-        output.status.code().unwrap(),
-        String::from_utf8(output.stdout).unwrap(),
-        String::from_utf8(output.stderr).unwrap(),
-    )
-}
-
-/// Creates a user on the server's database and returns its token.
-fn add_user(server: &TestServer, name: &str) -> String {
-    let (code, out, err) = admin(&server.db(), &["user", "add", name]);
-    assert_eq!(code, 0, "{err}");
-    out.lines().last().unwrap().to_owned()
-}
-
-fn bearer(token: &str) -> String {
-    format!("Bearer {token}")
-}
-
-fn write(
-    server: &TestServer,
-    method: &str,
-    path: &str,
-    token: Option<&str>,
-    body: serde_json::Value,
-) -> crate::support::Resp {
-    let auth = token.map(bearer);
-    let mut headers = vec![("Content-Type", "application/json")];
-    if let Some(auth) = &auth {
-        headers.push(("Authorization", auth));
-    }
-    server.request(
-        method,
-        path,
-        &headers,
-        Some(&serde_json::to_vec(&body).unwrap()),
-    )
-}
-
-fn get_as(server: &TestServer, path: &str, token: &str) -> crate::support::Resp {
+fn get_as(server: &TestServer, path: &str, token: &str) -> Resp {
     server.request("GET", path, &[("Authorization", &bearer(token))], None)
 }
 
-fn assert_401(resp: &crate::support::Resp) {
+fn assert_401(resp: &Resp) {
     resp.problem(401);
     assert!(resp
         .header("WWW-Authenticate")
@@ -60,7 +19,7 @@ fn assert_401(resp: &crate::support::Resp) {
 #[test]
 fn user_add_prints_a_token_that_me_recognises() {
     let server = TestServer::start();
-    let token = add_user(&server, "Alice");
+    let token = server.add_user("Alice");
     assert!(token.starts_with("art_") && token.len() >= 40, "{token}");
     let me = get_as(&server, "/me", &token);
     assert_eq!(me.status, 200);
@@ -80,7 +39,7 @@ fn user_add_prints_a_token_that_me_recognises() {
 #[test]
 fn me_needs_a_valid_token() {
     let server = TestServer::start();
-    let token = add_user(&server, "bob");
+    let token = server.add_user("bob");
     assert_401(&server.get("/me"));
     assert_401(&get_as(&server, "/me", "art_nope"));
     assert_401(&server.request(
@@ -99,12 +58,11 @@ fn an_invalid_token_is_401_on_every_request() {
     for path in ["/articles", "/articles/1", "/articles/999", "/nowhere"] {
         assert_401(&get_as(&server, path, "art_forged"));
     }
-    assert_401(&write(
-        &server,
+    assert_401(&server.send_json(
         "POST",
         "/articles",
-        Some("art_forged"),
-        json!({"title": "t", "content": "c"}),
+        &[("Authorization", &bearer("art_forged"))],
+        &json!({"title": "t", "content": "c"}),
     ));
     assert_eq!(server.get("/articles/1").status, 200, "reads need no token");
 }
@@ -112,32 +70,34 @@ fn an_invalid_token_is_401_on_every_request() {
 #[test]
 fn admin_commands_report_clear_errors() {
     let server = TestServer::start();
-    add_user(&server, "carol");
+    server.add_user("carol");
     let db = server.db();
-    let (code, _, err) = admin(&db, &["user", "add", "CAROL"]);
-    assert_eq!(code, 1);
-    assert!(err.contains("taken"), "{err}");
-    let (code, _, err) = admin(&db, &["user", "add", "no spaces"]);
-    assert_eq!(code, 2);
-    assert!(err.contains("not a valid username"), "{err}");
-    let (code, _, err) = admin(&db, &["token", "new", "dave"]);
-    assert_eq!(code, 1);
-    assert!(err.contains("no user"), "{err}");
-    let (code, _, err) = admin(&db, &["token", "revoke", "dave"]);
-    assert_eq!(code, 1);
-    assert!(err.contains("no user"), "{err}");
+    let taken = run(&["user", "add", "CAROL", "--db", &db], &[]);
+    assert_eq!(taken.status.code(), Some(1));
+    assert!(stderr(&taken).contains("taken"), "{}", stderr(&taken));
+    let invalid = run(&["user", "add", "no spaces", "--db", &db], &[]);
+    assert_eq!(invalid.status.code(), Some(2));
+    assert!(
+        stderr(&invalid).contains("not a valid username"),
+        "{}",
+        stderr(&invalid)
+    );
+    for command in ["new", "revoke"] {
+        let unknown = run(&["token", command, "dave", "--db", &db], &[]);
+        assert_eq!(unknown.status.code(), Some(1));
+        assert!(stderr(&unknown).contains("no user"), "{}", stderr(&unknown));
+    }
 }
 
 #[test]
 fn articles_carry_their_author_and_filter_by_it() {
     let server = TestServer::start();
-    let token = add_user(&server, "Erin");
-    let created = write(
-        &server,
+    let token = server.add_user("Erin");
+    let created = server.send_json(
         "POST",
         "/articles",
-        Some(&token),
-        json!({"title": "mine", "content": "c"}),
+        &[("Authorization", &bearer(&token))],
+        &json!({"title": "mine", "content": "c"}),
     );
     assert_eq!(created.status, 201);
     let created = created.json();
@@ -160,14 +120,19 @@ fn articles_carry_their_author_and_filter_by_it() {
 #[test]
 fn required_mode_needs_a_token_for_every_write() {
     let server = TestServer::start_with(&["--auth", "required"]);
-    let token = add_user(&server, "frank");
+    let token = server.add_user("frank");
     let body = json!({"title": "t", "content": "c"});
-    assert_401(&write(&server, "POST", "/articles", None, body.clone()));
-    let created = write(&server, "POST", "/articles", Some(&token), body.clone());
+    assert_401(&server.send_json("POST", "/articles", &[], &body));
+    let created = server.send_json(
+        "POST",
+        "/articles",
+        &[("Authorization", &bearer(&token))],
+        &body,
+    );
     assert_eq!(created.status, 201);
     let path = format!("/articles/{}", created.json()["id"]);
-    assert_401(&write(&server, "PATCH", &path, None, json!({"title": "x"})));
-    assert_401(&write(&server, "PUT", "/articles/999", None, json!({})));
+    assert_401(&server.send_json("PATCH", &path, &[], &json!({"title": "x"})));
+    assert_401(&server.send_json("PUT", "/articles/999", &[], &json!({})));
     assert_401(&server.request("DELETE", &path, &[], None));
     assert_eq!(server.get(&path).status, 200, "reads stay open");
     assert_eq!(server.get("/articles").header("X-Total-Count"), Some("1"));
@@ -176,54 +141,53 @@ fn required_mode_needs_a_token_for_every_write() {
 #[test]
 fn only_the_author_may_modify_an_authored_article() {
     let server = TestServer::start();
-    let owner = add_user(&server, "grace");
-    let other = add_user(&server, "heidi");
-    let created = write(
-        &server,
+    let owner = server.add_user("grace");
+    let other = server.add_user("heidi");
+    let created = server.send_json(
         "POST",
         "/articles",
-        Some(&owner),
-        json!({"title": "t", "content": "c"}),
+        &[("Authorization", &bearer(&owner))],
+        &json!({"title": "t", "content": "c"}),
     );
     let path = format!("/articles/{}", created.json()["id"]);
 
-    write(
-        &server,
-        "PATCH",
-        &path,
-        Some(&other),
-        json!({"title": "hijack"}),
-    )
-    .problem(403);
-    write(
-        &server,
-        "PUT",
-        &path,
-        Some(&other),
-        json!({"title": "x", "content": "y"}),
-    )
-    .problem(403);
+    server
+        .send_json(
+            "PATCH",
+            &path,
+            &[("Authorization", &bearer(&other))],
+            &json!({"title": "hijack"}),
+        )
+        .problem(403);
+    server
+        .send_json(
+            "PUT",
+            &path,
+            &[("Authorization", &bearer(&other))],
+            &json!({"title": "x", "content": "y"}),
+        )
+        .problem(403);
     server
         .request("DELETE", &path, &[("Authorization", &bearer(&other))], None)
         .problem(403);
-    assert_401(&write(
-        &server,
-        "PATCH",
-        &path,
-        None,
-        json!({"title": "anon"}),
-    ));
+    assert_401(&server.send_json("PATCH", &path, &[], &json!({"title": "anon"})));
     assert_401(&server.request("DELETE", &path, &[], None));
     // 403 comes before the body is judged.
-    write(&server, "PATCH", &path, Some(&other), json!({"title": ""})).problem(403);
+    server
+        .send_json(
+            "PATCH",
+            &path,
+            &[("Authorization", &bearer(&other))],
+            &json!({"title": ""}),
+        )
+        .problem(403);
     assert_eq!(server.get(&path).json()["title"], "t", "nothing changed");
 
-    let patched = write(
-        &server,
+    let patched = server.send_json(
         "PATCH",
         &path,
-        Some(&owner),
-        json!({"title": "mine"}),
+        &[("Authorization", &bearer(&owner))],
+        &json!({"title": "mine"}),
     );
     assert_eq!(patched.status, 200);
     assert_eq!(patched.json()["author"]["username"], "grace");
@@ -234,19 +198,20 @@ fn only_the_author_may_modify_an_authored_article() {
 #[test]
 fn anyone_may_modify_an_anonymous_article() {
     let server = TestServer::start();
-    let token = add_user(&server, "ivan");
+    let token = server.add_user("ivan");
     let created = server.create("anon", "c", &[]);
     let path = format!("/articles/{}", created["id"]);
     assert_eq!(
-        write(&server, "PATCH", &path, None, json!({"title": "by anyone"})).status,
+        server
+            .send_json("PATCH", &path, &[], &json!({"title": "by anyone"}))
+            .status,
         200
     );
-    let patched = write(
-        &server,
+    let patched = server.send_json(
         "PATCH",
         &path,
-        Some(&token),
-        json!({"title": "by ivan"}),
+        &[("Authorization", &bearer(&token))],
+        &json!({"title": "by ivan"}),
     );
     assert_eq!(patched.status, 200);
     assert_eq!(
@@ -259,9 +224,10 @@ fn anyone_may_modify_an_anonymous_article() {
 #[test]
 fn revocation_applies_to_an_open_keep_alive_connection() {
     let server = TestServer::start();
-    let token = add_user(&server, "judy");
-    let (code, out, _) = admin(&server.db(), &["token", "new", "judy"]);
-    assert_eq!(code, 0);
+    let token = server.add_user("judy");
+    let new = run(&["token", "new", "judy", "--db", &server.db()], &[]);
+    assert!(new.status.success(), "{}", stderr(&new));
+    let out = String::from_utf8(new.stdout).unwrap();
     let second = out.lines().last().unwrap().to_owned();
     assert_ne!(second, token);
 
@@ -274,8 +240,9 @@ fn revocation_applies_to_an_open_keep_alive_connection() {
     );
     assert_eq!(get_as(&server, "/me", &second).status, 200);
 
-    let (code, out, _) = admin(&server.db(), &["token", "revoke", "judy"]);
-    assert_eq!(code, 0);
+    let revoked = run(&["token", "revoke", "judy", "--db", &server.db()], &[]);
+    assert!(revoked.status.success(), "{}", stderr(&revoked));
+    let out = String::from_utf8(revoked.stdout).unwrap();
     assert!(out.contains("revoked 2"), "{out}");
     assert_401(&conn.request("GET", "/me", &[("Authorization", &auth)], None));
     assert_401(&get_as(&server, "/me", &second));
@@ -284,7 +251,7 @@ fn revocation_applies_to_an_open_keep_alive_connection() {
 #[test]
 fn tokens_never_reach_the_database_or_the_logs() {
     let server = TestServer::start();
-    let token = add_user(&server, "mallory");
+    let token = server.add_user("mallory");
     let auth = bearer(&token);
     let mut conn = Conn::open(server.addr);
     for _ in 0..3 {

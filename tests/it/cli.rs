@@ -3,20 +3,9 @@
 
 use std::process::Output;
 
-use crate::support::{binary, database, postgres_only, psql, sqlite_only, TempDir, TestServer};
-
-fn run(args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut command = binary();
-    command.args(args).env_remove("RUST_LOG");
-    for (name, value) in env {
-        command.env(name, value);
-    }
-    command.output().unwrap()
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
+use crate::support::{
+    binary, database, postgres_only, psql, run, sqlite_only, stderr, TempDir, TestServer,
+};
 
 #[test]
 fn help_and_version_exit_zero() {

@@ -11,17 +11,6 @@ use serde_json::json;
 
 const SHORT: Duration = Duration::from_secs(3);
 
-/// The server still answers a plain request promptly.
-fn assert_serving(server: &TestServer) {
-    let started = Instant::now();
-    assert_eq!(server.get("/articles").status, 200);
-    assert!(
-        started.elapsed() < Duration::from_secs(2),
-        "slow: {:?}",
-        started.elapsed()
-    );
-}
-
 #[test]
 fn huge_content_length_with_short_body_is_413_at_once() {
     let server = TestServer::start_with(&["--workers", "1"]);
@@ -42,7 +31,7 @@ fn huge_content_length_with_short_body_is_413_at_once() {
         );
         // Leave the connection open and stalled: the only worker must still
         // be free for others.
-        assert_serving(&server);
+        server.assert_serving();
         drop(stream);
     }
 }
@@ -61,7 +50,7 @@ fn an_unparsable_content_length_is_rejected() {
             "{length}: {status:?}"
         );
     }
-    assert_serving(&server);
+    server.assert_serving();
 }
 
 #[test]
@@ -92,7 +81,7 @@ fn chunked_body_over_the_limit_is_413() {
     let mut buf = [0u8; 1024];
     let n = stream.read(&mut buf).unwrap();
     assert_eq!(status_of(&buf[..n]), Some(413));
-    assert_serving(&server);
+    server.assert_serving();
 }
 
 #[test]
@@ -112,7 +101,7 @@ fn malformed_chunked_encoding_is_400() {
     let request = b"POST /articles HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n";
     let status = status_of(&server.raw(request, SHORT));
     assert!(matches!(status, Some(400..=499)), "{status:?}");
-    assert_serving(&server);
+    server.assert_serving();
 }
 
 #[test]
@@ -126,7 +115,7 @@ fn expect_continue_with_an_oversize_body_is_413_without_100() {
         "{}",
         String::from_utf8_lossy(&reply)
     );
-    assert_serving(&server);
+    server.assert_serving();
 }
 
 #[test]
@@ -151,7 +140,7 @@ fn a_stalled_body_times_out_with_408() {
         String::from_utf8_lossy(&buf[..n])
     );
     assert!(started.elapsed() < Duration::from_secs(4));
-    assert_serving(&server);
+    server.assert_serving();
 }
 
 #[test]
@@ -217,7 +206,7 @@ fn malformed_requests_get_4xx_or_a_close_never_5xx() {
             "{name}: {}",
             String::from_utf8_lossy(&reply[..reply.len().min(300)])
         );
-        assert_serving(&server);
+        server.assert_serving();
     }
 }
 
@@ -327,7 +316,7 @@ fn hostile_json_is_400_or_422() {
             resp.problem(expected);
         }
     }
-    assert_serving(&server);
+    server.assert_serving();
 }
 
 #[test]

@@ -5,7 +5,7 @@ use std::io::Write;
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use crate::support::TestServer;
+use crate::support::{bearer, TestServer};
 use serde_json::{json, Value};
 
 #[test]
@@ -92,26 +92,12 @@ fn openapi_examples_match_real_responses() {
     let doc = server.get("/openapi.json").json();
     let example = |schema: &str| doc["components"]["schemas"][schema]["examples"][0].clone();
 
-    let output = crate::support::binary()
-        .args(["user", "add", "alice", "--db", &server.db()])
-        .output()
-        .unwrap();
-    let token = String::from_utf8(output.stdout)
-        .unwrap()
-        .lines()
-        .last()
-        .unwrap()
-        .to_owned();
-    let auth = format!("Bearer {token}");
-    let body = serde_json::to_vec(&example("ArticleInput")).unwrap();
-    let created = server.request(
+    let auth = bearer(&server.add_user("alice"));
+    let created = server.send_json(
         "POST",
         "/articles",
-        &[
-            ("Content-Type", "application/json"),
-            ("Authorization", &auth),
-        ],
-        Some(&body),
+        &[("Authorization", &auth)],
+        &example("ArticleInput"),
     );
     assert_eq!(created.status, 201);
     let real = [
@@ -134,14 +120,11 @@ fn openapi_examples_match_real_responses() {
             example(schema)
         );
     }
-    let patched = server.request(
+    let patched = server.send_json(
         "PATCH",
         &format!("/articles/{}", created.json()["id"]),
-        &[
-            ("Content-Type", "application/json"),
-            ("Authorization", &auth),
-        ],
-        Some(&serde_json::to_vec(&example("ArticlePatch")).unwrap()),
+        &[("Authorization", &auth)],
+        &example("ArticlePatch"),
     );
     assert_eq!(patched.status, 200);
 }

@@ -28,19 +28,9 @@ fn exchange(server: &TestServer, bytes: &[u8], half_close: bool) -> (Vec<u8>, Du
     (out, started.elapsed())
 }
 
-/// The server still answers a plain request promptly.
-fn assert_serving(server: &TestServer) {
-    let started = Instant::now();
-    assert_eq!(server.get("/healthz").status, 200);
-    assert!(
-        started.elapsed() < Duration::from_secs(2),
-        "slow: {:?}",
-        started.elapsed()
-    );
-}
-
-/// A POST to /articles with `head` as its framing headers and `body`.
-fn post(head: &str, body: &str) -> Vec<u8> {
+/// The bytes of a POST to /articles with `head` as its framing headers
+/// and `body`.
+fn raw_post(head: &str, body: &str) -> Vec<u8> {
     format!(
         "POST /articles HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n\
          Connection: close\r\n{head}\r\n{body}"
@@ -60,82 +50,82 @@ fn malformed_cases() -> Vec<(&'static str, Vec<u8>, bool)> {
     vec![
         (
             "negative length",
-            post("Content-Length: -5\r\n", "{}"),
+            raw_post("Content-Length: -5\r\n", "{}"),
             false,
         ),
         (
             "plus-signed length",
-            post("Content-Length: +2\r\n", "{}"),
+            raw_post("Content-Length: +2\r\n", "{}"),
             false,
         ),
         (
             "length past u64",
-            post("Content-Length: 18446744073709551616\r\n", "{}"),
+            raw_post("Content-Length: 18446744073709551616\r\n", "{}"),
             false,
         ),
         (
             "length with a space inside",
-            post("Content-Length: 1 0\r\n", "{}"),
+            raw_post("Content-Length: 1 0\r\n", "{}"),
             false,
         ),
         (
             "length twice, same value",
-            post("Content-Length: 2\r\nContent-Length: 2\r\n", "{}"),
+            raw_post("Content-Length: 2\r\nContent-Length: 2\r\n", "{}"),
             false,
         ),
         (
             "length as a list",
-            post("Content-Length: 2, 2\r\n", "{}"),
+            raw_post("Content-Length: 2, 2\r\n", "{}"),
             false,
         ),
         (
             "chunked twice",
-            post("Transfer-Encoding: chunked, chunked\r\n", "0\r\n\r\n"),
+            raw_post("Transfer-Encoding: chunked, chunked\r\n", "0\r\n\r\n"),
             false,
         ),
         (
             "chunked not last",
-            post("Transfer-Encoding: chunked, gzip\r\n", "0\r\n\r\n"),
+            raw_post("Transfer-Encoding: chunked, gzip\r\n", "0\r\n\r\n"),
             false,
         ),
         (
             "chunk size overflowing",
-            post(chunked, &format!("{}\r\nab\r\n0\r\n\r\n", "f".repeat(20))),
+            raw_post(chunked, &format!("{}\r\nab\r\n0\r\n\r\n", "f".repeat(20))),
             false,
         ),
         (
             "chunk size near the maximum",
-            post(chunked, "fffffffffffffff\r\n{\"a\""),
+            raw_post(chunked, "fffffffffffffff\r\n{\"a\""),
             false,
         ),
         (
             "negative chunk size",
-            post(chunked, "-5\r\nhello\r\n0\r\n\r\n"),
+            raw_post(chunked, "-5\r\nhello\r\n0\r\n\r\n"),
             false,
         ),
         (
             "chunk longer than its size",
-            post(chunked, "2\r\nhello\r\n0\r\n\r\n"),
+            raw_post(chunked, "2\r\nhello\r\n0\r\n\r\n"),
             false,
         ),
         (
             "final chunk missing, stalled",
-            post(chunked, "2\r\n{}\r\n"),
+            raw_post(chunked, "2\r\n{}\r\n"),
             false,
         ),
         (
             "final chunk missing, half-closed",
-            post(chunked, "2\r\n{}\r\n"),
+            raw_post(chunked, "2\r\n{}\r\n"),
             true,
         ),
         (
             "trailer after the last chunk",
-            post(chunked, "2\r\n{}\r\n0\r\nX-T: 1\r\n\r\n"),
+            raw_post(chunked, "2\r\n{}\r\n0\r\nX-T: 1\r\n\r\n"),
             false,
         ),
         (
             "length cut short, half-closed",
-            post("Content-Length: 100\r\n", "{\"title\""),
+            raw_post("Content-Length: 100\r\n", "{\"title\""),
             true,
         ),
         (
@@ -194,7 +184,7 @@ fn malformed_cases() -> Vec<(&'static str, Vec<u8>, bool)> {
         ),
         (
             "upgrade to h2c with a body",
-            post(
+            raw_post(
                 "Connection: Upgrade\r\nUpgrade: h2c\r\nContent-Length: 2\r\n",
                 "{}",
             ),
@@ -218,7 +208,7 @@ fn malformed_framing_gets_4xx_or_a_close_promptly_never_5xx() {
         );
         assert!(took < PROMPT, "{name}: took {took:?}");
         slowest = slowest.max(took);
-        assert_serving(&server);
+        server.assert_serving();
     }
     println!(
         "hostile HTTP: {} malformed requests, each 4xx or closed, slowest {slowest:?}, 0 x 5xx",
@@ -240,7 +230,7 @@ fn control_characters_and_length_in_the_method_never_reach_the_log() {
         let (reply, _) = exchange(&server, request.as_bytes(), false);
         assert_eq!(status_of(&reply), Some(405));
     }
-    assert_serving(&server);
+    server.assert_serving();
     let log = std::fs::read(server.dir.path().join("stderr.log")).unwrap();
     let bad = log
         .iter()
@@ -334,7 +324,7 @@ fn obs_folded_and_repeated_headers_never_give_a_5xx() {
         let (reply, _) = exchange(&server, request.as_bytes(), false);
         assert!(matches!(status_of(&reply), Some(200..=499) | None), "{request:?}");
     }
-    assert_serving(&server);
+    server.assert_serving();
 }
 
 #[test]
@@ -342,7 +332,7 @@ fn http_2_and_3_request_lines_cost_one_stuck_thread_each_and_no_5xx() {
     const COUNT: usize = 20;
     let server = TestServer::start();
     let pid = server.pid();
-    assert_serving(&server);
+    server.assert_serving();
     let before = wait_for_stats(pid, Duration::from_secs(2), |_| false);
     for n in 0..COUNT {
         let version = if n % 2 == 0 { "HTTP/2.0" } else { "HTTP/3.0" };
@@ -356,7 +346,7 @@ fn http_2_and_3_request_lines_cost_one_stuck_thread_each_and_no_5xx() {
         let _ = stream.read_to_end(&mut reply);
         assert!(!matches!(status_of(&reply), Some(500..=599)));
     }
-    assert_serving(&server);
+    server.assert_serving();
     // The clients have gone; tiny_http's connection threads stay stuck.
     let after = wait_for_stats(pid, Duration::from_secs(1), |_| false);
     let threads = after.threads - before.threads;
@@ -377,7 +367,7 @@ fn http_2_and_3_request_lines_cost_one_stuck_thread_each_and_no_5xx() {
 fn content_length_must_be_digits() {
     let server = TestServer::start();
     for length in ["+2", "-0", "0x2", "2e0", "２"] {
-        let request = post(&format!("Content-Length: {length}\r\n"), "{}");
+        let request = raw_post(&format!("Content-Length: {length}\r\n"), "{}");
         let (reply, _) = exchange(&server, &request, false);
         let text = String::from_utf8_lossy(&reply);
         assert!(
@@ -385,7 +375,7 @@ fn content_length_must_be_digits() {
             "{length:?}: {text}"
         );
     }
-    assert_serving(&server);
+    server.assert_serving();
 }
 
 #[test]

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use crate::support::ledger::{self, Writer};
 use crate::support::rng::{self, Rng};
 use crate::support::wire::WireError;
-use crate::support::{Conn, Resp, TestServer};
+use crate::support::{bearer, Conn, Resp, TestServer};
 
 /// The contested article, made outside the ledgers: id 1.
 const OTHERS: &[i64] = &[1];
@@ -58,7 +58,7 @@ impl Reader {
             4..=6 => self.show(conn),
             7 => self.contend(conn),
             8 => {
-                let auth = format!("Bearer {}", self.token);
+                let auth = bearer(&self.token);
                 let resp = conn.try_request("GET", "/me", &[("Authorization", &auth)], None)?;
                 self.expect(&resp, &[200], "/me");
                 if resp.status == 200 && resp.json()["username"] != self.username.as_str() {
@@ -208,11 +208,6 @@ fn writers(server: &TestServer, seed: u64, count: u64) -> Vec<Writer> {
         .collect()
 }
 
-fn total_count(addr: SocketAddr) -> u64 {
-    let resp = Conn::open(addr).request("GET", "/articles?per_page=1", &[], None);
-    resp.header("X-Total-Count").unwrap().parse().unwrap()
-}
-
 /// Runs every writer and reader on its own connection for `duration`;
 /// returns the connections that failed (none should).
 fn run_for(
@@ -287,7 +282,7 @@ fn mixed_load_answers_every_request_well_formed_and_totals_add_up() {
     let creates: u64 = writers.iter().map(|w| w.stats.creates).sum();
     let deletes: u64 = writers.iter().map(|w| w.stats.deletes).sum();
     assert_eq!(
-        total_count(server.addr),
+        server.total().parse::<u64>().unwrap(),
         1 + creates - deletes,
         "X-Total-Count"
     );

@@ -13,7 +13,7 @@ use std::thread;
 use std::time::Duration;
 
 use crate::support::receiver::Receiver;
-use crate::support::{binary, postgres_only, Conn, Resp, TestServer};
+use crate::support::{bearer, postgres_only, run, stderr, Conn, Resp, TestServer};
 use serde_json::{json, Value};
 
 const WHY: &str = "two servers on one PostgreSQL database";
@@ -182,26 +182,17 @@ fn one_idempotency_key_through_both_servers_creates_one_article() {
     assert_eq!(b.total(), ROUNDS.to_string());
 }
 
-/// Runs an admin command on `db`; returns (exit code, stdout, stderr).
-fn admin(db: &str, args: &[&str]) -> (i32, String, String) {
-    let output = binary().args(args).args(["--db", db]).output().unwrap();
-    (
-        output.status.code().unwrap(),
-        String::from_utf8(output.stdout).unwrap(),
-        String::from_utf8(output.stderr).unwrap(),
-    )
-}
-
 #[test]
 fn a_token_made_on_the_command_line_works_on_both_servers() {
     if postgres_only(WHY) {
         return;
     }
     let (a, b) = pair(&["--auth", "required"]);
-    let (code, out, err) = admin(&a.db(), &["user", "add", "alice"]);
-    assert_eq!(code, 0, "{err}");
+    let added = run(&["user", "add", "alice", "--db", &a.db()], &[]);
+    assert!(added.status.success(), "{}", stderr(&added));
+    let out = String::from_utf8(added.stdout).unwrap();
     let token = out.lines().last().unwrap().to_owned();
-    let auth = format!("Bearer {token}");
+    let auth = bearer(&token);
     for server in [&a, &b] {
         let me = server.request("GET", "/me", &[("Authorization", &auth)], None);
         assert_eq!(me.status, 200, "{}", me.text());
@@ -232,8 +223,9 @@ fn a_token_made_on_the_command_line_works_on_both_servers() {
     assert_eq!(patched.status, 200, "{}", patched.text());
 
     // Revocation reaches both at once: tokens are never cached.
-    let (code, out, err) = admin(&b.db(), &["token", "revoke", "alice"]);
-    assert_eq!(code, 0, "{err}");
+    let revoked = run(&["token", "revoke", "alice", "--db", &b.db()], &[]);
+    assert!(revoked.status.success(), "{}", stderr(&revoked));
+    let out = String::from_utf8(revoked.stdout).unwrap();
     assert!(out.contains("revoked 1"), "{out}");
     for server in [&a, &b] {
         let me = server.request("GET", "/me", &[("Authorization", &auth)], None);

@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::support::receiver::{Answer, Delivery, Receiver};
-use crate::support::{binary, TestServer};
+use crate::support::{run, Resp, TestServer};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use hmac::{Hmac, Mac};
@@ -44,18 +44,9 @@ fn unix_now() -> i64 {
         .as_secs() as i64
 }
 
-fn send(
-    server: &TestServer,
-    method: &str,
-    path: &str,
-    body: &Value,
-    headers: &[(&str, &str)],
-) -> Value {
-    let body = serde_json::to_vec(body).unwrap();
-    let mut all = vec![("Content-Type", "application/json")];
-    all.extend_from_slice(headers);
-    let resp = server.request(method, path, &all, Some(&body));
-    assert!(resp.status < 300, "{method} {path}: {}", resp.text());
+/// The body of a write that succeeded.
+fn accepted(resp: Resp) -> Value {
+    assert!(resp.status < 300, "{}: {}", resp.status, resp.text());
     resp.json()
 }
 
@@ -71,38 +62,37 @@ fn each_change_is_one_signed_event_to_every_url() {
         SECRET,
     ]);
     let key = [("Idempotency-Key", "k-1")];
-    let created = send(
-        &server,
+    let created = accepted(server.send_json(
         "POST",
         "/articles",
-        &json!({"title": "T", "content": "C"}),
         &key,
-    );
-    send(
-        &server,
+        &json!({"title": "T", "content": "C"}),
+    ));
+    accepted(server.send_json(
         "POST",
         "/articles",
-        &json!({"title": "T", "content": "C"}),
         &key,
-    ); // a replay
+        &json!({"title": "T", "content": "C"}),
+    )); // a replay
     let path = format!("/articles/{}", created["id"]);
-    let replaced = send(
-        &server,
+    let replaced = accepted(server.send_json(
         "PUT",
         &path,
-        &json!({"title": "U", "content": "C", "tags": ["a"]}),
         &[],
-    );
-    let patched = send(&server, "PATCH", &path, &json!({"content": "D"}), &[]);
+        &json!({"title": "U", "content": "C", "tags": ["a"]}),
+    ));
+    let patched = accepted(server.send_json("PATCH", &path, &[], &json!({"content": "D"})));
     // Refused writes announce nothing.
     assert_eq!(
         server
-            .send_json("PATCH", "/articles/999", &json!({"title": "x"}))
+            .send_json("PATCH", "/articles/999", &[], &json!({"title": "x"}))
             .status,
         404
     );
     assert_eq!(
-        server.send_json("PUT", &path, &json!({"title": ""})).status,
+        server
+            .send_json("PUT", &path, &[], &json!({"title": ""}))
+            .status,
         422
     );
     assert_eq!(server.request("DELETE", &path, &[], None).status, 204);
@@ -267,14 +257,13 @@ fn bad_webhook_flags_exit_2_without_echoing_the_secret() {
             "--webhook",
         ),
     ] {
-        let mut command = binary();
-        command
-            .args(["--addr", "127.0.0.1:0", "--db", ":memory:"])
-            .args(&args);
-        if let Some(value) = env {
-            command.env("ARTICLES_WEBHOOK_SECRET", value);
-        }
-        let output = command.output().unwrap();
+        let mut argv = vec!["--addr", "127.0.0.1:0", "--db", ":memory:"];
+        argv.extend(&args);
+        let env: Vec<(&str, &str)> = env
+            .map(|value| ("ARTICLES_WEBHOOK_SECRET", value))
+            .into_iter()
+            .collect();
+        let output = run(&argv, &env);
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
         assert_eq!(stderr.lines().count(), 1, "{stderr}");
@@ -282,7 +271,7 @@ fn bad_webhook_flags_exit_2_without_echoing_the_secret() {
         assert!(!stderr.contains(hidden), "{stderr}");
         assert!(output.stdout.is_empty());
     }
-    let help = binary().arg("--help").output().unwrap();
+    let help = run(&["--help"], &[]);
     let help = String::from_utf8_lossy(&help.stdout);
     assert!(help.contains("--webhook URL") && help.contains("--webhook-secret SECRET"));
 }

@@ -13,12 +13,14 @@ pub mod ledger;
 pub mod procfs;
 pub mod receiver;
 pub mod rng;
+pub mod sqlite_integrity;
 pub mod wire;
+pub mod write_lock;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -243,6 +245,28 @@ pub fn binary() -> Command {
     Command::new(env!("CARGO_BIN_EXE_articles"))
 }
 
+/// Runs the binary with `args` and the variables `env` (and no `RUST_LOG`,
+/// so that standard error holds only what the command itself says) to its
+/// end.
+pub fn run(args: &[&str], env: &[(&str, &str)]) -> Output {
+    binary()
+        .args(args)
+        .env_remove("RUST_LOG")
+        .envs(env.iter().copied())
+        .output()
+        .unwrap()
+}
+
+/// What a run printed on standard error.
+pub fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// The `Authorization` value for a bearer `token`.
+pub fn bearer(token: &str) -> String {
+    format!("Bearer {token}")
+}
+
 /// A running server process.
 pub struct TestServer {
     pub child: Child,
@@ -402,19 +426,48 @@ impl TestServer {
         self.request("GET", path, &[], None)
     }
 
-    /// A JSON write (POST, PUT, PATCH).
-    pub fn send_json(&self, method: &str, path: &str, body: &Value) -> Resp {
+    /// A write (POST, PUT, PATCH) of `body` as JSON, with extra `headers`.
+    pub fn send_json(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &Value,
+    ) -> Resp {
         let body = serde_json::to_vec(body).unwrap();
-        self.request(
-            method,
-            path,
-            &[("Content-Type", "application/json")],
-            Some(&body),
-        )
+        self.send_json_bytes(method, path, headers, &body)
     }
 
+    /// A write whose body is sent byte for byte as it is given (spelt any
+    /// way, or not JSON at all), labelled `Content-Type: application/json`,
+    /// with extra `headers`.
+    pub fn send_json_bytes(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Resp {
+        let mut all = vec![("Content-Type", "application/json")];
+        all.extend_from_slice(headers);
+        self.request(method, path, &all, Some(body))
+    }
+
+    /// `POST /articles` of `body` as JSON.
     pub fn post(&self, body: &Value) -> Resp {
-        self.send_json("POST", "/articles", body)
+        self.send_json("POST", "/articles", &[], body)
+    }
+
+    /// Asserts that the server still answers a plain request promptly:
+    /// `GET /articles` is 200 within 2 s.
+    pub fn assert_serving(&self) {
+        let started = Instant::now();
+        assert_eq!(self.get("/articles").status, 200);
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "slow: {:?}",
+            started.elapsed()
+        );
     }
 
     /// Creates an article and returns it.
@@ -452,10 +505,7 @@ impl TestServer {
     /// Creates a user on the server's database with the command line and
     /// returns its token (the last line printed).
     pub fn add_user(&self, name: &str) -> String {
-        let output = binary()
-            .args(["user", "add", name, "--db", &self.db()])
-            .output()
-            .unwrap();
+        let output = run(&["user", "add", name, "--db", &self.db()], &[]);
         assert!(output.status.success(), "{output:?}");
         let out = String::from_utf8(output.stdout).unwrap();
         out.lines().last().unwrap().to_owned()
@@ -473,7 +523,8 @@ impl TestServer {
     pub fn restart_with(mut self, signal: &str, args: &[&str]) -> TestServer {
         if self.alive() {
             self.signal(signal);
-            self.wait_exit(Duration::from_secs(15));
+            self.wait_exit(Duration::from_secs(15))
+                .unwrap_or_else(|| panic!("still running 15 s after SIG{signal}"));
         }
         let db = self.db();
         // The directory (and with it a PostgreSQL database) moves on to the
