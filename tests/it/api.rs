@@ -1,9 +1,12 @@
-//! The article API through the real binary over real sockets.
+//! The article API over real sockets.
 
-use crate::support::TestServer;
 use serde_json::{json, Value};
 
-fn titles(resp: &crate::support::Resp) -> Vec<String> {
+use crate::in_process::TestServer;
+use crate::support::database::sqlite_only;
+use crate::support::{Conn, Resp};
+
+fn titles(resp: &Resp) -> Vec<String> {
     resp.json()
         .as_array()
         .unwrap()
@@ -167,7 +170,7 @@ fn sorts_by_every_key_with_ties_broken_by_id() {
         titles(&server.get("/articles?sort=-title")),
         ["é", "b", "b", "a", "Z"]
     );
-    let ids = |resp: crate::support::Resp| -> Vec<Value> {
+    let ids = |resp: Resp| -> Vec<Value> {
         resp.json()
             .as_array()
             .unwrap()
@@ -407,30 +410,6 @@ fn options_and_head() {
 }
 
 #[test]
-fn request_ids_are_echoed_when_sane_and_made_otherwise() {
-    let server = TestServer::start();
-    let resp = server.request("GET", "/articles", &[("X-Request-Id", "abc-123.X_y")], None);
-    assert_eq!(resp.header("X-Request-Id"), Some("abc-123.X_y"));
-    let long = "a".repeat(129);
-    let resp = server.request("GET", "/articles", &[("X-Request-Id", &long)], None);
-    let made = resp.header("X-Request-Id").unwrap();
-    assert!(!made.is_empty() && made != long);
-    let resp = server.request("GET", "/articles", &[("X-Request-Id", "has space")], None);
-    assert_ne!(resp.header("X-Request-Id"), Some("has space"));
-
-    let resp = server.get("/articles/1");
-    let id = resp.header("X-Request-Id").unwrap().to_owned();
-    assert_eq!(resp.json()["request_id"], id.as_str());
-    let log = server.flushed_log();
-    let line = log
-        .lines()
-        .find(|l| l.contains(&id))
-        .expect("access log line");
-    assert!(line.contains("GET /articles/1 404"), "{line}");
-    assert!(line.contains("ms"), "{line}");
-}
-
-#[test]
 fn every_response_but_204_has_content_length() {
     let server = TestServer::start();
     let created = server.create("t", "c", &[]);
@@ -456,18 +435,6 @@ fn every_response_but_204_has_content_length() {
 }
 
 #[test]
-fn a_panicking_handler_is_a_500_for_that_request_only() {
-    let server = TestServer::start();
-    let mut conn = server.connect();
-    let body = conn.request("GET", "/__panic", &[], None).problem(500);
-    assert!(!body["detail"].as_str().unwrap().contains("deliberate"));
-    assert_eq!(conn.request("GET", "/articles", &[], None).status, 200);
-    assert!(server
-        .flushed_log()
-        .contains(body["request_id"].as_str().unwrap()));
-}
-
-#[test]
 fn keep_alive_serves_many_requests_on_one_connection() {
     let server = TestServer::start();
     let mut conn = server.connect();
@@ -484,16 +451,15 @@ fn keep_alive_serves_many_requests_on_one_connection() {
 
 #[test]
 fn memory_database_serves_concurrent_writers() {
-    if crate::support::sqlite_only("`--db :memory:` is SQLite's in-memory database") {
+    if sqlite_only("`--db :memory:` is SQLite's in-memory database") {
         return;
     }
-    let dir = crate::support::TempDir::new();
-    let server = TestServer::start_in(dir, &["--db", ":memory:"], &[]);
+    let server = TestServer::start_on(":memory:", &[]);
     let handles: Vec<_> = (0..8)
         .map(|t| {
             let addr = server.addr;
             std::thread::spawn(move || {
-                let mut conn = crate::support::Conn::open(addr);
+                let mut conn = Conn::open(addr);
                 for n in 0..25 {
                     let resp = conn.create(&json!({"title": format!("{t}-{n}"), "content": "c"}));
                     assert_eq!(resp.status, 201, "{}", resp.text());
@@ -510,17 +476,6 @@ fn memory_database_serves_concurrent_writers() {
         handle.join().unwrap();
     }
     assert_eq!(server.get("/articles").header("X-Total-Count"), Some("200"));
-}
-
-#[test]
-fn data_survives_a_restart() {
-    let first = TestServer::start();
-    let created = first.create("kept", "across restarts", &["x"]);
-    let second = first.kill_and_restart();
-    assert_eq!(
-        second.get(&format!("/articles/{}", created["id"])).json(),
-        created
-    );
 }
 
 #[test]
@@ -561,7 +516,7 @@ fn many_more_writers_than_workers_all_land() {
         .map(|t| {
             let addr = server.addr;
             std::thread::spawn(move || {
-                let mut conn = crate::support::Conn::open(addr);
+                let mut conn = Conn::open(addr);
                 for n in 0..20 {
                     let resp = conn.create(&json!({"title": format!("{t}-{n}"), "content": "c"}));
                     assert_eq!(resp.status, 201, "{}", resp.text());

@@ -1,19 +1,13 @@
-//! Users, tokens, `/me` and ownership, through the real binary and its
-//! command line.
+//! Users, tokens, `/me` and ownership. (The command line that makes users
+//! and tokens is tested in the `process` binary's `cli`.)
 
-use crate::support::{bearer, run, stderr, Conn, Resp, TestServer};
 use serde_json::json;
+
+use crate::in_process::TestServer;
+use crate::support::{bearer, Conn, Resp};
 
 fn get_as(server: &TestServer, path: &str, token: &str) -> Resp {
     server.request("GET", path, &[("Authorization", &bearer(token))], None)
-}
-
-fn assert_401(resp: &Resp) {
-    resp.problem(401);
-    assert!(resp
-        .header("WWW-Authenticate")
-        .unwrap()
-        .starts_with("Bearer"));
 }
 
 #[test]
@@ -40,15 +34,19 @@ fn user_add_prints_a_token_that_me_recognises() {
 fn me_needs_a_valid_token() {
     let server = TestServer::start();
     let token = server.add_user("bob");
-    assert_401(&server.get("/me"));
-    assert_401(&get_as(&server, "/me", "art_nope"));
-    assert_401(&server.request(
-        "GET",
-        "/me",
-        &[("Authorization", &format!("Basic {token}"))],
-        None,
-    ));
-    assert_401(&server.request("GET", "/me", &[("Authorization", "Bearer")], None));
+    server.get("/me").assert_401();
+    get_as(&server, "/me", "art_nope").assert_401();
+    server
+        .request(
+            "GET",
+            "/me",
+            &[("Authorization", &format!("Basic {token}"))],
+            None,
+        )
+        .assert_401();
+    server
+        .request("GET", "/me", &[("Authorization", "Bearer")], None)
+        .assert_401();
 }
 
 #[test]
@@ -56,37 +54,17 @@ fn an_invalid_token_is_401_on_every_request() {
     let server = TestServer::start();
     server.create("public", "read", &[]);
     for path in ["/articles", "/articles/1", "/articles/999", "/nowhere"] {
-        assert_401(&get_as(&server, path, "art_forged"));
+        get_as(&server, path, "art_forged").assert_401();
     }
-    assert_401(&server.send_json(
-        "POST",
-        "/articles",
-        &[("Authorization", &bearer("art_forged"))],
-        &json!({"title": "t", "content": "c"}),
-    ));
+    server
+        .send_json(
+            "POST",
+            "/articles",
+            &[("Authorization", &bearer("art_forged"))],
+            &json!({"title": "t", "content": "c"}),
+        )
+        .assert_401();
     assert_eq!(server.get("/articles/1").status, 200, "reads need no token");
-}
-
-#[test]
-fn admin_commands_report_clear_errors() {
-    let server = TestServer::start();
-    server.add_user("carol");
-    let db = server.db();
-    let taken = run(&["user", "add", "CAROL", "--db", &db], &[]);
-    assert_eq!(taken.status.code(), Some(1));
-    assert!(stderr(&taken).contains("taken"), "{}", stderr(&taken));
-    let invalid = run(&["user", "add", "no spaces", "--db", &db], &[]);
-    assert_eq!(invalid.status.code(), Some(2));
-    assert!(
-        stderr(&invalid).contains("not a valid username"),
-        "{}",
-        stderr(&invalid)
-    );
-    for command in ["new", "revoke"] {
-        let unknown = run(&["token", command, "dave", "--db", &db], &[]);
-        assert_eq!(unknown.status.code(), Some(1));
-        assert!(stderr(&unknown).contains("no user"), "{}", stderr(&unknown));
-    }
 }
 
 #[test]
@@ -122,7 +100,9 @@ fn required_mode_needs_a_token_for_every_write() {
     let server = TestServer::start_with(&["--auth", "required"]);
     let token = server.add_user("frank");
     let body = json!({"title": "t", "content": "c"});
-    assert_401(&server.send_json("POST", "/articles", &[], &body));
+    server
+        .send_json("POST", "/articles", &[], &body)
+        .assert_401();
     let created = server.send_json(
         "POST",
         "/articles",
@@ -131,9 +111,13 @@ fn required_mode_needs_a_token_for_every_write() {
     );
     assert_eq!(created.status, 201);
     let path = format!("/articles/{}", created.json()["id"]);
-    assert_401(&server.send_json("PATCH", &path, &[], &json!({"title": "x"})));
-    assert_401(&server.send_json("PUT", "/articles/999", &[], &json!({})));
-    assert_401(&server.request("DELETE", &path, &[], None));
+    server
+        .send_json("PATCH", &path, &[], &json!({"title": "x"}))
+        .assert_401();
+    server
+        .send_json("PUT", "/articles/999", &[], &json!({}))
+        .assert_401();
+    server.request("DELETE", &path, &[], None).assert_401();
     assert_eq!(server.get(&path).status, 200, "reads stay open");
     assert_eq!(server.get("/articles").header("X-Total-Count"), Some("1"));
 }
@@ -170,8 +154,10 @@ fn only_the_author_may_modify_an_authored_article() {
     server
         .request("DELETE", &path, &[("Authorization", &bearer(&other))], None)
         .problem(403);
-    assert_401(&server.send_json("PATCH", &path, &[], &json!({"title": "anon"})));
-    assert_401(&server.request("DELETE", &path, &[], None));
+    server
+        .send_json("PATCH", &path, &[], &json!({"title": "anon"}))
+        .assert_401();
+    server.request("DELETE", &path, &[], None).assert_401();
     // 403 comes before the body is judged.
     server
         .send_json(
@@ -225,10 +211,8 @@ fn anyone_may_modify_an_anonymous_article() {
 fn revocation_applies_to_an_open_keep_alive_connection() {
     let server = TestServer::start();
     let token = server.add_user("judy");
-    let new = run(&["token", "new", "judy", "--db", &server.db()], &[]);
-    assert!(new.status.success(), "{}", stderr(&new));
-    let out = String::from_utf8(new.stdout).unwrap();
-    let second = out.lines().last().unwrap().to_owned();
+    let printed = server.token_new("judy");
+    let second = printed.lines().last().unwrap().to_owned();
     assert_ne!(second, token);
 
     let mut conn = Conn::open(server.addr);
@@ -240,54 +224,9 @@ fn revocation_applies_to_an_open_keep_alive_connection() {
     );
     assert_eq!(get_as(&server, "/me", &second).status, 200);
 
-    let revoked = run(&["token", "revoke", "judy", "--db", &server.db()], &[]);
-    assert!(revoked.status.success(), "{}", stderr(&revoked));
-    let out = String::from_utf8(revoked.stdout).unwrap();
-    assert!(out.contains("revoked 2"), "{out}");
-    assert_401(&conn.request("GET", "/me", &[("Authorization", &auth)], None));
-    assert_401(&get_as(&server, "/me", &second));
-}
-
-#[test]
-fn tokens_never_reach_the_database_or_the_logs() {
-    let server = TestServer::start();
-    let token = server.add_user("mallory");
-    let auth = bearer(&token);
-    let mut conn = Conn::open(server.addr);
-    for _ in 0..3 {
-        assert_eq!(
-            conn.request("GET", "/me", &[("Authorization", &auth)], None)
-                .status,
-            200
-        );
-    }
-    assert_401(&conn.request(
-        "GET",
-        "/me",
-        &[("Authorization", &format!("Bearer {token}x"))],
-        None,
-    ));
-    std::thread::sleep(std::time::Duration::from_millis(100));
-
-    let secret = token.strip_prefix("art_").unwrap();
-    for entry in std::fs::read_dir(server.dir.path()).unwrap() {
-        let path = entry.unwrap().path();
-        let bytes = std::fs::read(&path).unwrap();
-        let found = bytes.windows(secret.len()).any(|w| w == secret.as_bytes());
-        assert!(!found, "token text found in {}", path.display());
-    }
-    if crate::support::postgres() {
-        // The database is not in the directory: dump it.
-        let dump = std::process::Command::new("pg_dump")
-            .args(["--data-only", "--dbname", &server.db()])
-            .output()
-            .expect("pg_dump (PostgreSQL's client) on PATH");
-        assert!(dump.status.success(), "{dump:?}");
-        let found = dump
-            .stdout
-            .windows(secret.len())
-            .any(|w| w == secret.as_bytes());
-        assert!(!found, "token text found in the PostgreSQL database");
-    }
-    assert!(!server.flushed_log().contains(secret));
+    let revoked = server.token_revoke("judy");
+    assert!(revoked.contains("revoked 2"), "{revoked}");
+    conn.request("GET", "/me", &[("Authorization", &auth)], None)
+        .assert_401();
+    get_as(&server, "/me", &second).assert_401();
 }

@@ -1,9 +1,11 @@
-//! ETag, If-None-Match and If-Match through the real binary.
+//! ETag, If-None-Match and If-Match.
 
 use std::sync::{Arc, Barrier};
 
-use crate::support::{bearer, Conn, Resp, TestServer};
 use serde_json::{json, Value};
+
+use crate::in_process::TestServer;
+use crate::support::{bearer, Conn, Resp};
 
 fn etag(resp: &Resp) -> String {
     let tag = resp.header("ETag").expect("an ETag").to_owned();

@@ -6,8 +6,10 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use crate::support::{status_of, TestServer};
 use serde_json::json;
+
+use crate::in_process::TestServer;
+use crate::support::status_of;
 
 const SHORT: Duration = Duration::from_secs(3);
 
@@ -339,10 +341,7 @@ fn a_client_that_never_reads_frees_its_worker_after_the_idle_timeout() {
     // queues for that worker, which only the send timeout frees.
     let readers: Vec<TcpStream> = (0..2)
         .map(|_| {
-            let reader = crate::support::sent(
-                &server,
-                b"GET /articles?per_page=100 HTTP/1.1\r\nHost: t\r\n\r\n",
-            );
+            let reader = server.sent(b"GET /articles?per_page=100 HTTP/1.1\r\nHost: t\r\n\r\n");
             std::thread::sleep(Duration::from_millis(300));
             reader
         })

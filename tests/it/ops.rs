@@ -1,12 +1,12 @@
-//! Running as a sidecar: probes, metrics, the OpenAPI document, CORS and
-//! graceful shutdown, through the real binary.
+//! Running as a sidecar: probes, the OpenAPI document and CORS. (Metrics,
+//! whose counters are kept for a whole process, and graceful shutdown on a
+//! signal are in the `process` binary.)
 
-use std::io::Write;
-use std::net::TcpStream;
-use std::time::{Duration, Instant};
-
-use crate::support::{bearer, TestServer};
 use serde_json::{json, Value};
+
+use crate::in_process::TestServer;
+use crate::support::bearer;
+use crate::support::database::TempDir;
 
 #[test]
 fn health_and_readiness() {
@@ -20,49 +20,6 @@ fn health_and_readiness() {
     let head = server.request("HEAD", "/healthz", &[], None);
     assert_eq!(head.status, 200);
     assert!(head.body.is_empty());
-}
-
-#[test]
-fn metrics_count_by_route_pattern_never_the_raw_path() {
-    let server = TestServer::start();
-    let created = server.create("m", "c", &[]);
-    server.get(&format!("/articles/{}", created["id"]));
-    server.get("/articles/987654");
-    server.get("/some/secret/path");
-    let resp = server.get("/metrics");
-    assert_eq!(resp.status, 200);
-    assert_eq!(
-        resp.header("Content-Type"),
-        Some("text/plain; version=0.0.4; charset=utf-8")
-    );
-    let text = resp.text();
-    let pools = match crate::support::postgres() {
-        false => [
-            "articles_db_pool_connections{pool=\"read\",state=\"idle\"}",
-            "articles_db_pool_connections{pool=\"write\",state=\"in_use\"} 0",
-        ],
-        // One pool serves reads and writes.
-        true => [
-            "articles_db_pool_connections{pool=\"postgres\",state=\"idle\"}",
-            "articles_db_pool_connections{pool=\"postgres\",state=\"in_use\"} 0",
-        ],
-    };
-    for expected in pools.into_iter().chain([
-        "articles_http_requests_total{method=\"POST\",route=\"/articles\",status=\"201\"} 1",
-        "articles_http_requests_total{method=\"GET\",route=\"/articles/{id}\",status=\"200\"} 1",
-        "articles_http_requests_total{method=\"GET\",route=\"/articles/{id}\",status=\"404\"} 1",
-        "articles_http_requests_total{method=\"GET\",route=\"unmatched\",status=\"404\"} 1",
-        "articles_http_request_duration_seconds_count{route=\"/articles/{id}\"} 2",
-        "articles_http_requests_in_flight 1",
-        "articles_db_busy_errors_total 0",
-        "articles_build_info{version=\"",
-    ]) {
-        assert!(text.contains(expected), "missing {expected}\n{text}");
-    }
-    assert!(
-        !text.contains("987654") && !text.contains("secret"),
-        "raw paths leaked into labels"
-    );
 }
 
 /// Whether `real` has exactly the keys of `example`, each of the same JSON
@@ -232,11 +189,12 @@ fn cors_for_configured_origins() {
 
 #[test]
 fn cors_any_origin_from_the_environment() {
-    let dir = crate::support::TempDir::new();
-    let db = crate::support::database(&dir);
+    let dir = TempDir::new();
+    let db = dir.database();
     let server = TestServer::launch(
         dir,
-        &["--db", &db],
+        &db,
+        &[],
         &[("ARTICLES_CORS_ORIGIN", "https://a.example,*")],
     );
     let resp = server.request(
@@ -246,113 +204,4 @@ fn cors_any_origin_from_the_environment() {
         None,
     );
     assert_eq!(resp.header("Access-Control-Allow-Origin"), Some("*"));
-}
-
-#[test]
-fn sigterm_finishes_requests_in_flight_then_exits_zero() {
-    let mut server = TestServer::start_with(&["--workers", "1"]);
-    let (mut in_flight, rest) = crate::support::half_sent_post(&server);
-    std::thread::sleep(Duration::from_millis(200));
-    // Queued behind the busy worker before the signal (a write: only
-    // workers take those): must still be served, and see the shutdown.
-    let mut queued = crate::support::sent(
-        &server,
-        b"DELETE /articles/999999 HTTP/1.1\r\nHost: t\r\n\r\n",
-    );
-    std::thread::sleep(Duration::from_millis(200));
-
-    server.signal("TERM");
-    std::thread::sleep(Duration::from_millis(200));
-    assert!(
-        TcpStream::connect(server.addr).is_err(),
-        "new connections are refused at once"
-    );
-    in_flight.write_all(&rest).unwrap();
-
-    let answer = crate::support::read_all(&mut in_flight);
-    assert!(answer.starts_with("HTTP/1.1 201"), "{answer}");
-    let body = answer.split("\r\n\r\n").nth(1).unwrap();
-    let article: Value = serde_json::from_str(body).expect("a complete body");
-    let deleted = crate::support::read_all(&mut queued);
-    assert!(deleted.starts_with("HTTP/1.1 404"), "{deleted}");
-    assert!(deleted.contains("\r\nConnection: close\r\n"), "{deleted}");
-
-    let status = server.wait_exit(Duration::from_secs(10)).expect("exits");
-    assert_eq!(status.code(), Some(0));
-    if !crate::support::postgres() {
-        assert!(
-            !server.dir.path().join("test.db-wal").exists(),
-            "WAL checkpointed and removed"
-        );
-    }
-    let log = server.log();
-    assert!(log.contains("SIGTERM received"), "{log}");
-
-    let again = server.restart_with("TERM", &[]);
-    assert_eq!(
-        again.get(&format!("/articles/{}", article["id"])).json(),
-        article,
-        "acknowledged write kept"
-    );
-}
-
-#[test]
-fn sigterm_lets_a_read_still_being_sent_finish() {
-    let mut server = TestServer::start_with(&["--max-body", "2000000"]);
-    let content = "x".repeat(100_000);
-    for n in 0..100 {
-        let resp = server.post(&json!({"title": format!("big {n}"), "content": content}));
-        assert_eq!(resp.status, 201);
-    }
-    // About 10 MB, more than the sockets hold: the server is still writing
-    // it when the signal comes, and the client reads it only afterwards.
-    let mut reader = crate::support::sent(
-        &server,
-        b"GET /articles?per_page=100 HTTP/1.1\r\nHost: t\r\n\r\n",
-    );
-    std::thread::sleep(Duration::from_millis(300));
-    server.signal("TERM");
-    std::thread::sleep(Duration::from_millis(300));
-
-    let answer = crate::support::read_all(&mut reader);
-    let (head, body) = answer.split_once("\r\n\r\n").expect("a whole head");
-    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
-    let page: Value = serde_json::from_str(body).expect("the whole body");
-    assert_eq!(page.as_array().map(Vec::len), Some(100));
-    let status = server.wait_exit(Duration::from_secs(10)).expect("exits");
-    assert_eq!(status.code(), Some(0));
-}
-
-#[test]
-fn sigint_stops_an_idle_server_at_once() {
-    let mut server = TestServer::start();
-    let _idle = server.connect();
-    let started = Instant::now();
-    server.signal("INT");
-    let status = server.wait_exit(Duration::from_secs(5)).expect("exits");
-    assert_eq!(status.code(), Some(0));
-    assert!(
-        started.elapsed() < Duration::from_secs(2),
-        "{:?}",
-        started.elapsed()
-    );
-}
-
-#[test]
-fn the_grace_period_is_bounded() {
-    let mut server = TestServer::start_with(&["--workers", "1", "--shutdown-timeout", "1"]);
-    let (_stalled, _rest) = crate::support::half_sent_post(&server);
-    std::thread::sleep(Duration::from_millis(200));
-    let started = Instant::now();
-    server.signal("TERM");
-    let status = server.wait_exit(Duration::from_secs(10)).expect("exits");
-    assert_eq!(status.code(), Some(0));
-    let took = started.elapsed();
-    assert!(
-        took >= Duration::from_millis(900) && took < Duration::from_secs(4),
-        "{took:?}"
-    );
-    assert!(server
-        .log()
-        .contains("still running after the grace period"));
 }

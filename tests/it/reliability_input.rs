@@ -1,11 +1,12 @@
-//! Hostile JSON and parameters, beyond `hostile.rs`: every write endpoint
+//! Hostile JSON and parameters, beyond `hostile`: every write endpoint
 //! answers malformed bodies with 400 or 422, query syntax of SQL and FTS5 is
 //! data in every parameter, and no request byte can add a response header.
 
 use std::time::{Duration, Instant};
 
-use crate::support::TestServer;
 use serde_json::json;
+
+use crate::in_process::TestServer;
 
 /// Hostile bodies and the status each must get from POST /articles.
 fn hostile_bodies() -> Vec<(String, Vec<u8>, u16)> {

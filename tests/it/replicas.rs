@@ -1,20 +1,24 @@
-//! Two `articles` processes on one PostgreSQL database, as behind a load
-//! balancer: writes through either are seen by both, `If-Match` and
-//! `Idempotency-Key` hold across processes, tokens made on the command line
-//! work on both, and every change is announced to a webhook exactly once
-//! (neither process sends the other's deliveries again).
+//! Two servers on one PostgreSQL database, as behind a load balancer:
+//! writes through either are seen by both, `If-Match` and `Idempotency-Key`
+//! hold across servers, and every change is announced to a webhook exactly
+//! once (neither server sends the other's deliveries again). The two share
+//! nothing but the database, as two processes would. (Tokens made on the
+//! command line for both are in the `process` binary's `cli`.)
 //!
-//! Runs only on PostgreSQL (`ARTICLES_TEST_POSTGRES`, see `.ci/postgres`);
-//! on SQLite each test says it is skipped.
+//! PostgreSQL only: on SQLite each test is ignored.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::Duration;
 
-use crate::support::receiver::Receiver;
-use crate::support::{bearer, postgres_only, run, stderr, Conn, Resp, TestServer};
 use serde_json::{json, Value};
+
+use crate::idempotency::keyed_posts_at_once;
+use crate::in_process::TestServer;
+use crate::support::database::postgres_only;
+use crate::support::receiver::Receiver;
+use crate::support::{Conn, Resp};
 
 const WHY: &str = "two servers on one PostgreSQL database";
 
@@ -145,7 +149,7 @@ fn one_idempotency_key_through_both_servers_creates_one_article() {
     const ROUNDS: usize = 10;
     for round in 0..ROUNDS {
         let key = format!("replicated-{round}");
-        let answers = crate::support::keyed_posts_at_once(&[a.addr, b.addr], &key, BODY);
+        let answers = keyed_posts_at_once(&[a.addr, b.addr], &key, BODY);
         let created: Vec<&Resp> = answers
             .iter()
             .filter(|r| r.status == 201 && r.header("Idempotency-Replayed").is_none())
@@ -180,57 +184,6 @@ fn one_idempotency_key_through_both_servers_creates_one_article() {
     }
     assert_eq!(a.total(), ROUNDS.to_string());
     assert_eq!(b.total(), ROUNDS.to_string());
-}
-
-#[test]
-fn a_token_made_on_the_command_line_works_on_both_servers() {
-    if postgres_only(WHY) {
-        return;
-    }
-    let (a, b) = pair(&["--auth", "required"]);
-    let added = run(&["user", "add", "alice", "--db", &a.db()], &[]);
-    assert!(added.status.success(), "{}", stderr(&added));
-    let out = String::from_utf8(added.stdout).unwrap();
-    let token = out.lines().last().unwrap().to_owned();
-    let auth = bearer(&token);
-    for server in [&a, &b] {
-        let me = server.request("GET", "/me", &[("Authorization", &auth)], None);
-        assert_eq!(me.status, 200, "{}", me.text());
-        assert_eq!(me.json()["username"], "alice");
-    }
-    let headers = [
-        ("Content-Type", "application/json"),
-        ("Authorization", auth.as_str()),
-    ];
-    let body = br#"{"title": "Mine", "content": "through the second server"}"#;
-    let created = b.request("POST", "/articles", &headers, Some(body));
-    assert_eq!(created.status, 201, "{}", created.text());
-    let path = created.header("Location").unwrap().to_owned();
-    assert_eq!(a.get(&path).json()["author"]["username"], "alice");
-    let anonymous = a.request(
-        "POST",
-        "/articles",
-        &[("Content-Type", "application/json")],
-        Some(body),
-    );
-    anonymous.problem(401);
-    let patched = a.request(
-        "PATCH",
-        &path,
-        &headers,
-        Some(br#"{"title": "Still mine"}"#),
-    );
-    assert_eq!(patched.status, 200, "{}", patched.text());
-
-    // Revocation reaches both at once: tokens are never cached.
-    let revoked = run(&["token", "revoke", "alice", "--db", &b.db()], &[]);
-    assert!(revoked.status.success(), "{}", stderr(&revoked));
-    let out = String::from_utf8(revoked.stdout).unwrap();
-    assert!(out.contains("revoked 1"), "{out}");
-    for server in [&a, &b] {
-        let me = server.request("GET", "/me", &[("Authorization", &auth)], None);
-        me.problem(401);
-    }
 }
 
 #[test]

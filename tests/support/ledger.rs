@@ -88,11 +88,6 @@ impl Writer {
         }
     }
 
-    /// Articles acknowledged and not deleted.
-    pub fn live_count(&self) -> usize {
-        self.live.len()
-    }
-
     /// Sends one write on `conn` and records its outcome. An error means the
     /// connection ended or the answer was cut short; the write stays pending
     /// (it may have applied).

@@ -4,7 +4,8 @@
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStdout, Command, Stdio};
 
-use super::TestServer;
+use super::database::postgres;
+use super::server::TestServer;
 
 /// Another connection holding the database's write lock, so that the
 /// server's writes wait while its reads go on: SQLite's `BEGIN IMMEDIATE`,
@@ -16,8 +17,8 @@ pub enum WriteLock {
 
 impl WriteLock {
     /// Takes the write lock of `server`'s database.
-    pub fn hold(server: &TestServer) -> WriteLock {
-        if !super::postgres() {
+    pub fn hold<K>(server: &TestServer<K>) -> WriteLock {
+        if !postgres() {
             let lock = rusqlite::Connection::open(server.db_path()).unwrap();
             lock.execute_batch("BEGIN IMMEDIATE").unwrap();
             return WriteLock::Sqlite(lock);

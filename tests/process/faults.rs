@@ -1,11 +1,12 @@
 //! Faults of the disk and the database under a running server: a full disk,
 //! the database file removed, replaced or overwritten, the database locked
 //! by another process. Writes answer 503 (507 for a full disk) with
-//! problem+json, reads go on where they can, nothing crashes, writes
-//! recover when the fault clears, and nothing acknowledged is lost.
+//! problem+json, reads go on where they can, nothing crashes (the process
+//! is checked alive), writes recover when the fault clears, and nothing
+//! acknowledged is lost across SIGKILL restarts.
 //!
-//! Every fault here is of SQLite's files or locks: on PostgreSQL
-//! (`ARTICLES_TEST_POSTGRES`) each test says it is skipped.
+//! Every fault here is of SQLite's files or locks: PostgreSQL runs ignore
+//! these tests.
 
 use std::fs::{self, File};
 use std::io::Write;
@@ -13,10 +14,14 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
-use crate::support::sqlite_integrity::integrity_problems;
-use crate::support::write_lock::WriteLock;
-use crate::support::{Resp, TempDir, TestServer};
 use serde_json::json;
+
+use crate::spawned::TestServer;
+use crate::sqlite_integrity::integrity_problems;
+use crate::support::database::{sqlite_only, TempDir};
+use crate::support::ledger::fetch_all;
+use crate::support::write_lock::WriteLock;
+use crate::support::Resp;
 
 /// A small tmpfs mounted for one test, unmounted when dropped. Declare it
 /// before the server, so that the server is stopped first.
@@ -73,7 +78,7 @@ fn assert_refused(resp: &Resp, status: u16) {
 
 /// Asserts that an article with each of `titles` is on the server.
 fn assert_all_present(server: &TestServer, titles: &[String]) {
-    let all = crate::support::ledger::fetch_all(server.addr);
+    let all = fetch_all(server.addr);
     let found: Vec<&str> = all.values().filter_map(|a| a["title"].as_str()).collect();
     for title in titles {
         assert!(
@@ -85,7 +90,7 @@ fn assert_all_present(server: &TestServer, titles: &[String]) {
 
 #[test]
 fn a_full_disk_answers_507_keeps_reads_and_recovers_when_space_is_freed() {
-    if crate::support::sqlite_only("fills the filesystem under the SQLite file") {
+    if sqlite_only("fills the filesystem under the SQLite file") {
         return;
     }
     let disk = match SmallDisk::mount("2m") {
@@ -162,7 +167,7 @@ fn assert_writes_refused(server: &TestServer, fault: &str) {
 
 #[test]
 fn a_moved_removed_or_replaced_database_refuses_writes_and_recovers_when_it_is_back() {
-    if crate::support::sqlite_only("moves, replaces and removes the SQLite file and its WAL") {
+    if sqlite_only("moves, replaces and removes the SQLite file and its WAL") {
         return;
     }
     let server = TestServer::start();
@@ -196,7 +201,7 @@ fn a_moved_removed_or_replaced_database_refuses_writes_and_recovers_when_it_is_b
 
     let mut server = server.restart_with("KILL", &[]);
     assert_all_present(&server, &acknowledged);
-    let all = crate::support::ledger::fetch_all(server.addr);
+    let all = fetch_all(server.addr);
     assert_eq!(
         all.len(),
         acknowledged.len(),
@@ -220,7 +225,7 @@ fn a_moved_removed_or_replaced_database_refuses_writes_and_recovers_when_it_is_b
 
 #[test]
 fn a_removed_database_loses_no_acknowledged_write() {
-    if crate::support::sqlite_only("removes the SQLite file") {
+    if sqlite_only("removes the SQLite file") {
         return;
     }
     let server = TestServer::start();
@@ -270,7 +275,7 @@ fn probe_everything(server: &TestServer, allowed: &[u16]) -> Vec<u16> {
 
 #[test]
 fn a_database_overwritten_or_truncated_in_place_is_503_never_a_crash() {
-    if crate::support::sqlite_only("overwrites and truncates the SQLite file") {
+    if sqlite_only("overwrites and truncates the SQLite file") {
         return;
     }
     for damage in ["garbage over the first pages", "truncated to nothing"] {
@@ -305,7 +310,7 @@ fn a_database_overwritten_or_truncated_in_place_is_503_never_a_crash() {
 
 #[test]
 fn a_database_locked_by_another_process_answers_503_and_reads_go_on() {
-    if crate::support::sqlite_only("holds SQLite's write lock from another connection") {
+    if sqlite_only("holds SQLite's write lock from another connection") {
         return;
     }
     let server = TestServer::start();
