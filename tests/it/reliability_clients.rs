@@ -89,12 +89,16 @@ fn reads_are_answered_while_every_worker_waits_on_a_slow_write() {
     let (mut slow_write, rest) = server.half_sent_post();
     thread::sleep(Duration::from_millis(200));
     // The only worker waits for the rest of that body; reads are answered by
-    // their own connection threads meanwhile.
+    // their own connection threads meanwhile, one at a time (`--workers`).
     for path in [
         format!("/articles/{id}"),
         "/articles".into(),
         "/readyz".into(),
     ] {
+        // The thread that answered the read before gives that one slot back
+        // just after its answer is sent: a read sent at that very moment
+        // would go to the busy worker.
+        thread::sleep(Duration::from_millis(100));
         let mut read = send_get(&server, &path);
         assert_eq!(
             status_within(&mut read, Duration::from_secs(2)),

@@ -337,6 +337,15 @@ fn slowloris(addr: std::net::SocketAddr, count: usize, every: Duration, stop: &A
     }
 }
 
+/// Sets its flag when dropped.
+struct StopOnDrop<'a>(&'a AtomicBool);
+
+impl Drop for StopOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
 #[test]
 fn idle_and_slowloris_clients_neither_delay_a_new_client_nor_leave_anything_behind() {
     const IDLE_TIMEOUT: u64 = 3;
@@ -356,6 +365,9 @@ fn idle_and_slowloris_clients_neither_delay_a_new_client_nor_leave_anything_behi
     thread::scope(|scope| {
         let stop = &stop;
         scope.spawn(move || slowloris(server.addr, 50, Duration::from_millis(300), stop));
+        // Stops them however this closure ends: the scope waits for them,
+        // so a failed assertion would otherwise wait forever.
+        let slowloris_running = StopOnDrop(stop);
         thread::sleep(Duration::from_millis(500));
         let loaded = proc_stats(pid);
         let wait = server.worst_fresh_client_wait(10);
@@ -366,7 +378,7 @@ fn idle_and_slowloris_clients_neither_delay_a_new_client_nor_leave_anything_behi
         let after_timeout = wait_for_stats(pid, Duration::from_secs(IDLE_TIMEOUT + 5), |s| {
             s.threads <= baseline.threads + 55
         });
-        stop.store(true, Ordering::Relaxed);
+        drop(slowloris_running);
         println!(
             "idle/slowloris: baseline {baseline:?}; with 300 idle + 50 slowloris {loaded:?}; \
              fresh client {unloaded:?} unloaded, worst {wait:?} loaded; \
@@ -397,6 +409,11 @@ fn worker_threads(server: &TestServer) -> usize {
 #[test]
 fn workers_beyond_the_turns_start_only_as_concurrent_writes_need_them() {
     let server = TestServer::start_with(&["--workers", "2"]);
+    // A thread takes its name once it runs, a moment after it is started.
+    let named = Instant::now() + Duration::from_secs(2);
+    while worker_threads(&server) < 2 && Instant::now() < named {
+        thread::sleep(Duration::from_millis(20));
+    }
     assert_eq!(worker_threads(&server), 2, "one worker per turn at start");
 
     let writers: Vec<_> = (0..24)
