@@ -3,7 +3,6 @@
 use serde_json::{json, Value};
 
 use crate::in_process::TestServer;
-use crate::support::database::sqlite_only;
 use crate::support::{Conn, Resp};
 
 fn titles(resp: &Resp) -> Vec<String> {
@@ -450,10 +449,11 @@ fn keep_alive_serves_many_requests_on_one_connection() {
 }
 
 #[test]
+#[cfg_attr(
+    feature = "postgres",
+    ignore = "SQLite only: `--db :memory:` is SQLite's in-memory database"
+)]
 fn memory_database_serves_concurrent_writers() {
-    if sqlite_only("`--db :memory:` is SQLite's in-memory database") {
-        return;
-    }
     let server = TestServer::start_on(":memory:", &[]);
     let handles: Vec<_> = (0..8)
         .map(|t| {

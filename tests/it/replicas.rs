@@ -16,11 +16,8 @@ use serde_json::{json, Value};
 
 use crate::idempotency::keyed_posts_at_once;
 use crate::in_process::TestServer;
-use crate::support::database::postgres_only;
 use crate::support::receiver::Receiver;
 use crate::support::{Conn, Resp};
-
-const WHY: &str = "two servers on one PostgreSQL database";
 
 /// Two servers on one fresh database, both with `args`.
 fn pair(args: &[&str]) -> (TestServer, TestServer) {
@@ -30,10 +27,11 @@ fn pair(args: &[&str]) -> (TestServer, TestServer) {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "postgres"),
+    ignore = "needs PostgreSQL: cargo test --features postgres with ARTICLES_TEST_POSTGRES set"
+)]
 fn concurrent_writes_through_both_servers_are_visible_through_both() {
-    if postgres_only(WHY) {
-        return;
-    }
     let (a, b) = pair(&[]);
     const THREADS: usize = 4;
     const EACH: usize = 25;
@@ -88,10 +86,11 @@ fn concurrent_writes_through_both_servers_are_visible_through_both() {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "postgres"),
+    ignore = "needs PostgreSQL: cargo test --features postgres with ARTICLES_TEST_POSTGRES set"
+)]
 fn the_same_if_match_through_both_servers_lets_exactly_one_win() {
-    if postgres_only(WHY) {
-        return;
-    }
     let (a, b) = pair(&[]);
     for round in 0..10 {
         let created = if round % 2 == 0 { &a } else { &b }.post(&json!({
@@ -140,10 +139,11 @@ fn the_same_if_match_through_both_servers_lets_exactly_one_win() {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "postgres"),
+    ignore = "needs PostgreSQL: cargo test --features postgres with ARTICLES_TEST_POSTGRES set"
+)]
 fn one_idempotency_key_through_both_servers_creates_one_article() {
-    if postgres_only(WHY) {
-        return;
-    }
     let (a, b) = pair(&[]);
     const BODY: &str = r#"{"title": "Once", "content": "through two servers", "tags": ["x"]}"#;
     const ROUNDS: usize = 10;
@@ -187,10 +187,11 @@ fn one_idempotency_key_through_both_servers_creates_one_article() {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "postgres"),
+    ignore = "needs PostgreSQL: cargo test --features postgres with ARTICLES_TEST_POSTGRES set"
+)]
 fn webhooks_from_two_servers_are_delivered_once_each() {
-    if postgres_only(WHY) {
-        return;
-    }
     let receiver = Receiver::ok();
     let url = receiver.url();
     let (a, b) = pair(&["--webhook", &url]);

@@ -6,7 +6,7 @@ use std::process::Output;
 
 use crate::spawned::{binary, run, stderr, TestServer};
 use crate::support::bearer;
-use crate::support::database::{postgres, postgres_only, psql, sqlite_only, TempDir};
+use crate::support::database::{postgres, psql, TempDir};
 
 #[test]
 fn help_and_version_exit_zero() {
@@ -88,10 +88,11 @@ fn variables_configure_the_server_and_flags_win() {
 }
 
 #[test]
+#[cfg_attr(
+    feature = "postgres",
+    ignore = "SQLite only: `--db :memory:` is SQLite's in-memory database"
+)]
 fn memory_database_from_the_environment() {
-    if sqlite_only("`--db :memory:` is SQLite's in-memory database") {
-        return;
-    }
     let server = TestServer::start_on(":memory:", &[]);
     server.create("in memory", "only", &[]);
     assert_eq!(server.get("/articles").header("X-Total-Count"), Some("1"));
@@ -99,10 +100,11 @@ fn memory_database_from_the_environment() {
 }
 
 #[test]
+#[cfg_attr(
+    feature = "postgres",
+    ignore = "SQLite only: migrates a database file (see migrate_creates_the_schema_once_on_postgres)"
+)]
 fn migrate_creates_the_schema_once() {
-    if sqlite_only("migrates a database file (see migrate_creates_the_schema_once_on_postgres)") {
-        return;
-    }
     let dir = TempDir::new();
     let db = dir.path().join("m.db");
     let db = db.to_str().unwrap();
@@ -121,11 +123,11 @@ fn migrate_creates_the_schema_once() {
 }
 
 #[test]
+#[cfg_attr(
+    feature = "postgres",
+    ignore = "SQLite only: sets SQLite's user_version (see a_newer_schema_version_is_refused_on_postgres)"
+)]
 fn a_database_from_a_newer_version_is_refused() {
-    if sqlite_only("sets SQLite's user_version (see a_newer_schema_version_is_refused_on_postgres)")
-    {
-        return;
-    }
     let dir = TempDir::new();
     let db = dir.path().join("future.db");
     let conn = rusqlite::Connection::open(&db).unwrap();
@@ -180,11 +182,13 @@ fn versions(output: &Output) -> (u32, u32) {
     (before.parse().unwrap(), after.parse().unwrap())
 }
 
+/// PostgreSQL only: migrates an empty PostgreSQL database.
 #[test]
+#[cfg_attr(
+    not(feature = "postgres"),
+    ignore = "needs PostgreSQL: cargo test --features postgres with ARTICLES_TEST_POSTGRES set"
+)]
 fn migrate_creates_the_schema_once_on_postgres() {
-    if postgres_only("migrates an empty PostgreSQL database") {
-        return;
-    }
     let dir = TempDir::new();
     let url = dir.database();
     let first = run(&["migrate", "--db", &url], &[]);
@@ -206,11 +210,13 @@ fn migrate_creates_the_schema_once_on_postgres() {
     assert_eq!(server.get("/articles").header("X-Total-Count"), Some("1"));
 }
 
+/// PostgreSQL only: moves a PostgreSQL database's schema version forward.
 #[test]
+#[cfg_attr(
+    not(feature = "postgres"),
+    ignore = "needs PostgreSQL: cargo test --features postgres with ARTICLES_TEST_POSTGRES set"
+)]
 fn a_newer_schema_version_is_refused_on_postgres() {
-    if postgres_only("moves a PostgreSQL database's schema version forward") {
-        return;
-    }
     let dir = TempDir::new();
     let url = dir.database();
     let migrated = run(&["migrate", "--db", &url], &[]);
@@ -290,11 +296,13 @@ fn admin_commands_report_clear_errors() {
     }
 }
 
+/// PostgreSQL only: two servers on one PostgreSQL database.
 #[test]
+#[cfg_attr(
+    not(feature = "postgres"),
+    ignore = "needs PostgreSQL: cargo test --features postgres with ARTICLES_TEST_POSTGRES set"
+)]
 fn a_token_made_on_the_command_line_works_on_both_servers() {
-    if postgres_only("two servers on one PostgreSQL database") {
-        return;
-    }
     let a = TestServer::start_with(&["--auth", "required"]);
     let b = a.another(&["--auth", "required"]);
     let added = run(&["user", "add", "alice", "--db", &a.db()], &[]);

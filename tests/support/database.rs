@@ -1,11 +1,17 @@
 //! The database under test, and the temporary directory that owns it.
 //!
-//! The database is SQLite (a file in the test's temporary directory) unless
-//! `ARTICLES_TEST_POSTGRES` holds an admin URL of a PostgreSQL cluster
-//! (`postgres://postgres@127.0.0.1:55432/postgres`, see `.ci/postgres`): then
-//! each temporary directory that asks for a database gets a fresh PostgreSQL
-//! database, created with `psql` and dropped when the last directory holding
-//! it is dropped.
+//! The backend follows the package's `postgres` feature. Without it the
+//! database is SQLite, a file in the test's temporary directory. With it
+//! (`cargo test --features postgres`) it is PostgreSQL: `ARTICLES_TEST_POSTGRES`
+//! must hold an admin URL of a cluster on which the tests may create and
+//! drop databases (`postgres://postgres@127.0.0.1:55432/postgres`, see
+//! `.ci/postgres`), and each temporary directory that asks for a database
+//! gets a fresh one, created with `psql` and dropped when the last directory
+//! holding it is dropped.
+//!
+//! A test of one backend only is ignored on the other, with its reason:
+//! `#[cfg_attr(feature = "postgres", ignore = "SQLite only: ...")]`, or
+//! `#[cfg_attr(not(feature = "postgres"), ignore = "needs PostgreSQL: ...")]`.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -13,44 +19,25 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-/// The variable that selects PostgreSQL: an admin URL of a cluster on which
-/// the tests may create and drop databases.
-pub const POSTGRES_VAR: &str = "ARTICLES_TEST_POSTGRES";
+/// The variable that names the PostgreSQL cluster under test.
+const POSTGRES_VAR: &str = "ARTICLES_TEST_POSTGRES";
 
-/// The admin URL of the PostgreSQL cluster under test, if the suite runs on
-/// PostgreSQL.
-pub fn postgres_admin() -> Option<String> {
-    std::env::var(POSTGRES_VAR)
-        .ok()
-        .map(|url| url.trim().to_owned())
-        .filter(|url| !url.is_empty())
-}
-
-/// Whether the suite runs on PostgreSQL (`ARTICLES_TEST_POSTGRES` set).
+/// Whether the suite runs on PostgreSQL: built with the `postgres` feature.
 pub fn postgres() -> bool {
-    postgres_admin().is_some()
+    cfg!(feature = "postgres")
 }
 
-/// For a test that depends on SQLite itself (its files, its locks, its
-/// pragmas): on PostgreSQL says so and returns true, so that the test can
-/// `if sqlite_only("reads the WAL file") { return; }`.
-pub fn sqlite_only(why: &str) -> bool {
-    if postgres() {
-        println!("skipped on PostgreSQL: {why}");
-        true
-    } else {
-        false
-    }
-}
-
-/// For a test written for PostgreSQL only: on SQLite says so and returns
-/// true.
-pub fn postgres_only(why: &str) -> bool {
-    if postgres() {
-        false
-    } else {
-        println!("skipped on SQLite: {why}");
-        true
+/// The admin URL of the PostgreSQL cluster under test, which a run with the
+/// `postgres` feature needs.
+fn postgres_admin() -> String {
+    match std::env::var(POSTGRES_VAR) {
+        Ok(url) if !url.trim().is_empty() => url.trim().to_owned(),
+        _ => panic!(
+            "the tests run on PostgreSQL (built with --features postgres): set \
+             {POSTGRES_VAR} to the admin URL of a cluster they may create \
+             databases on (export {POSTGRES_VAR}=$(.ci/postgres start)), or run \
+             .ci/run"
+        ),
     }
 }
 
@@ -182,14 +169,13 @@ impl TempDir {
     /// `test.db` in it, or on PostgreSQL the URL of a fresh database that
     /// lives as long as this directory (the same one on every call).
     pub fn database(&self) -> String {
-        match postgres_admin() {
-            None => self.path().join("test.db").to_str().unwrap().to_owned(),
-            Some(admin) => self
-                .postgres
-                .get_or_init(|| Arc::new(PgDatabase::create(&admin)))
-                .url
-                .clone(),
+        if !postgres() {
+            return self.path().join("test.db").to_str().unwrap().to_owned();
         }
+        self.postgres
+            .get_or_init(|| Arc::new(PgDatabase::create(&postgres_admin())))
+            .url
+            .clone()
     }
 
     /// A new temporary directory that shares this one's PostgreSQL database,
