@@ -1,29 +1,11 @@
-//! ETag, If-None-Match and If-Match through the real binary.
-
-mod common;
+//! ETag, If-None-Match and If-Match.
 
 use std::sync::{Arc, Barrier};
 
-use common::{Conn, Resp, TestServer};
 use serde_json::{json, Value};
 
-/// A JSON write with extra headers.
-fn write(
-    server: &TestServer,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: Value,
-) -> Resp {
-    let mut all = vec![("Content-Type", "application/json")];
-    all.extend_from_slice(headers);
-    server.request(
-        method,
-        path,
-        &all,
-        Some(&serde_json::to_vec(&body).unwrap()),
-    )
-}
+use crate::in_process::TestServer;
+use crate::support::{bearer, Conn, Resp};
 
 fn etag(resp: &Resp) -> String {
     let tag = resp.header("ETag").expect("an ETag").to_owned();
@@ -49,13 +31,7 @@ fn get_put_and_patch_send_an_etag_that_changes_with_every_modification() {
     let head = server.request("HEAD", &path, &[], None);
     assert_eq!((head.status, etag(&head)), (200, created.clone()));
 
-    let put = write(
-        &server,
-        "PUT",
-        &path,
-        &[],
-        json!({"title": "u", "content": "c"}),
-    );
+    let put = server.send_json("PUT", &path, &[], &json!({"title": "u", "content": "c"}));
     assert_eq!(put.status, 200);
     let replaced = etag(&put);
     assert_ne!(replaced, created);
@@ -64,7 +40,7 @@ fn get_put_and_patch_send_an_etag_that_changes_with_every_modification() {
     // The same change again still modifies the article, so the tag moves.
     for _ in 0..3 {
         let before = etag(&server.get(&path));
-        let patch = write(&server, "PATCH", &path, &[], json!({"tags": ["x"]}));
+        let patch = server.send_json("PATCH", &path, &[], &json!({"tags": ["x"]}));
         assert_eq!(patch.status, 200);
         assert_ne!(etag(&patch), before);
         assert_eq!(etag(&server.get(&path)), etag(&patch));
@@ -117,22 +93,20 @@ fn if_match_mismatch_is_412_and_changes_nothing() {
     let weak = format!("W/{tag}");
     for value in ["\"1-1\"", weak.as_str(), "unquoted", ""] {
         for method in ["PUT", "PATCH"] {
-            let resp = write(
-                &server,
+            let resp = server.send_json(
                 method,
                 &path,
                 &[("If-Match", value)],
-                json!({"title": "changed", "content": "changed"}),
+                &json!({"title": "changed", "content": "changed"}),
             );
             resp.problem(412);
         }
     }
-    let resp = write(
-        &server,
+    let resp = server.send_json(
         "PATCH",
         &path,
         &[("If-None-Match", "*")],
-        json!({"title": "x"}),
+        &json!({"title": "x"}),
     );
     resp.problem(412);
     let read = server.request("GET", &path, &[("If-Match", "\"1-1\"")], None);
@@ -146,39 +120,25 @@ fn if_match_with_the_current_tag_or_star_succeeds() {
     let server = TestServer::start();
     let (path, tag) = article(&server);
     let listed = format!("\"nope\", {tag}");
-    let resp = write(
-        &server,
+    let resp = server.send_json(
         "PATCH",
         &path,
         &[("If-Match", &listed)],
-        json!({"title": "a"}),
+        &json!({"title": "a"}),
     );
     assert_eq!(resp.status, 200, "{}", resp.text());
-    let resp = write(
-        &server,
-        "PATCH",
-        &path,
-        &[("If-Match", "*")],
-        json!({"title": "b"}),
-    );
+    let resp = server.send_json("PATCH", &path, &[("If-Match", "*")], &json!({"title": "b"}));
     assert_eq!(resp.status, 200);
     let current = etag(&resp);
-    let resp = write(
-        &server,
+    let resp = server.send_json(
         "PUT",
         &path,
         &[("If-Match", &current)],
-        json!({"title": "c", "content": "d"}),
+        &json!({"title": "c", "content": "d"}),
     );
     assert_eq!(resp.status, 200);
     assert_eq!(resp.json()["title"], "c");
-    let missing = write(
-        &server,
-        "PATCH",
-        "/articles/999",
-        &[("If-Match", "*")],
-        json!({}),
-    );
+    let missing = server.send_json("PATCH", "/articles/999", &[("If-Match", "*")], &json!({}));
     assert_eq!(missing.problem(404)["detail"], "Article not found");
 }
 
@@ -202,9 +162,15 @@ fn checks_run_404_then_412_then_the_body() {
     let (path, tag) = article(&server);
     let stale = [("If-Match", "\"1-1\"")];
     let invalid = json!({"title": 5});
-    write(&server, "PUT", "/articles/999", &stale, invalid.clone()).problem(404);
-    write(&server, "PUT", &path, &stale, invalid.clone()).problem(412);
-    write(&server, "PATCH", &path, &stale, invalid.clone()).problem(412);
+    server
+        .send_json("PUT", "/articles/999", &stale, &invalid)
+        .problem(404);
+    server
+        .send_json("PUT", &path, &stale, &invalid)
+        .problem(412);
+    server
+        .send_json("PATCH", &path, &stale, &invalid)
+        .problem(412);
     let not_json = server.request(
         "PATCH",
         &path,
@@ -224,7 +190,9 @@ fn checks_run_404_then_412_then_the_body() {
     broken.problem(412);
     // With a matching tag, the body is judged.
     assert_eq!(
-        write(&server, "PUT", &path, &[("If-Match", &tag)], invalid).invalid_fields(),
+        server
+            .send_json("PUT", &path, &[("If-Match", &tag)], &invalid)
+            .invalid_fields(),
         ["title", "content"]
     );
 }
@@ -232,38 +200,29 @@ fn checks_run_404_then_412_then_the_body() {
 #[test]
 fn checks_run_401_and_403_before_412() {
     let server = TestServer::start();
-    let alice = format!("Bearer {}", server.add_user("alice"));
-    let bob = format!("Bearer {}", server.add_user("bob"));
-    let resp = write(
-        &server,
+    let alice = bearer(&server.add_user("alice"));
+    let bob = bearer(&server.add_user("bob"));
+    let resp = server.send_json(
         "POST",
         "/articles",
         &[("Authorization", &alice)],
-        json!({"title": "t", "content": "c"}),
+        &json!({"title": "t", "content": "c"}),
     );
     let path = resp.header("Location").unwrap().to_owned();
     let stale = ("If-Match", "\"1-1\"");
     let body = json!({"title": "x"});
-    write(
-        &server,
-        "PATCH",
-        &path,
-        &[("Authorization", &bob), stale],
-        body.clone(),
-    )
-    .problem(403);
+    server
+        .send_json("PATCH", &path, &[("Authorization", &bob), stale], &body)
+        .problem(403);
     server
         .request("DELETE", &path, &[("Authorization", &bob), stale], None)
         .problem(403);
-    write(&server, "PATCH", &path, &[stale], body.clone()).problem(401);
-    write(
-        &server,
-        "PATCH",
-        &path,
-        &[("Authorization", &alice), stale],
-        body,
-    )
-    .problem(412);
+    server
+        .send_json("PATCH", &path, &[stale], &body)
+        .problem(401);
+    server
+        .send_json("PATCH", &path, &[("Authorization", &alice), stale], &body)
+        .problem(412);
 }
 
 #[test]

@@ -1,13 +1,12 @@
-//! Hostile JSON and parameters, beyond `hostile.rs`: every write endpoint
+//! Hostile JSON and parameters, beyond `hostile`: every write endpoint
 //! answers malformed bodies with 400 or 422, query syntax of SQL and FTS5 is
 //! data in every parameter, and no request byte can add a response header.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::TestServer;
 use serde_json::json;
+
+use crate::in_process::TestServer;
 
 /// Hostile bodies and the status each must get from POST /articles.
 fn hostile_bodies() -> Vec<(String, Vec<u8>, u16)> {
@@ -147,11 +146,6 @@ fn hostile_bodies() -> Vec<(String, Vec<u8>, u16)> {
     ]
 }
 
-fn send(server: &TestServer, method: &str, path: &str, body: &[u8]) -> common::Resp {
-    let headers = [("Content-Type", "application/json")];
-    server.request(method, path, &headers, Some(body))
-}
-
 #[test]
 fn hostile_json_is_400_or_422_on_every_write_never_5xx() {
     let server = TestServer::start();
@@ -159,14 +153,14 @@ fn hostile_json_is_400_or_422_on_every_write_never_5xx() {
     let path = format!("/articles/{}", target["id"]);
     let cases = hostile_bodies();
     for (name, body, expected) in &cases {
-        let resp = send(&server, "POST", "/articles", body);
+        let resp = server.send_json_bytes("POST", "/articles", &[], body);
         assert_eq!(resp.status, *expected, "POST {name}: {}", resp.text());
         if *expected >= 400 {
             resp.problem(*expected);
             // PUT and PATCH read bodies the same way; 422s may differ
             // (PATCH needs no field), 400s may not.
             for method in ["PUT", "PATCH"] {
-                let resp = send(&server, method, &path, body);
+                let resp = server.send_json_bytes(method, &path, &[], body);
                 assert!(
                     matches!(resp.status, 400 | 422),
                     "{method} {name}: {}",
@@ -276,14 +270,11 @@ fn hostile_idempotency_keys_are_data_or_400() {
         ("a b", 400),
         ("", 400),
     ] {
-        let headers = [
-            ("Content-Type", "application/json"),
-            ("Idempotency-Key", key),
-        ];
-        let first = server.request("POST", "/articles", &headers, Some(&body));
+        let headers = [("Idempotency-Key", key)];
+        let first = server.send_json_bytes("POST", "/articles", &headers, &body);
         assert_eq!(first.status, expected, "{key:?}: {}", first.text());
         if expected == 201 {
-            let again = server.request("POST", "/articles", &headers, Some(&body));
+            let again = server.send_json_bytes("POST", "/articles", &headers, &body);
             assert_eq!(
                 again.header("Idempotency-Replayed"),
                 Some("true"),
@@ -391,13 +382,10 @@ fn a_retry_spelling_a_number_differently_is_a_replay() {
     let server = TestServer::start();
     let first = br#"{"title":"t","content":"c","x":-7.428246415244006e-40}"#;
     let retry = br#"{"title":"t","content":"c","x":-7.42824641524400566e-40}"#;
-    let headers = [
-        ("Content-Type", "application/json"),
-        ("Idempotency-Key", "spelt-twice"),
-    ];
-    let created = server.request("POST", "/articles", &headers, Some(first));
+    let headers = [("Idempotency-Key", "spelt-twice")];
+    let created = server.send_json_bytes("POST", "/articles", &headers, first);
     assert_eq!(created.status, 201);
-    let again = server.request("POST", "/articles", &headers, Some(retry));
+    let again = server.send_json_bytes("POST", "/articles", &headers, retry);
     assert_eq!(again.status, 201, "{}", again.text());
     assert_eq!(again.header("Idempotency-Replayed"), Some("true"));
     assert_eq!(again.json(), created.json());

@@ -1,20 +1,36 @@
-//! `Idempotency-Key` on `POST /articles` through the real binary.
+//! `Idempotency-Key` on `POST /articles`.
 
-mod common;
-
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, ChildStdout, Command, Stdio};
-use std::sync::mpsc;
+use std::net::SocketAddr;
+use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
-use common::{Conn, Resp, TestServer};
 use serde_json::json;
 
-/// POSTs `body` (raw bytes, so formatting can vary) with these headers.
-fn post(server: &TestServer, headers: &[(&str, &str)], body: &str) -> Resp {
-    let mut all = vec![("Content-Type", "application/json")];
-    all.extend_from_slice(headers);
-    server.request("POST", "/articles", &all, Some(body.as_bytes()))
+use crate::in_process::TestServer;
+use crate::support::write_lock::WriteLock;
+use crate::support::{bearer, Conn, Resp};
+
+/// One `POST /articles` of `body` with `Idempotency-Key: key` to each of
+/// `addrs`, each from a thread of its own and all released at once; the
+/// responses in the order of `addrs`.
+pub fn keyed_posts_at_once(addrs: &[SocketAddr], key: &str, body: &'static str) -> Vec<Resp> {
+    let barrier = Arc::new(std::sync::Barrier::new(addrs.len()));
+    let handles: Vec<_> = addrs
+        .iter()
+        .map(|&addr| {
+            let (key, barrier) = (key.to_owned(), Arc::clone(&barrier));
+            std::thread::spawn(move || {
+                let mut conn = Conn::open(addr);
+                let headers = [
+                    ("Content-Type", "application/json"),
+                    ("Idempotency-Key", key.as_str()),
+                ];
+                barrier.wait();
+                conn.request("POST", "/articles", &headers, Some(body.as_bytes()))
+            })
+        })
+        .collect();
+    handles.into_iter().map(|h| h.join().unwrap()).collect()
 }
 
 const BODY: &str = r#"{"title": "Once", "content": "only once", "tags": ["b", "a"]}"#;
@@ -23,7 +39,7 @@ const BODY: &str = r#"{"title": "Once", "content": "only once", "tags": ["b", "a
 fn a_retry_gets_the_first_response_again_and_creates_nothing() {
     let server = TestServer::start();
     let key = [("Idempotency-Key", "order-7f3a:1")];
-    let first = post(&server, &key, BODY);
+    let first = server.send_json_bytes("POST", "/articles", &key, BODY.as_bytes());
     assert_eq!(first.status, 201, "{}", first.text());
     assert!(first.header("ETag").is_some());
     assert_eq!(first.header("Idempotency-Replayed"), None);
@@ -31,7 +47,7 @@ fn a_retry_gets_the_first_response_again_and_creates_nothing() {
     // The same JSON value, spelled differently.
     let same = r#"{ "tags":["b","a"],"content":"only once","title":"\u004fnce" }"#;
     for body in [BODY, same] {
-        let again = post(&server, &key, body);
+        let again = server.send_json_bytes("POST", "/articles", &key, body.as_bytes());
         assert_eq!(again.saved_part(), first.saved_part());
         assert_eq!(again.header("Idempotency-Replayed"), Some("true"));
         assert_ne!(again.header("X-Request-Id"), first.header("X-Request-Id"));
@@ -39,24 +55,28 @@ fn a_retry_gets_the_first_response_again_and_creates_nothing() {
     assert_eq!(server.total(), "1");
     // A replay is the first answer, even after the article has changed.
     let path = first.header("Location").unwrap();
-    let patch = json!({"title": "changed"}).to_string();
-    let patched = server.request(
-        "PATCH",
-        path,
-        &[("Content-Type", "application/json")],
-        Some(patch.as_bytes()),
-    );
+    let patched = server.send_json("PATCH", path, &[], &json!({"title": "changed"}));
     assert_eq!(patched.status, 200);
-    assert_eq!(post(&server, &key, BODY).saved_part(), first.saved_part());
+    assert_eq!(
+        server
+            .send_json_bytes("POST", "/articles", &key, BODY.as_bytes())
+            .saved_part(),
+        first.saved_part()
+    );
 }
 
 #[test]
 fn the_same_key_with_a_different_body_is_422() {
     let server = TestServer::start();
     let key = [("Idempotency-Key", "k-1")];
-    assert_eq!(post(&server, &key, BODY).status, 201);
+    assert_eq!(
+        server
+            .send_json_bytes("POST", "/articles", &key, BODY.as_bytes())
+            .status,
+        201
+    );
     let other = r#"{"title": "Once", "content": "only once", "tags": ["a", "b"]}"#;
-    let resp = post(&server, &key, other);
+    let resp = server.send_json_bytes("POST", "/articles", &key, other.as_bytes());
     assert_eq!(resp.invalid_fields(), ["Idempotency-Key"]);
     assert_eq!(resp.header("Idempotency-Replayed"), None);
     assert_eq!(server.total(), "1");
@@ -67,7 +87,12 @@ fn invalid_keys_are_400_and_create_nothing() {
     let server = TestServer::start();
     let long = "k".repeat(256);
     for key in ["", "two words", long.as_str()] {
-        let resp = post(&server, &[("Idempotency-Key", key)], BODY);
+        let resp = server.send_json_bytes(
+            "POST",
+            "/articles",
+            &[("Idempotency-Key", key)],
+            BODY.as_bytes(),
+        );
         resp.problem(400);
     }
     assert_eq!(server.total(), "0");
@@ -75,7 +100,14 @@ fn invalid_keys_are_400_and_create_nothing() {
     let visible = "!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~";
     for key in [longest.as_str(), visible] {
         assert_eq!(
-            post(&server, &[("Idempotency-Key", key)], BODY).status,
+            server
+                .send_json_bytes(
+                    "POST",
+                    "/articles",
+                    &[("Idempotency-Key", key)],
+                    BODY.as_bytes()
+                )
+                .status,
             201,
             "{key}"
         );
@@ -85,12 +117,22 @@ fn invalid_keys_are_400_and_create_nothing() {
 #[test]
 fn keys_are_scoped_per_user() {
     let server = TestServer::start();
-    let alice = format!("Bearer {}", server.add_user("alice"));
-    let bob = format!("Bearer {}", server.add_user("bob"));
+    let alice = bearer(&server.add_user("alice"));
+    let bob = bearer(&server.add_user("bob"));
     let key = ("Idempotency-Key", "shared");
-    let by_alice = post(&server, &[key, ("Authorization", &alice)], BODY);
-    let by_bob = post(&server, &[key, ("Authorization", &bob)], BODY);
-    let anonymous = post(&server, &[key], BODY);
+    let by_alice = server.send_json_bytes(
+        "POST",
+        "/articles",
+        &[key, ("Authorization", &alice)],
+        BODY.as_bytes(),
+    );
+    let by_bob = server.send_json_bytes(
+        "POST",
+        "/articles",
+        &[key, ("Authorization", &bob)],
+        BODY.as_bytes(),
+    );
+    let anonymous = server.send_json_bytes("POST", "/articles", &[key], BODY.as_bytes());
     for resp in [&by_alice, &by_bob, &anonymous] {
         assert_eq!(resp.status, 201, "{}", resp.text());
         assert_eq!(resp.header("Idempotency-Replayed"), None);
@@ -98,85 +140,43 @@ fn keys_are_scoped_per_user() {
     assert_eq!(by_alice.json()["author"]["username"], "alice");
     assert_eq!(by_bob.json()["author"]["username"], "bob");
     assert_eq!(server.total(), "3");
-    let again = post(&server, &[key, ("Authorization", &alice)], BODY);
+    let again = server.send_json_bytes(
+        "POST",
+        "/articles",
+        &[key, ("Authorization", &alice)],
+        BODY.as_bytes(),
+    );
     assert_eq!(again.saved_part(), by_alice.saved_part());
-    let again = post(&server, &[key], BODY);
+    let again = server.send_json_bytes("POST", "/articles", &[key], BODY.as_bytes());
     assert_eq!(again.saved_part(), anonymous.saved_part());
-}
-
-#[test]
-fn a_key_survives_a_restart() {
-    let server = TestServer::start();
-    let key = [("Idempotency-Key", "durable")];
-    let first = post(&server, &key, BODY);
-    assert_eq!(first.status, 201);
-    let server = server.kill_and_restart();
-    let again = post(&server, &key, BODY);
-    assert_eq!(again.saved_part(), first.saved_part());
-    assert_eq!(again.header("Idempotency-Replayed"), Some("true"));
-    assert_eq!(server.total(), "1");
 }
 
 #[test]
 fn a_failed_request_may_be_retried_with_the_same_key() {
     let server = TestServer::start();
     let key = [("Idempotency-Key", "retry-me")];
-    assert_eq!(post(&server, &key, r#"{"title": ""}"#).status, 422);
-    assert_eq!(post(&server, &key, "{").status, 400);
-    let created = post(&server, &key, BODY);
+    assert_eq!(
+        server
+            .send_json_bytes("POST", "/articles", &key, br#"{"title": ""}"#)
+            .status,
+        422
+    );
+    assert_eq!(
+        server
+            .send_json_bytes("POST", "/articles", &key, b"{")
+            .status,
+        400
+    );
+    let created = server.send_json_bytes("POST", "/articles", &key, BODY.as_bytes());
     assert_eq!(created.status, 201);
     assert_eq!(created.header("Idempotency-Replayed"), None);
     assert_eq!(
-        post(&server, &key, BODY).header("Idempotency-Replayed"),
+        server
+            .send_json_bytes("POST", "/articles", &key, BODY.as_bytes())
+            .header("Idempotency-Replayed"),
         Some("true")
     );
     assert_eq!(server.total(), "1");
-}
-
-/// Another connection holding the database's write lock, so that the
-/// server's writes wait while its reads go on: SQLite's `BEGIN IMMEDIATE`,
-/// or on PostgreSQL a `psql` session holding `articles` in EXCLUSIVE mode.
-enum WriteLock {
-    Sqlite(rusqlite::Connection),
-    Postgres(Child, BufReader<ChildStdout>),
-}
-
-impl WriteLock {
-    fn hold(server: &TestServer) -> WriteLock {
-        if !common::postgres() {
-            let lock = rusqlite::Connection::open(server.db_path()).unwrap();
-            lock.execute_batch("BEGIN IMMEDIATE").unwrap();
-            return WriteLock::Sqlite(lock);
-        }
-        let mut psql = Command::new("psql")
-            .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", &server.db()])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("psql (PostgreSQL's client) on PATH");
-        let stdin = psql.stdin.as_mut().unwrap();
-        stdin
-            .write_all(b"BEGIN;\nLOCK TABLE articles IN EXCLUSIVE MODE;\n\\echo locked\n")
-            .unwrap();
-        stdin.flush().unwrap();
-        let mut out = BufReader::new(psql.stdout.take().unwrap());
-        let mut line = String::new();
-        out.read_line(&mut line).unwrap();
-        assert_eq!(line.trim(), "locked", "psql could not lock articles");
-        WriteLock::Postgres(psql, out)
-    }
-
-    fn release(self) {
-        match self {
-            WriteLock::Sqlite(lock) => lock.execute_batch("ROLLBACK").unwrap(),
-            WriteLock::Postgres(mut psql, _out) => {
-                let mut stdin = psql.stdin.take().unwrap();
-                stdin.write_all(b"ROLLBACK;\n").unwrap();
-                drop(stdin); // end of input: psql exits
-                assert!(psql.wait().unwrap().success());
-            }
-        }
-    }
 }
 
 #[test]
@@ -207,7 +207,14 @@ fn a_retry_while_the_first_is_in_flight_is_409() {
     let late = answers.recv_timeout(Duration::from_secs(10)).unwrap();
     assert_eq!(late.status, 201, "{}", late.text());
     assert_eq!(
-        post(&server, &[("Idempotency-Key", "slow")], BODY).header("Idempotency-Replayed"),
+        server
+            .send_json_bytes(
+                "POST",
+                "/articles",
+                &[("Idempotency-Key", "slow")],
+                BODY.as_bytes()
+            )
+            .header("Idempotency-Replayed"),
         Some("true")
     );
     assert_eq!(server.total(), "1");
@@ -216,7 +223,7 @@ fn a_retry_while_the_first_is_in_flight_is_409() {
 #[test]
 fn twenty_concurrent_posts_with_one_key_create_one_article() {
     let server = TestServer::start();
-    let answers = common::keyed_posts_at_once(&[server.addr; 20], "burst", BODY);
+    let answers = keyed_posts_at_once(&[server.addr; 20], "burst", BODY);
     let created: Vec<&Resp> = answers
         .iter()
         .filter(|r| r.status == 201 && r.header("Idempotency-Replayed").is_none())

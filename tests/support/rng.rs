@@ -38,11 +38,6 @@ impl Rng {
     pub fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
         &items[self.below(items.len() as u64) as usize]
     }
-
-    /// A random byte.
-    pub fn byte(&mut self) -> u8 {
-        self.next_u64() as u8
-    }
 }
 
 /// The seed of a run: `RELIABILITY_SEED` if set, else the clock. Printed

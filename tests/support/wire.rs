@@ -18,12 +18,6 @@ pub enum WireError {
     Broken(String),
 }
 
-impl WireError {
-    pub fn is_broken(&self) -> bool {
-        matches!(self, WireError::Broken(_))
-    }
-}
-
 /// Reads one response and checks its framing: a status line
 /// `HTTP/1.1 NNN Reason`, header lines `Name: value` ending in CRLF with a
 /// token name and printable value, a `Content-Length` (except on 1xx, 204

@@ -1,24 +1,12 @@
-//! The command line of the real binary: help, version, bad usage, variables,
-//! migrate, and refusing a database from the future.
-
-mod common;
+//! The command line of the real binary: help, version, bad usage,
+//! variables, migrate, refusing a database from the future, the admin
+//! commands' errors, and tokens made on the command line.
 
 use std::process::Output;
 
-use common::{binary, database, postgres_only, psql, sqlite_only, TempDir, TestServer};
-
-fn run(args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut command = binary();
-    command.args(args).env_remove("RUST_LOG");
-    for (name, value) in env {
-        command.env(name, value);
-    }
-    command.output().unwrap()
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
+use crate::spawned::{binary, run, stderr, TestServer};
+use crate::support::bearer;
+use crate::support::database::{postgres, psql, TempDir};
 
 #[test]
 fn help_and_version_exit_zero() {
@@ -73,10 +61,11 @@ fn variables_configure_the_server_and_flags_win() {
     let dir = TempDir::new();
     let env_db = dir.path().join("from-env.db");
     // SQLite: dir/test.db; PostgreSQL: a fresh database.
-    let flag_db = database(&dir);
+    let flag_db = dir.database();
     let server = TestServer::launch(
         dir,
-        &["--db", &flag_db],
+        &flag_db,
+        &[],
         &[
             ("ARTICLES_DB", env_db.to_str().unwrap()),
             ("ARTICLES_ADDR", "127.0.0.1:1"),
@@ -92,29 +81,30 @@ fn variables_configure_the_server_and_flags_win() {
     );
     assert_eq!(resp.status, 413, "ARTICLES_MAX_BODY applies");
     assert!(!env_db.exists(), "--db wins over ARTICLES_DB");
-    if !common::postgres() {
+    if !postgres() {
         assert!(std::path::Path::new(&flag_db).exists(), "--db is used");
     }
     assert_eq!(server.get("/articles").header("X-Total-Count"), Some("0"));
 }
 
 #[test]
+#[cfg_attr(
+    feature = "postgres",
+    ignore = "SQLite only: `--db :memory:` is SQLite's in-memory database"
+)]
 fn memory_database_from_the_environment() {
-    if sqlite_only("`--db :memory:` is SQLite's in-memory database") {
-        return;
-    }
-    let dir = TempDir::new();
-    let server = TestServer::start_in(dir, &[], &["--db", ":memory:"]);
+    let server = TestServer::start_on(":memory:", &[]);
     server.create("in memory", "only", &[]);
     assert_eq!(server.get("/articles").header("X-Total-Count"), Some("1"));
     assert!(!std::path::Path::new(":memory:").exists());
 }
 
 #[test]
+#[cfg_attr(
+    feature = "postgres",
+    ignore = "SQLite only: migrates a database file (see migrate_creates_the_schema_once_on_postgres)"
+)]
 fn migrate_creates_the_schema_once() {
-    if sqlite_only("migrates a database file (see migrate_creates_the_schema_once_on_postgres)") {
-        return;
-    }
     let dir = TempDir::new();
     let db = dir.path().join("m.db");
     let db = db.to_str().unwrap();
@@ -133,11 +123,11 @@ fn migrate_creates_the_schema_once() {
 }
 
 #[test]
+#[cfg_attr(
+    feature = "postgres",
+    ignore = "SQLite only: sets SQLite's user_version (see a_newer_schema_version_is_refused_on_postgres)"
+)]
 fn a_database_from_a_newer_version_is_refused() {
-    if sqlite_only("sets SQLite's user_version (see a_newer_schema_version_is_refused_on_postgres)")
-    {
-        return;
-    }
     let dir = TempDir::new();
     let db = dir.path().join("future.db");
     let conn = rusqlite::Connection::open(&db).unwrap();
@@ -158,7 +148,7 @@ fn a_taken_port_is_a_clear_failure() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = taken.local_addr().unwrap().to_string();
     let dir = TempDir::new();
-    let db = database(&dir);
+    let db = dir.database();
     let output = run(&["--addr", &addr, "--db", &db], &[]);
     assert_eq!(output.status.code(), Some(1));
     assert!(stderr(&output).contains("in use"), "{}", stderr(&output));
@@ -192,13 +182,15 @@ fn versions(output: &Output) -> (u32, u32) {
     (before.parse().unwrap(), after.parse().unwrap())
 }
 
+/// PostgreSQL only: migrates an empty PostgreSQL database.
 #[test]
+#[cfg_attr(
+    not(feature = "postgres"),
+    ignore = "needs PostgreSQL: cargo test --features postgres with ARTICLES_TEST_POSTGRES set"
+)]
 fn migrate_creates_the_schema_once_on_postgres() {
-    if postgres_only("migrates an empty PostgreSQL database") {
-        return;
-    }
     let dir = TempDir::new();
-    let url = database(&dir);
+    let url = dir.database();
     let first = run(&["migrate", "--db", &url], &[]);
     assert!(first.status.success(), "{}", stderr(&first));
     let (before, latest) = versions(&first);
@@ -218,13 +210,15 @@ fn migrate_creates_the_schema_once_on_postgres() {
     assert_eq!(server.get("/articles").header("X-Total-Count"), Some("1"));
 }
 
+/// PostgreSQL only: moves a PostgreSQL database's schema version forward.
 #[test]
+#[cfg_attr(
+    not(feature = "postgres"),
+    ignore = "needs PostgreSQL: cargo test --features postgres with ARTICLES_TEST_POSTGRES set"
+)]
 fn a_newer_schema_version_is_refused_on_postgres() {
-    if postgres_only("moves a PostgreSQL database's schema version forward") {
-        return;
-    }
     let dir = TempDir::new();
-    let url = database(&dir);
+    let url = dir.database();
     let migrated = run(&["migrate", "--db", &url], &[]);
     assert!(migrated.status.success(), "{}", stderr(&migrated));
     let (_, latest) = versions(&migrated);
@@ -278,4 +272,134 @@ fn run_briefly(args: &[&str]) -> Output {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
     child.wait_with_output().unwrap()
+}
+
+#[test]
+fn admin_commands_report_clear_errors() {
+    let server = TestServer::start();
+    server.add_user("carol");
+    let db = server.db();
+    let taken = run(&["user", "add", "CAROL", "--db", &db], &[]);
+    assert_eq!(taken.status.code(), Some(1));
+    assert!(stderr(&taken).contains("taken"), "{}", stderr(&taken));
+    let invalid = run(&["user", "add", "no spaces", "--db", &db], &[]);
+    assert_eq!(invalid.status.code(), Some(2));
+    assert!(
+        stderr(&invalid).contains("not a valid username"),
+        "{}",
+        stderr(&invalid)
+    );
+    for command in ["new", "revoke"] {
+        let unknown = run(&["token", command, "dave", "--db", &db], &[]);
+        assert_eq!(unknown.status.code(), Some(1));
+        assert!(stderr(&unknown).contains("no user"), "{}", stderr(&unknown));
+    }
+}
+
+/// PostgreSQL only: two servers on one PostgreSQL database.
+#[test]
+#[cfg_attr(
+    not(feature = "postgres"),
+    ignore = "needs PostgreSQL: cargo test --features postgres with ARTICLES_TEST_POSTGRES set"
+)]
+fn a_token_made_on_the_command_line_works_on_both_servers() {
+    let a = TestServer::start_with(&["--auth", "required"]);
+    let b = a.another(&["--auth", "required"]);
+    let added = run(&["user", "add", "alice", "--db", &a.db()], &[]);
+    assert!(added.status.success(), "{}", stderr(&added));
+    let out = String::from_utf8(added.stdout).unwrap();
+    let token = out.lines().last().unwrap().to_owned();
+    let auth = bearer(&token);
+    for server in [&a, &b] {
+        let me = server.request("GET", "/me", &[("Authorization", &auth)], None);
+        assert_eq!(me.status, 200, "{}", me.text());
+        assert_eq!(me.json()["username"], "alice");
+    }
+    let headers = [
+        ("Content-Type", "application/json"),
+        ("Authorization", auth.as_str()),
+    ];
+    let body = br#"{"title": "Mine", "content": "through the second server"}"#;
+    let created = b.request("POST", "/articles", &headers, Some(body));
+    assert_eq!(created.status, 201, "{}", created.text());
+    let path = created.header("Location").unwrap().to_owned();
+    assert_eq!(a.get(&path).json()["author"]["username"], "alice");
+    let anonymous = a.request(
+        "POST",
+        "/articles",
+        &[("Content-Type", "application/json")],
+        Some(body),
+    );
+    anonymous.problem(401);
+    let patched = a.request(
+        "PATCH",
+        &path,
+        &headers,
+        Some(br#"{"title": "Still mine"}"#),
+    );
+    assert_eq!(patched.status, 200, "{}", patched.text());
+
+    // Revocation reaches both at once: tokens are never cached.
+    let revoked = run(&["token", "revoke", "alice", "--db", &b.db()], &[]);
+    assert!(revoked.status.success(), "{}", stderr(&revoked));
+    let out = String::from_utf8(revoked.stdout).unwrap();
+    assert!(out.contains("revoked 1"), "{out}");
+    for server in [&a, &b] {
+        let me = server.request("GET", "/me", &[("Authorization", &auth)], None);
+        me.problem(401);
+    }
+}
+
+#[test]
+fn bad_webhook_flags_exit_2_without_echoing_the_secret() {
+    let short = "whsec_c2hvcnRzZWNyZXQ="; // 11 bytes
+    for (args, env, hidden, named) in [
+        (
+            vec!["--webhook-secret", short],
+            None,
+            "c2hvcnRzZWNyZXQ",
+            "--webhook-secret",
+        ),
+        (
+            vec![],
+            Some("sk_live_0123456789abcdef"),
+            "0123456789abcdef",
+            "ARTICLES_WEBHOOK_SECRET",
+        ),
+        (
+            vec!["--webhook-secret=MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"],
+            None,
+            "MfKQ9r8G",
+            "whsec_",
+        ),
+        (
+            vec!["--webhook", "https://example.com/hook"],
+            None,
+            "\n\n",
+            "TLS",
+        ),
+        (
+            vec!["--webhook", "http://user:pw@example.com/"],
+            None,
+            "pw@",
+            "--webhook",
+        ),
+    ] {
+        let mut argv = vec!["--addr", "127.0.0.1:0", "--db", ":memory:"];
+        argv.extend(&args);
+        let env: Vec<(&str, &str)> = env
+            .map(|value| ("ARTICLES_WEBHOOK_SECRET", value))
+            .into_iter()
+            .collect();
+        let output = run(&argv, &env);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert!(stderr.contains(named), "{stderr}");
+        assert!(!stderr.contains(hidden), "{stderr}");
+        assert!(output.stdout.is_empty());
+    }
+    let help = run(&["--help"], &[]);
+    let help = String::from_utf8_lossy(&help.stdout);
+    assert!(help.contains("--webhook URL") && help.contains("--webhook-secret SECRET"));
 }

@@ -1,24 +1,23 @@
-//! Two `articles` processes on one PostgreSQL database, as behind a load
-//! balancer: writes through either are seen by both, `If-Match` and
-//! `Idempotency-Key` hold across processes, tokens made on the command line
-//! work on both, and every change is announced to a webhook exactly once
-//! (neither process sends the other's deliveries again).
+//! Two servers on one PostgreSQL database, as behind a load balancer:
+//! writes through either are seen by both, `If-Match` and `Idempotency-Key`
+//! hold across servers, and every change is announced to a webhook exactly
+//! once (neither server sends the other's deliveries again). The two share
+//! nothing but the database, as two processes would. (Tokens made on the
+//! command line for both are in the `process` binary's `cli`.)
 //!
-//! Runs only on PostgreSQL (`ARTICLES_TEST_POSTGRES`, see `.ci/postgres`);
-//! on SQLite each test says it is skipped.
-
-mod common;
+//! PostgreSQL only: on SQLite each test is ignored.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::Duration;
 
-use common::receiver::Receiver;
-use common::{binary, postgres_only, Conn, Resp, TestServer};
 use serde_json::{json, Value};
 
-const WHY: &str = "two servers on one PostgreSQL database";
+use crate::idempotency::keyed_posts_at_once;
+use crate::in_process::TestServer;
+use crate::support::receiver::Receiver;
+use crate::support::{Conn, Resp};
 
 /// Two servers on one fresh database, both with `args`.
 fn pair(args: &[&str]) -> (TestServer, TestServer) {
@@ -28,10 +27,11 @@ fn pair(args: &[&str]) -> (TestServer, TestServer) {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "postgres"),
+    ignore = "needs PostgreSQL: cargo test --features postgres with ARTICLES_TEST_POSTGRES set"
+)]
 fn concurrent_writes_through_both_servers_are_visible_through_both() {
-    if postgres_only(WHY) {
-        return;
-    }
     let (a, b) = pair(&[]);
     const THREADS: usize = 4;
     const EACH: usize = 25;
@@ -86,10 +86,11 @@ fn concurrent_writes_through_both_servers_are_visible_through_both() {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "postgres"),
+    ignore = "needs PostgreSQL: cargo test --features postgres with ARTICLES_TEST_POSTGRES set"
+)]
 fn the_same_if_match_through_both_servers_lets_exactly_one_win() {
-    if postgres_only(WHY) {
-        return;
-    }
     let (a, b) = pair(&[]);
     for round in 0..10 {
         let created = if round % 2 == 0 { &a } else { &b }.post(&json!({
@@ -138,16 +139,17 @@ fn the_same_if_match_through_both_servers_lets_exactly_one_win() {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "postgres"),
+    ignore = "needs PostgreSQL: cargo test --features postgres with ARTICLES_TEST_POSTGRES set"
+)]
 fn one_idempotency_key_through_both_servers_creates_one_article() {
-    if postgres_only(WHY) {
-        return;
-    }
     let (a, b) = pair(&[]);
     const BODY: &str = r#"{"title": "Once", "content": "through two servers", "tags": ["x"]}"#;
     const ROUNDS: usize = 10;
     for round in 0..ROUNDS {
         let key = format!("replicated-{round}");
-        let answers = common::keyed_posts_at_once(&[a.addr, b.addr], &key, BODY);
+        let answers = keyed_posts_at_once(&[a.addr, b.addr], &key, BODY);
         let created: Vec<&Resp> = answers
             .iter()
             .filter(|r| r.status == 201 && r.header("Idempotency-Replayed").is_none())
@@ -184,70 +186,12 @@ fn one_idempotency_key_through_both_servers_creates_one_article() {
     assert_eq!(b.total(), ROUNDS.to_string());
 }
 
-/// Runs an admin command on `db`; returns (exit code, stdout, stderr).
-fn admin(db: &str, args: &[&str]) -> (i32, String, String) {
-    let output = binary().args(args).args(["--db", db]).output().unwrap();
-    (
-        output.status.code().unwrap(),
-        String::from_utf8(output.stdout).unwrap(),
-        String::from_utf8(output.stderr).unwrap(),
-    )
-}
-
 #[test]
-fn a_token_made_on_the_command_line_works_on_both_servers() {
-    if postgres_only(WHY) {
-        return;
-    }
-    let (a, b) = pair(&["--auth", "required"]);
-    let (code, out, err) = admin(&a.db(), &["user", "add", "alice"]);
-    assert_eq!(code, 0, "{err}");
-    let token = out.lines().last().unwrap().to_owned();
-    let auth = format!("Bearer {token}");
-    for server in [&a, &b] {
-        let me = server.request("GET", "/me", &[("Authorization", &auth)], None);
-        assert_eq!(me.status, 200, "{}", me.text());
-        assert_eq!(me.json()["username"], "alice");
-    }
-    let headers = [
-        ("Content-Type", "application/json"),
-        ("Authorization", auth.as_str()),
-    ];
-    let body = br#"{"title": "Mine", "content": "through the second server"}"#;
-    let created = b.request("POST", "/articles", &headers, Some(body));
-    assert_eq!(created.status, 201, "{}", created.text());
-    let path = created.header("Location").unwrap().to_owned();
-    assert_eq!(a.get(&path).json()["author"]["username"], "alice");
-    let anonymous = a.request(
-        "POST",
-        "/articles",
-        &[("Content-Type", "application/json")],
-        Some(body),
-    );
-    anonymous.problem(401);
-    let patched = a.request(
-        "PATCH",
-        &path,
-        &headers,
-        Some(br#"{"title": "Still mine"}"#),
-    );
-    assert_eq!(patched.status, 200, "{}", patched.text());
-
-    // Revocation reaches both at once: tokens are never cached.
-    let (code, out, err) = admin(&b.db(), &["token", "revoke", "alice"]);
-    assert_eq!(code, 0, "{err}");
-    assert!(out.contains("revoked 1"), "{out}");
-    for server in [&a, &b] {
-        let me = server.request("GET", "/me", &[("Authorization", &auth)], None);
-        me.problem(401);
-    }
-}
-
-#[test]
+#[cfg_attr(
+    not(feature = "postgres"),
+    ignore = "needs PostgreSQL: cargo test --features postgres with ARTICLES_TEST_POSTGRES set"
+)]
 fn webhooks_from_two_servers_are_delivered_once_each() {
-    if postgres_only(WHY) {
-        return;
-    }
     let receiver = Receiver::ok();
     let url = receiver.url();
     let (a, b) = pair(&["--webhook", &url]);

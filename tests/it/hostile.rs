@@ -2,27 +2,16 @@
 //! attacks. Each gets a 4xx or a closed connection, never a 5xx, and the
 //! server keeps serving everyone else.
 
-mod common;
-
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use common::{status_of, TestServer};
 use serde_json::json;
 
-const SHORT: Duration = Duration::from_secs(3);
+use crate::in_process::TestServer;
+use crate::support::status_of;
 
-/// The server still answers a plain request promptly.
-fn assert_serving(server: &TestServer) {
-    let started = Instant::now();
-    assert_eq!(server.get("/articles").status, 200);
-    assert!(
-        started.elapsed() < Duration::from_secs(2),
-        "slow: {:?}",
-        started.elapsed()
-    );
-}
+const SHORT: Duration = Duration::from_secs(3);
 
 #[test]
 fn huge_content_length_with_short_body_is_413_at_once() {
@@ -44,7 +33,7 @@ fn huge_content_length_with_short_body_is_413_at_once() {
         );
         // Leave the connection open and stalled: the only worker must still
         // be free for others.
-        assert_serving(&server);
+        server.assert_serving();
         drop(stream);
     }
 }
@@ -63,7 +52,7 @@ fn an_unparsable_content_length_is_rejected() {
             "{length}: {status:?}"
         );
     }
-    assert_serving(&server);
+    server.assert_serving();
 }
 
 #[test]
@@ -94,7 +83,7 @@ fn chunked_body_over_the_limit_is_413() {
     let mut buf = [0u8; 1024];
     let n = stream.read(&mut buf).unwrap();
     assert_eq!(status_of(&buf[..n]), Some(413));
-    assert_serving(&server);
+    server.assert_serving();
 }
 
 #[test]
@@ -114,7 +103,7 @@ fn malformed_chunked_encoding_is_400() {
     let request = b"POST /articles HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n";
     let status = status_of(&server.raw(request, SHORT));
     assert!(matches!(status, Some(400..=499)), "{status:?}");
-    assert_serving(&server);
+    server.assert_serving();
 }
 
 #[test]
@@ -128,7 +117,7 @@ fn expect_continue_with_an_oversize_body_is_413_without_100() {
         "{}",
         String::from_utf8_lossy(&reply)
     );
-    assert_serving(&server);
+    server.assert_serving();
 }
 
 #[test]
@@ -153,7 +142,7 @@ fn a_stalled_body_times_out_with_408() {
         String::from_utf8_lossy(&buf[..n])
     );
     assert!(started.elapsed() < Duration::from_secs(4));
-    assert_serving(&server);
+    server.assert_serving();
 }
 
 #[test]
@@ -221,7 +210,7 @@ fn malformed_requests_get_4xx_or_a_close_never_5xx() {
             "{name}: {}",
             String::from_utf8_lossy(&reply[..reply.len().min(300)])
         );
-        assert_serving(&server);
+        server.assert_serving();
     }
 }
 
@@ -331,7 +320,7 @@ fn hostile_json_is_400_or_422() {
             resp.problem(expected);
         }
     }
-    assert_serving(&server);
+    server.assert_serving();
 }
 
 #[test]
@@ -354,10 +343,7 @@ fn a_client_that_never_reads_frees_its_worker_after_the_idle_timeout() {
     // queues for that worker, which only the send timeout frees.
     let readers: Vec<TcpStream> = (0..2)
         .map(|_| {
-            let reader = common::sent(
-                &server,
-                b"GET /articles?per_page=100 HTTP/1.1\r\nHost: t\r\n\r\n",
-            );
+            let reader = server.sent(b"GET /articles?per_page=100 HTTP/1.1\r\nHost: t\r\n\r\n");
             std::thread::sleep(Duration::from_millis(300));
             reader
         })

@@ -10,11 +10,17 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+/// The longest a test waits for the deliveries it expects, retries
+/// included.
+pub const WAIT: Duration = Duration::from_secs(15);
+
 /// One request as received.
 #[derive(Debug, Clone)]
 pub struct Delivery {
     /// When its last byte arrived.
     pub at: Instant,
+    /// `POST /hook HTTP/1.1`.
+    #[allow(dead_code)] // only the `process` binary's tests use it
     pub request_line: String,
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
@@ -56,6 +62,8 @@ impl Answer {
         }
     }
 
+    /// This answer with one more header.
+    #[allow(dead_code)] // only the `process` binary's tests use it
     pub fn header(mut self, name: &str, value: &str) -> Answer {
         self.headers.push((name.into(), value.into()));
         self
@@ -130,6 +138,7 @@ impl Receiver {
     }
 
     /// A port on 127.0.0.1 with nothing listening (yet).
+    #[allow(dead_code)] // only the `process` binary's tests use it
     pub fn free_port() -> u16 {
         TcpListener::bind("127.0.0.1:0")
             .unwrap()

@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 
 use super::rng::Rng;
 use super::wire::WireError;
-use super::{Conn, Resp};
+use super::{bearer, Conn, Resp};
 
 const TAGS: [&str; 6] = ["alpha", "beta", "gamma", "delta", "rust", "sql"];
 
@@ -88,11 +88,6 @@ impl Writer {
         }
     }
 
-    /// Articles acknowledged and not deleted.
-    pub fn live_count(&self) -> usize {
-        self.live.len()
-    }
-
     /// Sends one write on `conn` and records its outcome. An error means the
     /// connection ended or the answer was cut short; the write stays pending
     /// (it may have applied).
@@ -102,7 +97,7 @@ impl Writer {
         self.stats.sent += 1;
         let mut headers: Vec<(&str, &str)> =
             op.headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
-        let auth = self.token.as_ref().map(|t| format!("Bearer {t}"));
+        let auth = self.token.as_deref().map(bearer);
         if let Some(auth) = &auth {
             headers.push(("Authorization", auth));
         }
@@ -413,7 +408,7 @@ impl Writer {
 
     /// The article a retried keyed creation answers with (201 either way).
     fn retry_create(&self, addr: SocketAddr, body: &[u8], key: &str) -> Option<Value> {
-        let auth = self.token.as_ref().map(|t| format!("Bearer {t}"));
+        let auth = self.token.as_deref().map(bearer);
         let mut headers = vec![
             ("Content-Type", "application/json"),
             ("Idempotency-Key", key),
