@@ -13,6 +13,7 @@ mod api;
 mod auth;
 mod conditional;
 mod hostile;
+mod http_layer;
 mod idempotency;
 mod ops;
 mod reliability_clients;

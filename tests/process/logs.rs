@@ -99,6 +99,27 @@ fn tokens_never_reach_the_database_or_the_logs() {
     assert!(!server.flushed_log().contains(secret));
 }
 
+/// A head the HTTP layer refuses gets an access line like any other
+/// answer, with its status and the request id the client was sent.
+#[test]
+fn refused_heads_are_logged_like_any_other_answer() {
+    let server = TestServer::start();
+    let reply = server.raw(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", Duration::from_secs(3));
+    assert_eq!(status_of(&reply), Some(505));
+    let text = String::from_utf8_lossy(&reply).into_owned();
+    let id = text
+        .lines()
+        .find_map(|l| l.strip_prefix("X-Request-Id: "))
+        .expect("a request id")
+        .to_owned();
+    let log = server.flushed_log();
+    let line = log
+        .lines()
+        .find(|l| l.contains(&id))
+        .expect("an access line");
+    assert!(line.contains(" 505 "), "{line}");
+}
+
 #[test]
 fn control_characters_and_length_in_the_method_never_reach_the_log() {
     let server = TestServer::start();
