@@ -403,3 +403,39 @@ fn bad_webhook_flags_exit_2_without_echoing_the_secret() {
     let help = String::from_utf8_lossy(&help.stdout);
     assert!(help.contains("--webhook URL") && help.contains("--webhook-secret SECRET"));
 }
+
+/// A new user's first minutes: on a terminal (standard output and error
+/// on one screen) the token is the last line, after the log of the
+/// migrations, and the log names the database's absolute path, so a
+/// command run from another directory does not silently use another file.
+#[test]
+#[cfg_attr(
+    feature = "postgres",
+    ignore = "SQLite only: a database file relative to the working directory"
+)]
+fn user_add_ends_with_the_token_and_names_the_database_file() {
+    let dir = TempDir::new();
+    let screen = dir.path().join("screen");
+    let file = std::fs::File::create(&screen).unwrap();
+    let status = binary()
+        .args(["user", "add", "alice", "--db", "relative.db"])
+        .current_dir(dir.path())
+        .env_remove("RUST_LOG")
+        .stdout(file.try_clone().unwrap())
+        .stderr(file)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let shown = std::fs::read_to_string(&screen).unwrap();
+    let last = shown.lines().last().unwrap();
+    assert!(
+        last.starts_with("art_"),
+        "the last line is not the token:\n{shown}"
+    );
+    assert!(shown.contains("applied schema migration"), "{shown}");
+    let absolute = dir.path().join("relative.db").canonicalize().unwrap();
+    assert!(
+        shown.contains(&format!("database: {}", absolute.display())),
+        "{shown}"
+    );
+}
