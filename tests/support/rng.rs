@@ -1,4 +1,5 @@
-//! Reproducible randomness and run length for the reliability suite, with
+//! Reproducible randomness and run length for the reliability suite and the
+//! fuzz properties (`src/http/fuzz` includes this file too), with
 //! no dependency: SplitMix64, seeded from `RELIABILITY_SEED` or the clock.
 
 use std::time::{SystemTime, UNIX_EPOCH};

@@ -11,6 +11,8 @@
 //!   run checks in full.
 
 mod head;
+// The same generator as the integration tests' (one file for both).
+#[path = "../../../tests/support/rng.rs"]
 mod rng;
 
 use std::collections::HashSet;
@@ -113,7 +115,7 @@ const PIECES: &[&str] = &[
 fn random_text(rng: &mut Rng) -> String {
     match rng.below(10) {
         0 | 1 => {
-            let bytes: Vec<u8> = (0..rng.below(24)).map(|_| rng.byte()).collect();
+            let bytes: Vec<u8> = (0..rng.below(24)).map(|_| rng.next_u64() as u8).collect();
             String::from_utf8_lossy(&bytes).into_owned()
         }
         2 => (0..rng.below(12))
