@@ -180,3 +180,22 @@ UPDATE articles SET tags =
 -- before it commits, and before any update or delete in it (see
 -- src/store/sqlite/batch.rs). Updates and deletes keep their triggers.
 DROP TRIGGER articles_fts_insert;
+
+-- migration 7: the change feed: every change is an event, kept for the feed
+-- Events were written only when webhooks were configured; now every create,
+-- update and delete writes one, in the change's own transaction, and its id
+-- is the change's `seq` (AUTOINCREMENT: strictly increasing, never reused;
+-- one writer, so in commit order). Webhook deliveries still reference it.
+-- The feed filters by tag and author as they were before or after the
+-- change: both kept here (tags joined by U+001F, the author's username in
+-- lower case, NULL for none).
+ALTER TABLE webhook_events ADD COLUMN match_tags TEXT;
+ALTER TABLE webhook_events ADD COLUMN match_author TEXT;
+
+-- The feed's horizon: the newest seq that is no longer kept (pruned, or
+-- passed over by an import). A follower behind it has missed changes.
+CREATE TABLE feed_horizon (
+    only    INTEGER PRIMARY KEY CHECK (only = 1),
+    horizon INTEGER NOT NULL
+);
+INSERT INTO feed_horizon (only, horizon) VALUES (1, 0);

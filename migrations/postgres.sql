@@ -129,3 +129,18 @@ SELECT 1;
 -- migration 6: new articles enter the full-text index once per transaction (SQLite only)
 -- Nothing to do here: PostgreSQL's index is not SQLite's FTS5.
 SELECT 1;
+
+-- migration 7: the change feed: every change is an event, kept for the feed
+-- As in schema.sql. The identity's values are not commit order on their own
+-- (a transaction that took 10 can commit after one that took 11): every
+-- transaction that records an event first takes the transaction-scoped
+-- advisory lock FEED_LOCK (src/store/postgres/outbox.rs), held to its commit,
+-- so events are numbered and committed one transaction at a time, in order.
+ALTER TABLE webhook_events ADD COLUMN match_tags TEXT;
+ALTER TABLE webhook_events ADD COLUMN match_author TEXT;
+
+CREATE TABLE feed_horizon (
+    only    INTEGER PRIMARY KEY CHECK (only = 1),
+    horizon BIGINT  NOT NULL
+);
+INSERT INTO feed_horizon (only, horizon) VALUES (1, 0);

@@ -31,6 +31,12 @@ pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
 pub const MAX_MAX_CONNECTIONS: u64 = 65_536;
 /// Default largest request head (request line and headers): 32 KiB.
 pub const DEFAULT_MAX_HEADER_BYTES: usize = 32 * 1024;
+/// Default time the change feed keeps an event, in hours.
+pub const DEFAULT_EVENTS_RETENTION_HOURS: f64 = 24.0;
+/// Longest accepted `--events-retention`, in hours: a year.
+pub const MAX_EVENTS_RETENTION_HOURS: f64 = 24.0 * 366.0;
+/// Default most open change-feed streams: one more is answered 503.
+pub const DEFAULT_MAX_STREAMS: usize = 64;
 /// Smallest and largest accepted `--max-header-bytes`: a head must hold
 /// a request line of up to 8 KiB (414 beyond) and a few headers.
 pub const MAX_HEADER_BYTES_RANGE: (u64, u64) = (16 * 1024, 1024 * 1024);
@@ -45,6 +51,7 @@ Usage:
                    [--webhook URL] [--webhook-secret SECRET]
                    [--shutdown-timeout SECONDS] [--idle-timeout SECONDS]
                    [--max-connections N] [--max-header-bytes BYTES]
+                   [--events-retention HOURS] [--max-streams N]
   articles migrate [--db PATH]
   articles user add NAME [--db PATH]       create a user; prints a token
   articles token new NAME [--db PATH]      print another token for NAME
@@ -85,6 +92,11 @@ Options (each also read from the environment variable shown):
   --max-header-bytes BYTES  largest request head (request line and headers);
                             a larger one gets a 431
                             [ARTICLES_MAX_HEADER_BYTES, default 32768]
+  --events-retention HOURS  how long the change feed (GET /events) keeps each
+                            change; decimals allowed
+                            [ARTICLES_EVENTS_RETENTION, default 24]
+  --max-streams N           open change-feed streams at most; one more gets a 503
+                            [ARTICLES_MAX_STREAMS, default 64]
 
 Logs go to standard error; RUST_LOG sets the level (default info).
 ";
@@ -168,6 +180,10 @@ pub struct Config {
     pub max_connections: usize,
     /// Largest request head, in bytes.
     pub max_header_bytes: usize,
+    /// How long the change feed keeps an event.
+    pub events_retention: Duration,
+    /// Most change-feed streams open at once.
+    pub max_streams: usize,
 }
 
 impl Config {
@@ -188,6 +204,8 @@ impl Config {
             webhook_secret: None,
             max_connections: DEFAULT_MAX_CONNECTIONS,
             max_header_bytes: DEFAULT_MAX_HEADER_BYTES,
+            events_retention: Duration::from_secs_f64(DEFAULT_EVENTS_RETENTION_HOURS * 3600.0),
+            max_streams: DEFAULT_MAX_STREAMS,
         }
     }
 }
@@ -214,6 +232,8 @@ const FLAGS: &[(&str, &str)] = &[
     ("--webhook-secret", "ARTICLES_WEBHOOK_SECRET"),
     ("--max-connections", "ARTICLES_MAX_CONNECTIONS"),
     ("--max-header-bytes", "ARTICLES_MAX_HEADER_BYTES"),
+    ("--events-retention", "ARTICLES_EVENTS_RETENTION"),
+    ("--max-streams", "ARTICLES_MAX_STREAMS"),
 ];
 
 /// Parses the arguments (without the program name), reading variables
@@ -404,6 +424,12 @@ fn serve_config<E: Fn(&str) -> Option<String>>(
         let (min, max) = MAX_HEADER_BYTES_RANGE;
         config.max_header_bytes = number(&source, &text, min, max)? as usize;
     }
+    if let Some((source, text)) = sources.value("--events-retention") {
+        config.events_retention = hours(&source, &text)?;
+    }
+    if let Some((source, text)) = sources.value("--max-streams") {
+        config.max_streams = number(&source, &text, 1, MAX_MAX_CONNECTIONS)? as usize;
+    }
     if let Some((source, text)) = sources.value("--shutdown-timeout") {
         config.shutdown_timeout = Duration::from_secs(number(&source, &text, 0, 3600)?);
     }
@@ -467,6 +493,21 @@ fn parse_addr(source: &str, text: &str) -> Result<SocketAddr, ConfigError> {
         .map_err(|_| bad())?
         .next()
         .ok_or_else(bad)
+}
+
+/// A positive number of hours, decimals allowed (`0.001` is 3.6 s), up to
+/// a year.
+fn hours(source: &str, text: &str) -> Result<Duration, ConfigError> {
+    let valid = !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit() || b == b'.');
+    match text.parse::<f64>() {
+        Ok(hours) if valid && hours > 0.0 && hours <= MAX_EVENTS_RETENTION_HOURS => {
+            Ok(Duration::from_secs_f64(hours * 3600.0))
+        }
+        _ => Err(ConfigError(format!(
+            "{source}: '{}' is not a number of hours above 0 and at most {MAX_EVENTS_RETENTION_HOURS}",
+            text.escape_default()
+        ))),
+    }
 }
 
 fn number(source: &str, text: &str, min: u64, max: u64) -> Result<u64, ConfigError> {
@@ -558,6 +599,26 @@ mod tests {
         assert_eq!(config.pool_size as usize, config.workers);
         assert_eq!(config.max_connections, 1024);
         assert_eq!(config.max_header_bytes, 32_768);
+    }
+
+    #[test]
+    fn events_retention_and_streams() {
+        let config = serve(&[], no_env);
+        assert_eq!(config.events_retention, Duration::from_secs(24 * 3600));
+        assert_eq!(config.max_streams, 64);
+        let config = serve(
+            &["--events-retention", "0.001", "--max-streams", "2"],
+            no_env,
+        );
+        assert_eq!(config.events_retention, Duration::from_millis(3600));
+        assert_eq!(config.max_streams, 2);
+        for bad in ["0", "-1", "x", "1e3", "", "9999999"] {
+            assert!(
+                error(&["--events-retention", bad]).contains("--events-retention"),
+                "{bad}"
+            );
+        }
+        assert!(error(&["--max-streams", "0"]).contains("--max-streams"));
     }
 
     #[test]

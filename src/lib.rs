@@ -9,6 +9,8 @@
 pub mod admin;
 /// The command line: subcommands, flags, `ARTICLES_*` variables.
 pub mod config;
+/// The change feed's watcher: news from other processes, and pruning.
+pub(crate) mod feed;
 /// The HTTP layer: request, response, errors, the route table, handlers.
 pub(crate) mod http;
 /// The log: one-line records, access lines, buffered to standard error.

@@ -5,7 +5,7 @@
 //! so a client cannot grow the series count with odd requests.
 
 use std::fmt::Write;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 /// Methods with a label of their own; anything else counts as `other`.
@@ -74,6 +74,10 @@ pub struct Metrics {
     latency: Vec<Histogram>,
     in_flight: AtomicI64,
     deliveries: [AtomicU64; OUTCOMES.len()],
+    /// Change-feed streams open now.
+    streams: AtomicUsize,
+    /// Events written to streams, once per stream.
+    events_sent: AtomicU64,
 }
 
 /// Gauges read at scrape time from elsewhere.
@@ -104,6 +108,8 @@ impl Metrics {
             routes,
             in_flight: AtomicI64::new(0),
             deliveries: Default::default(),
+            streams: AtomicUsize::new(0),
+            events_sent: AtomicU64::new(0),
         }
     }
 
@@ -139,6 +145,26 @@ impl Metrics {
         histogram
             .sum_micros
             .fetch_add(elapsed.as_micros() as u64, Ordering::Relaxed);
+    }
+
+    /// A change-feed stream opens, unless `most` are open already; returns
+    /// whether it may.
+    pub fn stream_opened(&self, most: usize) -> bool {
+        self.streams
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |open| {
+                (open < most).then_some(open + 1)
+            })
+            .is_ok()
+    }
+
+    /// A change-feed stream closed.
+    pub fn stream_closed(&self) {
+        self.streams.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    /// An event was written to a stream.
+    pub fn event_sent(&self) {
+        self.events_sent.fetch_add(1, Ordering::Relaxed);
     }
 
     /// A webhook delivery attempt ended.
@@ -236,6 +262,17 @@ impl Metrics {
             env!("CARGO_PKG_VERSION")
         );
         self.render_webhooks(snapshot, &mut out);
+        let _ = writeln!(
+            out,
+            "# HELP events_streams_open Change-feed streams open now.\n\
+             # TYPE events_streams_open gauge\n\
+             events_streams_open {}\n\
+             # HELP events_sent_total Events written to change-feed streams, once per stream.\n\
+             # TYPE events_sent_total counter\n\
+             events_sent_total {}",
+            self.streams.load(Ordering::Relaxed),
+            self.events_sent.load(Ordering::Relaxed)
+        );
         out
     }
 
@@ -336,6 +373,18 @@ mod tests {
         assert!(
             text.contains("articles_http_request_duration_seconds_count{route=\"/articles\"} 4")
         );
+    }
+
+    #[test]
+    fn counts_streams_up_to_a_cap_and_events_sent() {
+        let metrics = Metrics::new(&[]);
+        assert!(metrics.stream_opened(2) && metrics.stream_opened(2));
+        assert!(!metrics.stream_opened(2), "a third over the cap");
+        metrics.stream_closed();
+        metrics.event_sent();
+        let text = metrics.render(&snapshot());
+        assert!(text.contains("events_streams_open 1\n"));
+        assert!(text.contains("events_sent_total 1\n"));
     }
 
     #[test]

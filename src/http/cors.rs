@@ -6,7 +6,7 @@ use crate::http::response::Reply;
 
 /// Response headers a browser script may read.
 pub const EXPOSE_HEADERS: &str = "X-Total-Count, Link, Location, X-Request-Id, ETag, \
-     Idempotency-Replayed, Retry-After, WWW-Authenticate";
+     Idempotency-Replayed, Retry-After, WWW-Authenticate, Events-Seq";
 /// Request headers a browser script may send.
 pub const ALLOW_HEADERS: &str =
     "Authorization, Content-Type, X-Request-Id, If-Match, If-None-Match, Idempotency-Key";

@@ -62,9 +62,11 @@ impl App {
         })
     }
 
-    /// Marks the start of a shutdown: readiness answers 503 from now on.
+    /// Marks the start of a shutdown: readiness answers 503 from now on,
+    /// and the change feed's streams and long polls end.
     pub fn begin_shutdown(&self) {
         self.shutting_down.store(true, Ordering::Release);
+        self.store.feed().close();
     }
 
     /// Whether a shutdown is under way.

@@ -7,6 +7,8 @@ use std::borrow::Cow;
 
 use serde::Serialize;
 
+use crate::http::handlers::events::EventStream;
+
 /// `Content-Type` of every JSON body.
 pub const JSON: &str = "application/json; charset=utf-8";
 /// `Content-Type` of every error body (RFC 9457).
@@ -23,6 +25,9 @@ pub struct Reply {
     pub headers: Vec<(&'static str, Cow<'static, str>)>,
     /// The body; empty for 204 and 304.
     pub body: Vec<u8>,
+    /// A change-feed stream to follow instead of a body: the server sends
+    /// the head, then runs it (`handlers::events::follow`).
+    pub stream: Option<EventStream>,
 }
 
 impl Reply {
@@ -49,7 +54,15 @@ impl Reply {
             // Content-Type, ETag, X-Request-Id and one more without growing.
             headers: Vec::with_capacity(4),
             body: Vec::new(),
+            stream: None,
         }
+    }
+
+    /// A 200 whose body is a change-feed stream.
+    pub(crate) fn stream(stream: EventStream) -> Reply {
+        let mut reply = Reply::empty(200);
+        reply.stream = Some(stream);
+        reply
     }
 
     /// Adds a header.

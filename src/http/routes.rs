@@ -6,7 +6,7 @@ use tiny_http_fork::Method;
 
 use super::auth::{self, Credentials};
 use super::error::ApiError;
-use super::handlers::{articles, ops, users};
+use super::handlers::{articles, events, ops, users};
 use super::request::Req;
 use super::response::Reply;
 use super::App;
@@ -45,6 +45,7 @@ const ROUTES: &[Route] = &[
     route(Method::Get, "/readyz", ops::readyz),
     route(Method::Get, "/metrics", ops::metrics),
     route(Method::Get, "/openapi.json", ops::openapi),
+    route(Method::Get, "/events", events::list),
 ];
 
 /// The `detail` of a 404 for a path no route has.
@@ -268,7 +269,7 @@ mod tests {
     #[test]
     fn labels_are_the_patterns_once_each() {
         let labels = labels();
-        assert_eq!(labels.len(), 7);
+        assert_eq!(labels.len(), 8);
         assert_eq!(&labels[..2], ["/articles", "/articles/{id}"]);
     }
 

@@ -20,6 +20,13 @@ pub enum EventType {
 }
 
 impl EventType {
+    /// The type named `name` (`article.created`, ...), if any.
+    pub fn parse(name: &str) -> Option<EventType> {
+        [EventType::Created, EventType::Updated, EventType::Deleted]
+            .into_iter()
+            .find(|kind| kind.as_str() == name)
+    }
+
     /// The `type` field of the body.
     pub fn as_str(self) -> &'static str {
         match self {

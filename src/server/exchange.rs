@@ -14,6 +14,7 @@ use tiny_http_fork::{Header, Method, Request, Response};
 
 use super::connection::Reuse;
 use crate::http::error::ApiError;
+use crate::http::handlers::events::{self, EventStream};
 use crate::http::request::{sane_request_id, Req};
 use crate::http::response::{reason_phrase, Reply};
 use crate::http::{cors, routes, App};
@@ -102,7 +103,10 @@ impl Served {
 
     /// Sends `reply` with its request id, counts and logs it. Returns
     /// whether the connection may carry another request.
-    fn respond(self, app: &App, request: Request, reply: Reply) -> Reuse {
+    fn respond(self, app: &App, request: Request, mut reply: Reply) -> Reuse {
+        if let Some(stream) = reply.stream.take() {
+            return self.follow(app, request, reply, stream);
+        }
         let mut reply = reply.header("X-Request-Id", self.request_id.clone());
         // A connection ends after any response sent once a shutdown has
         // begun: the client hears it rather than finding the connection gone.
@@ -140,6 +144,44 @@ impl Served {
         }
         .log();
         reuse
+    }
+}
+
+impl Served {
+    /// Sends a change-feed stream: the head without `Content-Length`, then
+    /// the events as they commit until the client goes or the server stops;
+    /// the connection ends with it. Counted and logged when it ends.
+    fn follow(self, app: &App, request: Request, reply: Reply, stream: EventStream) -> Reuse {
+        let reply = reply
+            .header("X-Request-Id", self.request_id.clone())
+            .header("Connection", "close");
+        let head_only = self.method == Method::Head;
+        let mut writer = request.into_writer();
+        let head = wire_head(&reply, None, 0);
+        let bytes = match writer.write_all(&head).and_then(|()| writer.flush()) {
+            Ok(()) if !head_only => events::follow(app, stream, &mut writer),
+            Ok(()) => 0,
+            Err(err) => {
+                log::debug!("stream {} not started: {err}", self.request_id);
+                0
+            }
+        };
+        app.metrics.finish(
+            self.method.as_str(),
+            self.route,
+            reply.status,
+            self.started.elapsed(),
+        );
+        logging::Access {
+            method: self.method.as_str(),
+            path: &self.path,
+            status: reply.status,
+            bytes: bytes as usize,
+            elapsed: self.started.elapsed(),
+            request_id: &self.request_id,
+        }
+        .log();
+        Reuse::Close
     }
 }
 
@@ -261,16 +303,27 @@ fn write_response(request: Request, reply: Reply) -> io::Result<()> {
 fn wire_bytes(reply: &Reply, head_only: bool) -> Vec<u8> {
     let bodyless = matches!(reply.status, 204 | 304);
     let send_body = !bodyless && !head_only;
-    let mut out = Vec::with_capacity(256 + if send_body { reply.body.len() } else { 0 });
+    let extra = if send_body { reply.body.len() } else { 0 };
+    let mut out = wire_head(reply, (!bodyless).then_some(reply.body.len()), extra);
+    if send_body {
+        out.extend_from_slice(&reply.body);
+    }
+    out
+}
+
+/// A reply's status line and headers, with `Content-Length` if `length`
+/// is given, in a buffer with room for `extra` bytes more.
+fn wire_head(reply: &Reply, length: Option<usize>, extra: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(256 + extra);
     out.extend_from_slice(b"HTTP/1.1 ");
     json::push_int(&mut out, i64::from(reply.status));
     out.push(b' ');
     out.extend_from_slice(reason_phrase(reply.status).as_bytes());
     out.extend_from_slice(b"\r\nDate: ");
     with_http_date(|date| out.extend_from_slice(date));
-    if !bodyless {
+    if let Some(length) = length {
         out.extend_from_slice(b"\r\nContent-Length: ");
-        json::push_int(&mut out, reply.body.len() as i64);
+        json::push_int(&mut out, length as i64);
     }
     for (name, value) in &reply.headers {
         if value.bytes().all(|b| b == b' ' || b.is_ascii_graphic()) {
@@ -283,9 +336,6 @@ fn wire_bytes(reply: &Reply, head_only: bool) -> Vec<u8> {
         }
     }
     out.extend_from_slice(b"\r\n\r\n");
-    if send_body {
-        out.extend_from_slice(&reply.body);
-    }
     out
 }
 

@@ -21,6 +21,7 @@ use tiny_http_fork::util::MessagesQueue;
 use tiny_http_fork::{Limits, Listener};
 
 use crate::config::Config;
+use crate::feed::Watcher;
 use crate::http::App;
 use crate::webhooks::{self, Deliveries};
 use accept::{accept_loop, as_stream, configure_listener, Admission};
@@ -39,6 +40,8 @@ pub struct Server {
     shutdown: ShutdownHandle,
     /// The webhook dispatcher, when there is anything to deliver.
     deliveries: Option<Deliveries>,
+    /// The change feed's watcher.
+    watcher: Watcher,
 }
 
 /// Starts a graceful shutdown from any thread (a signal waiter, a test).
@@ -81,6 +84,7 @@ impl Server {
             app: Arc::downgrade(&app),
             open: AtomicUsize::new(0),
             busy: AtomicUsize::new(0),
+            following: AtomicUsize::new(0),
         });
         let admission = Admission {
             limits: Limits {
@@ -111,6 +115,7 @@ impl Server {
             urls: app.config.webhooks.clone(),
             secret: app.config.webhook_secret.clone(),
         })?;
+        let watcher = Watcher::start(Arc::clone(&app.store), app.config.events_retention)?;
         Ok(Server {
             app,
             local_addr,
@@ -120,6 +125,7 @@ impl Server {
             inline,
             shutdown,
             deliveries,
+            watcher,
         })
     }
 
@@ -154,15 +160,19 @@ impl Server {
         if let Some(deliveries) = self.deliveries {
             deliveries.stop(deadline);
         }
+        self.watcher.stop();
         // Each worker stops at the first unblock marker it takes; the markers
         // queue behind every request already received.
         let workers = self.workers.close();
         for _ in &workers {
             let _ = self.queue.unblock();
         }
+        // Change-feed streams end at once: the feed closed with the
+        // shutdown, and each stream's thread sees it.
         let running = || {
             workers.iter().filter(|w| !w.is_finished()).count()
                 + self.inline.busy.load(Ordering::Acquire)
+                + self.inline.following.load(Ordering::Acquire)
         };
         while running() > 0 && Instant::now() < deadline {
             thread::sleep(Duration::from_millis(5));

@@ -55,6 +55,9 @@ pub(super) struct Inline {
     pub(super) open: AtomicUsize,
     /// Reads being answered on connection threads: at most `--workers`.
     pub(super) busy: AtomicUsize,
+    /// Change-feed requests (streams and long polls) being answered on
+    /// connection threads: never on a worker, since they wait.
+    pub(super) following: AtomicUsize,
 }
 
 impl Inline {
@@ -87,9 +90,11 @@ impl connection::Answer for Inline {
     }
 
     fn answer(&self, request: Request) -> Answered {
-        if !matches!(request.method(), Method::Get | Method::Head)
-            || self.open.load(Ordering::Acquire) > MAX_INLINE_CONNECTIONS
-        {
+        let read = matches!(request.method(), Method::Get | Method::Head);
+        if read && is_feed(request.url()) {
+            return self.follow(request);
+        }
+        if !read || self.open.load(Ordering::Acquire) > MAX_INLINE_CONNECTIONS {
             return Answered::NotHere(request);
         }
         // Counted before the shutdown check: `Server::wait` sets the flag
@@ -112,6 +117,31 @@ impl connection::Answer for Inline {
         // 32 connections on one core). Yielding after each answer serves the
         // connections in turn, one request each.
         thread::yield_now();
+        Answered::Here(reuse)
+    }
+}
+
+/// Whether a request target is the change feed, `/events` with or without
+/// a query.
+fn is_feed(target: &str) -> bool {
+    target
+        .strip_prefix("/events")
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('?'))
+}
+
+impl Inline {
+    /// Answers a change-feed request here, whatever the other reads: a
+    /// stream or a long poll waits, and must not hold a worker or a read
+    /// slot meanwhile.
+    fn follow(&self, request: Request) -> Answered {
+        let (_, slot) = Counted::take(&self.following);
+        let app = match self.app.upgrade() {
+            Some(app) if !app.shutting_down() => app,
+            _ => return Answered::NotHere(request),
+        };
+        let reuse = handle(&app, request);
+        drop(app);
+        drop(slot);
         Answered::Here(reuse)
     }
 }

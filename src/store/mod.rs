@@ -11,6 +11,7 @@
 //! adapts the callers' closures, which fail with their own error type, to
 //! the backends' object-safe ones, which fail with `StoreError::Rejected`.
 
+mod feed;
 mod outbox;
 pub mod schema;
 pub mod sqlite;
@@ -22,7 +23,9 @@ use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+pub use feed::Feed;
 pub use outbox::Outbox;
+pub(crate) use outbox::Recorded;
 
 use crate::model::article::{Article, ArticleChange, Author};
 use crate::model::User;
@@ -277,9 +280,9 @@ pub trait Articles {
     /// One article by id.
     fn article(&self, id: i64) -> Result<Option<Article>, StoreError>;
 
-    /// One page of articles matching `query`, and how many match in all,
-    /// read from one snapshot.
-    fn list_articles(&self, query: &ArticleQuery) -> Result<(Vec<Article>, u64), StoreError>;
+    /// One page of articles matching `query`, how many match in all, and
+    /// the change feed's position they reflect, read from one snapshot.
+    fn list_articles(&self, query: &ArticleQuery) -> Result<Listing, StoreError>;
 
     /// Creates an article from a complete change (every field set), written
     /// by `author` (`None`: anonymous), with its `article.created` event.
@@ -311,6 +314,61 @@ pub trait Articles {
         outbox: &Outbox,
         guard: Check<'_, ()>,
     ) -> Result<Option<Article>, StoreError>;
+}
+
+/// A page of a listing, from one snapshot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listing {
+    /// The page.
+    pub articles: Vec<Article>,
+    /// How many articles match, on every page.
+    pub total: u64,
+    /// The `seq` of the newest change the page reflects (`Events-Seq`).
+    pub events_seq: i64,
+}
+
+/// One event of the change feed, as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredEvent {
+    /// Its position in the feed.
+    pub seq: i64,
+    /// `article.created`, `article.updated` or `article.deleted`.
+    pub kind: String,
+    /// `{"type", "timestamp", "data"}`, exactly as the webhooks send it.
+    pub body: String,
+    /// The article's tags before and after the change.
+    pub tags: Vec<String>,
+    /// The author's username in lower case, if the article has one.
+    pub author: Option<String>,
+}
+
+/// What `Events::events_after` read, from one snapshot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventsRead {
+    /// The events after the position asked for, oldest first.
+    pub events: Vec<StoredEvent>,
+    /// The newest `seq` committed (or passed over).
+    pub newest: i64,
+    /// The newest `seq` no longer kept: a position before it has missed
+    /// changes.
+    pub horizon: i64,
+    /// The oldest `seq` kept, if any is.
+    pub oldest: Option<i64>,
+}
+
+/// The change feed: every change's event, kept for `--events-retention`.
+pub trait Events {
+    /// Up to `limit` events after `after`, oldest first, with the feed's
+    /// bounds, from one snapshot.
+    fn events_after(&self, after: i64, limit: usize) -> Result<EventsRead, StoreError>;
+
+    /// The newest `seq` committed (or passed over).
+    fn feed_position(&self) -> Result<i64, StoreError>;
+
+    /// Deletes up to `batch` events older than `before` (milliseconds since
+    /// the epoch) that have no pending webhook delivery, oldest first, and
+    /// moves the horizon past them; returns how many.
+    fn prune_events(&self, before: i64, batch: usize) -> Result<usize, StoreError>;
 }
 
 /// Responses saved for retries of `POST /articles` with an `Idempotency-Key`.
@@ -391,10 +449,6 @@ pub trait Deliveries {
 
     /// Pending (event, URL) pairs, and the time of the oldest one's event.
     fn webhook_backlog(&self) -> Result<(u64, Option<i64>), StoreError>;
-
-    /// Deletes up to `batch` events older than `before` that have nothing
-    /// pending, with their deliveries; returns how many.
-    fn prune_webhook_events(&self, before: i64, batch: usize) -> Result<usize, StoreError>;
 }
 
 /// What operations need: readiness, pool gauges, a clean stop.
@@ -423,12 +477,12 @@ pub trait Operations {
 /// One storage backend: everything handlers, the dispatcher and the admin
 /// commands need, and nothing about SQL.
 pub trait Backend:
-    Articles + IdempotencyKeys + Users + Deliveries + Operations + Send + Sync
+    Articles + IdempotencyKeys + Users + Deliveries + Events + Operations + Send + Sync
 {
 }
 
 impl<T> Backend for T where
-    T: Articles + IdempotencyKeys + Users + Deliveries + Operations + Send + Sync
+    T: Articles + IdempotencyKeys + Users + Deliveries + Events + Operations + Send + Sync
 {
 }
 
@@ -524,8 +578,30 @@ impl Store {
     }
 
     /// See `Articles::list_articles`.
-    pub fn list_articles(&self, query: &ArticleQuery) -> Result<(Vec<Article>, u64), StoreError> {
+    pub fn list_articles(&self, query: &ArticleQuery) -> Result<Listing, StoreError> {
         self.backend.list_articles(query)
+    }
+
+    /// The change feed's news in this process.
+    pub fn feed(&self) -> &Feed {
+        self.outbox.feed()
+    }
+
+    /// See `Events::events_after`.
+    pub fn events_after(&self, after: i64, limit: usize) -> Result<EventsRead, StoreError> {
+        self.backend.events_after(after, limit)
+    }
+
+    /// See `Events::feed_position`; also publishes it to `feed()`.
+    pub fn feed_position(&self) -> Result<i64, StoreError> {
+        let newest = self.backend.feed_position()?;
+        self.feed().publish(newest);
+        Ok(newest)
+    }
+
+    /// See `Events::prune_events`.
+    pub fn prune_events(&self, before: i64, batch: usize) -> Result<usize, StoreError> {
+        self.backend.prune_events(before, batch)
     }
 
     /// See `Articles::create_article`.

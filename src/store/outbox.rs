@@ -1,20 +1,32 @@
 //! The transactional outbox, as the write path sees it: which webhook URLs
-//! an event committed now is queued for, and whom to wake once it commits.
-//! The dispatcher that sends the deliveries lives in `webhooks`.
+//! an event committed now is queued for, and whom to tell once it commits:
+//! the webhook dispatcher (in `webhooks`) and the change feed's followers.
 
 use std::collections::HashSet;
 use std::sync::{Mutex, OnceLock, PoisonError};
 
+use super::feed::Feed;
+use crate::model::Article;
+
 /// Called after a commit that queued deliveries.
 type Wake = Box<dyn Fn() + Send + Sync>;
 
-/// The configured webhook URLs, those that answered `410 Gone`, and the
-/// dispatcher's wake-up.
+/// What a write recorded in its transaction: its event's `seq`, and
+/// whether deliveries were queued for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Recorded {
+    pub(crate) seq: i64,
+    pub(crate) deliveries: bool,
+}
+
+/// The configured webhook URLs, those that answered `410 Gone`, the
+/// dispatcher's wake-up, and the change feed.
 #[derive(Default)]
 pub struct Outbox {
     urls: Vec<String>,
     gone: Mutex<HashSet<String>>,
     wake: OnceLock<Wake>,
+    feed: Feed,
 }
 
 impl Outbox {
@@ -60,6 +72,46 @@ impl Outbox {
             wake();
         }
     }
+
+    /// Called after the commit of a write that recorded `recorded`: the
+    /// feed's followers learn of it, and the dispatcher too if it has
+    /// deliveries to make.
+    pub(crate) fn committed(&self, recorded: Recorded) {
+        self.feed.publish(recorded.seq);
+        if recorded.deliveries {
+            self.notify();
+        }
+    }
+
+    /// The change feed's news in this process.
+    pub fn feed(&self) -> &Feed {
+        &self.feed
+    }
+}
+
+/// What the feed's `tag` and `author` filters match an event by: the tags
+/// before and after the change (joined by U+001F, as in `articles.tags`),
+/// and the author's username in lower case.
+pub(crate) fn match_keys(
+    article: &Article,
+    tags_before: Option<&[String]>,
+) -> (Option<String>, Option<String>) {
+    let mut tags: Vec<&str> = article.tags.iter().map(String::as_str).collect();
+    for tag in tags_before.unwrap_or_default() {
+        if !tags.contains(&tag.as_str()) {
+            tags.push(tag);
+        }
+    }
+    let tags = (!tags.is_empty()).then(|| tags.join("\u{1f}"));
+    let author = article.author.as_ref().map(|a| a.username.to_lowercase());
+    (tags, author)
+}
+
+/// The stored form of `match_keys`, read back.
+pub(crate) fn split_tags(joined: Option<String>) -> Vec<String> {
+    joined
+        .map(|joined| joined.split('\u{1f}').map(str::to_owned).collect())
+        .unwrap_or_default()
 }
 
 #[cfg(test)]

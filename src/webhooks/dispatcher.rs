@@ -19,13 +19,9 @@ use crate::util::time::now_millis;
 
 /// Most attempts in flight to one URL at once.
 pub const MAX_IN_FLIGHT_PER_URL: usize = 4;
-/// How long an event is kept once none of its deliveries is pending,
-/// counted from the change it reports.
-pub const RETAIN_EVENTS: Duration = Duration::from_secs(24 * 60 * 60);
-/// Longest sleep with nothing due; old events are pruned this often.
+/// Longest sleep with nothing due. (Old events are pruned by the change
+/// feed's watcher, `feed::Watcher`, which keeps any with a pending delivery.)
 const IDLE_WAKE: Duration = Duration::from_secs(60);
-/// Events deleted per pruning transaction (each one short).
-const PRUNE_BATCH: usize = 500;
 /// Pause after a database error, so a failing database is not spun on.
 const ERROR_PAUSE: Duration = Duration::from_secs(1);
 /// How long a claimed delivery is kept from other dispatchers: longer than
@@ -85,7 +81,6 @@ impl Deliveries {
     /// (they were promised when their change committed, so they are sent
     /// even if their URL is no longer configured).
     pub fn start(context: Context) -> io::Result<Option<Deliveries>> {
-        prune(&context.store);
         let mut urls = context.urls.clone();
         match context.store.deliveries().pending_webhook_urls() {
             Ok(pending) => {
@@ -147,7 +142,6 @@ impl Deliveries {
 }
 
 fn dispatch(dispatcher: &Dispatcher, mut lanes: Vec<Lane>) {
-    let mut next_prune = Instant::now() + IDLE_WAKE;
     let mut wait = Duration::ZERO;
     loop {
         let inbox = dispatcher.signal.take(wait);
@@ -165,18 +159,11 @@ fn dispatch(dispatcher: &Dispatcher, mut lanes: Vec<Lane>) {
         for outcome in inbox.outcomes {
             record(dispatcher, &mut lanes, outcome);
         }
-        if Instant::now() >= next_prune {
-            prune(&dispatcher.context.store);
-            next_prune = Instant::now() + IDLE_WAKE;
-        }
         wait = lanes
             .iter_mut()
             .enumerate()
             .filter_map(|(index, lane)| launch_due(dispatcher, index, lane))
-            .fold(
-                next_prune.saturating_duration_since(Instant::now()),
-                Duration::min,
-            );
+            .fold(IDLE_WAKE, Duration::min);
     }
 }
 
@@ -428,21 +415,6 @@ fn failed(
                 now,
             );
             (DeliveryOutcome::Expired, written.map(drop))
-        }
-    }
-}
-
-/// Deletes events kept long enough, a batch per short transaction.
-fn prune(store: &Store) {
-    let before = now_millis() - RETAIN_EVENTS.as_millis() as i64;
-    loop {
-        match store.deliveries().prune_webhook_events(before, PRUNE_BATCH) {
-            Ok(n) if n == PRUNE_BATCH => continue,
-            Ok(_) => return,
-            Err(err) => {
-                log::warn!("webhooks: pruning old events failed: {err}");
-                return;
-            }
         }
     }
 }

@@ -131,6 +131,7 @@ fn cors_for_configured_origins() {
         "Idempotency-Replayed",
         "Retry-After",
         "WWW-Authenticate",
+        "Events-Seq",
     ] {
         assert!(exposed.contains(name), "{name}");
     }

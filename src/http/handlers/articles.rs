@@ -24,11 +24,15 @@ pub const NOT_FOUND: &str = "Article not found";
 /// and `Link`.
 pub fn list(app: &App, req: &mut Req<'_>) -> Result<Reply, ApiError> {
     let query = ArticleQuery::parse(&req.query)?;
-    let (articles, total) = app.store.list_articles(&query)?;
+    let listing = app.store.list_articles(&query)?;
     Ok(
-        Reply::with_body(200, JSON, Article::list_to_json(&articles))
-            .header("X-Total-Count", total.to_string())
-            .header("Link", link_header(&req.path, &req.query, &query, total)),
+        Reply::with_body(200, JSON, Article::list_to_json(&listing.articles))
+            .header("X-Total-Count", listing.total.to_string())
+            .header(
+                "Link",
+                link_header(&req.path, &req.query, &query, listing.total),
+            )
+            .header("Events-Seq", listing.events_seq.to_string()),
     )
 }
 

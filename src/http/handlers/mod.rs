@@ -3,5 +3,6 @@
 //! SQL.
 
 pub mod articles;
+pub mod events;
 pub mod ops;
 pub mod users;

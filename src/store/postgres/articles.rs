@@ -3,14 +3,14 @@
 use postgres::types::ToSql;
 use postgres::{GenericClient, Row};
 
-use super::outbox::{announced, record_event};
+use super::outbox::{announced, record_event, FEED_POSITION};
 use super::{Db, PgStore};
 use crate::model::article::{Article, ArticleChange, Author};
 use crate::model::ArticleQuery;
 use crate::model::EventType;
 use crate::model::User;
-use crate::store::Outbox;
-use crate::store::{apply, order_by, Articles, Check, NewArticle, StoreError};
+use crate::store::{apply, order_by, Articles, Check, Events, Listing, NewArticle, StoreError};
+use crate::store::{Outbox, Recorded};
 use crate::util::time::now_millis;
 
 /// The columns of an article and the tables they come from, its tags as an
@@ -61,9 +61,16 @@ impl Articles for PgStore {
     }
 
     /// Two statements whatever the page size, in one snapshot.
-    fn list_articles(&self, query: &ArticleQuery) -> Result<(Vec<Article>, u64), StoreError> {
+    fn list_articles(&self, query: &ArticleQuery) -> Result<Listing, StoreError> {
+        let nothing = |store: &PgStore| {
+            Ok(Listing {
+                articles: Vec::new(),
+                total: 0,
+                events_seq: store.feed_position()?,
+            })
+        };
         if matches_nothing(query) {
-            return Ok((Vec::new(), 0));
+            return nothing(self);
         }
         let mut filters = Vec::new();
         let mut params: Vec<Box<dyn ToSql + Sync>> = Vec::new();
@@ -77,7 +84,7 @@ impl Articles for PgStore {
         }
         if let Some(words) = &query.words {
             if words.is_empty() {
-                return Ok((Vec::new(), 0));
+                return nothing(self);
             }
             filters.push(BY_SEARCH);
             params.push(Box::new(search_query(words)));
@@ -90,13 +97,18 @@ impl Articles for PgStore {
         let params: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p.as_ref()).collect();
 
         self.read_snapshot(|db| {
+            let events_seq: i64 = db.query_one(FEED_POSITION, &[])?.get(0);
             let total: i64 = db.query_one(&count, &params[..filters.len()])?.get(0);
             let articles = db
                 .query(&page, &params)?
                 .iter()
                 .map(read_article)
                 .collect::<Result<Vec<_>, _>>()?;
-            Ok((articles, total.max(0) as u64))
+            Ok(Listing {
+                articles,
+                total: total.max(0) as u64,
+                events_seq,
+            })
         })
     }
 
@@ -121,6 +133,8 @@ impl Articles for PgStore {
                 return Ok(None);
             };
             let change = decide(&article)?;
+            // A follower of a tag learns that an article left it.
+            let tags_before = change.tags.as_ref().map(|_| article.tags.clone());
             apply(&mut article, change.title, change.content);
             db.execute(
                 UPDATE_ARTICLE,
@@ -131,9 +145,15 @@ impl Articles for PgStore {
                 insert_tags(db, id, &tags)?;
                 article.tags = tags;
             }
-            let queued =
-                record_event(db, outbox, EventType::Updated, article.updated_at, &article)?;
-            Ok(Some((article, queued)))
+            let recorded = record_event(
+                db,
+                outbox,
+                EventType::Updated,
+                article.updated_at,
+                &article,
+                tags_before.as_deref(),
+            )?;
+            Ok(Some((article, recorded)))
         })?;
         Ok(written.map(|written| announced(outbox, written)))
     }
@@ -153,8 +173,8 @@ impl Articles for PgStore {
             // Never before the article's last change, even if the clock
             // stepped back.
             let at = now_millis().max(article.updated_at);
-            let queued = record_event(db, outbox, EventType::Deleted, at, &article)?;
-            Ok(Some((article, queued)))
+            let recorded = record_event(db, outbox, EventType::Deleted, at, &article, None)?;
+            Ok(Some((article, recorded)))
         })?;
         Ok(written.map(|written| announced(outbox, written)))
     }
@@ -190,7 +210,7 @@ pub(super) fn insert_article<C: GenericClient>(
     change: &ArticleChange,
     author: Option<&User>,
     outbox: &Outbox,
-) -> Result<(Article, bool), StoreError> {
+) -> Result<(Article, Recorded), StoreError> {
     let new = NewArticle::of(change)?;
     let now = now_millis();
     let author_id = author.map(|user| user.id);
@@ -199,8 +219,8 @@ pub(super) fn insert_article<C: GenericClient>(
         .get(0);
     insert_tags(db, id, new.tags)?;
     let article = new.stored(id, author, now);
-    let queued = record_event(db, outbox, EventType::Created, now, &article)?;
-    Ok((article, queued))
+    let recorded = record_event(db, outbox, EventType::Created, now, &article, None)?;
+    Ok((article, recorded))
 }
 
 fn insert_tags<C: GenericClient>(

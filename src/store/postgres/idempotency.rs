@@ -3,7 +3,6 @@
 use postgres::{GenericClient, Row};
 
 use super::articles::insert_article;
-use super::outbox::announced;
 use super::{Db, PgStore};
 use crate::model::article::{Article, ArticleChange};
 use crate::model::User;
@@ -48,7 +47,7 @@ impl IdempotencyKeys for PgStore {
             .write(|db| {
                 match find_key(db, request)? {
                     Some((created_at, saved)) if created_at > expired => {
-                        return Ok((Creation::Earlier(saved), false));
+                        return Ok((Creation::Earlier(saved), None));
                     }
                     Some(_) => {
                         db.execute(DELETE_KEY, &[&request.scope, &request.key])?;
@@ -57,17 +56,21 @@ impl IdempotencyKeys for PgStore {
                 }
                 let change = decide()?;
                 db.execute(PRUNE_KEYS, &[&expired, &KEYS_PRUNED_PER_SAVE])?;
-                let (article, queued) = insert_article(db, &change, author, outbox)?;
+                let (article, recorded) = insert_article(db, &change, author, outbox)?;
                 let response = respond(&article);
                 save_key(db, request, now, &response)?;
-                Ok((Creation::Created(response), queued))
+                Ok((Creation::Created(response), Some(recorded)))
             })
             .map_err(|err| match err {
                 // Only the key's own primary key can be taken meanwhile.
                 StoreError::Duplicate(_) => StoreError::KeyInUse,
                 other => other,
             })?;
-        Ok(announced(outbox, written))
+        let (creation, recorded) = written;
+        if let Some(recorded) = recorded {
+            outbox.committed(recorded);
+        }
+        Ok(creation)
     }
 }
 

@@ -1,17 +1,49 @@
-//! Webhook outbox SQL for PostgreSQL. Several replicas may dispatch from one
-//! database: a delivery is claimed (`FOR UPDATE SKIP LOCKED`, then its due
-//! time moved to the end of a lease) before anyone sends it.
+//! Events SQL for PostgreSQL: every change's event, the change feed's reads
+//! and pruning, and the webhook deliveries. Several replicas may dispatch
+//! from one database: a delivery is claimed (`FOR UPDATE SKIP LOCKED`, then
+//! its due time moved to the end of a lease) before anyone sends it.
+//!
+//! The feed's order: an identity's values are handed out in the order
+//! transactions ask, not the order they commit, so a reader could see event
+//! 11 before event 10 commits and then never look back. Every transaction
+//! that records an event therefore takes the transaction-scoped advisory
+//! lock `FEED_LOCK` first, just before it takes its id; the lock is held to
+//! its commit, so events get their ids and commit one transaction at a
+//! time, in order, whatever the number of replicas. The writes still run in
+//! parallel up to that point: only the event insert and the commit are
+//! serialized.
 
 use postgres::GenericClient;
 
 use super::{Db, PgStore};
 use crate::model::article::Article;
 use crate::model::event::{event_body, new_message_id, EventType};
-use crate::store::Outbox;
+use crate::store::outbox::{match_keys, split_tags};
 use crate::store::{Deliveries, DeliveryEnd, PendingDelivery, StoreError};
+use crate::store::{Events, EventsRead, Outbox, Recorded, StoredEvent};
 
-const INSERT_EVENT: &str = "INSERT INTO webhook_events (webhook_id, type, created_at, body) \
-     VALUES ($1, $2, $3, $4) RETURNING id";
+/// The advisory lock that puts events in commit order (see the module's
+/// docs): any constant no other application on the database uses.
+const FEED_LOCK: i64 = 0x6172_7469_636c_6573; // "articles"
+
+const TAKE_FEED_LOCK: &str = "SELECT pg_advisory_xact_lock($1)";
+
+const INSERT_EVENT: &str = "INSERT INTO webhook_events \
+     (webhook_id, type, created_at, body, match_tags, match_author) \
+     VALUES ($1, $2, $3, $4, $5, $6) RETURNING id";
+
+/// The newest `seq` committed, or passed over if none is kept after it.
+pub(super) const FEED_POSITION: &str = "SELECT greatest(\
+     coalesce((SELECT max(id) FROM webhook_events), 0), \
+     (SELECT horizon FROM feed_horizon WHERE only = 1))";
+
+const EVENTS_AFTER: &str = "SELECT id, type, body, match_tags, match_author \
+     FROM webhook_events WHERE id > $1 ORDER BY id LIMIT $2";
+
+const FEED_BOUNDS: &str = "SELECT (SELECT horizon FROM feed_horizon WHERE only = 1), \
+     (SELECT min(id) FROM webhook_events)";
+
+const MOVE_HORIZON: &str = "UPDATE feed_horizon SET horizon = greatest(horizon, $1) WHERE only = 1";
 
 /// Due at once: the dispatcher is woken right after the commit.
 const INSERT_DELIVERIES: &str = "INSERT INTO webhook_deliveries \
@@ -53,40 +85,98 @@ const BACKLOG: &str =
 const PRUNE: &str = "DELETE FROM webhook_events WHERE id IN (SELECT e.id FROM webhook_events e \
      WHERE e.created_at <= $1 AND NOT EXISTS (SELECT 1 FROM webhook_deliveries d \
        WHERE d.event_id = e.id AND d.state = 'pending') \
-     ORDER BY e.created_at LIMIT $2)";
+     ORDER BY e.created_at LIMIT $2) RETURNING id";
 
-/// Records an event for `article` inside the caller's transaction, with one
-/// delivery per live URL of `outbox`. Writes nothing, and returns false,
-/// when no webhook is configured.
+/// Records the event of a change to `article` inside the caller's
+/// transaction, after taking `FEED_LOCK` (see the module's docs), with one
+/// delivery per live URL of `outbox`. `tags_before`: the article's tags
+/// before an update that changed them.
 pub(super) fn record_event<C: GenericClient>(
     db: &mut Db<'_, C>,
     outbox: &Outbox,
     kind: EventType,
     at: i64,
     article: &Article,
-) -> Result<bool, StoreError> {
-    let urls = outbox.live_urls();
-    if urls.is_empty() {
-        return Ok(false);
-    }
+    tags_before: Option<&[String]>,
+) -> Result<Recorded, StoreError> {
+    db.execute(TAKE_FEED_LOCK, &[&FEED_LOCK])?;
     let body = event_body(kind, at, article);
-    let event: i64 = db
+    let (tags, author) = match_keys(article, tags_before);
+    let seq: i64 = db
         .query_one(
             INSERT_EVENT,
-            &[&new_message_id(), &kind.as_str(), &at, &body],
+            &[
+                &new_message_id(),
+                &kind.as_str(),
+                &at,
+                &body,
+                &tags,
+                &author,
+            ],
         )?
         .get(0);
-    db.execute(INSERT_DELIVERIES, &[&event, &urls, &at])?;
-    Ok(true)
+    let urls = outbox.live_urls();
+    if !urls.is_empty() {
+        db.execute(INSERT_DELIVERIES, &[&seq, &urls, &at])?;
+    }
+    Ok(Recorded {
+        seq,
+        deliveries: !urls.is_empty(),
+    })
 }
 
-/// After the commit of a write that returned `(value, queued)`: wakes the
-/// dispatcher if the write queued an event (only now, so that it finds it).
-pub(super) fn announced<T>(outbox: &Outbox, (value, queued): (T, bool)) -> T {
-    if queued {
-        outbox.notify();
-    }
+/// After the commit of a write that returned `(value, recorded)`: tells the
+/// feed's followers, and the dispatcher if deliveries were queued (only
+/// now, so that they find it).
+pub(super) fn announced<T>(outbox: &Outbox, (value, recorded): (T, Recorded)) -> T {
+    outbox.committed(recorded);
     value
+}
+
+impl Events for PgStore {
+    fn events_after(&self, after: i64, limit: usize) -> Result<EventsRead, StoreError> {
+        self.read_snapshot(|db| {
+            let newest: i64 = db.query_one(FEED_POSITION, &[])?.get(0);
+            let bounds = db.query_one(FEED_BOUNDS, &[])?;
+            let events = db
+                .query(EVENTS_AFTER, &[&after, &(limit as i64)])?
+                .iter()
+                .map(|row| {
+                    Ok(StoredEvent {
+                        seq: row.try_get(0)?,
+                        kind: row.try_get(1)?,
+                        body: row.try_get(2)?,
+                        tags: split_tags(row.try_get(3)?),
+                        author: row.try_get(4)?,
+                    })
+                })
+                .collect::<Result<Vec<_>, StoreError>>()?;
+            Ok(EventsRead {
+                events,
+                newest,
+                horizon: bounds.try_get(0)?,
+                oldest: bounds.try_get(1)?,
+            })
+        })
+    }
+
+    fn feed_position(&self) -> Result<i64, StoreError> {
+        self.read(|db| Ok(db.query_one(FEED_POSITION, &[])?.try_get(0)?))
+    }
+
+    fn prune_events(&self, before: i64, batch: usize) -> Result<usize, StoreError> {
+        self.write(|db| {
+            let pruned: Vec<i64> = db
+                .query(PRUNE, &[&before, &(batch as i64)])?
+                .iter()
+                .map(|row| row.try_get(0))
+                .collect::<Result<_, _>>()?;
+            if let Some(last) = pruned.iter().max() {
+                db.execute(MOVE_HORIZON, &[last])?;
+            }
+            Ok(pruned.len())
+        })
+    }
 }
 
 impl Deliveries for PgStore {
@@ -159,9 +249,5 @@ impl Deliveries for PgStore {
             let count: i64 = row.try_get(0)?;
             Ok((count.max(0) as u64, row.try_get(1)?))
         })
-    }
-
-    fn prune_webhook_events(&self, before: i64, batch: usize) -> Result<usize, StoreError> {
-        self.write(|db| Ok(db.execute(PRUNE, &[&before, &(batch as i64)])? as usize))
     }
 }

@@ -4,14 +4,14 @@ use rusqlite::types::Value;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use super::batch::Group;
-use super::outbox::{finish_write, record_event};
+use super::outbox::{finish_write, record_event, FEED_POSITION};
 use super::SqliteStore;
 use crate::model::article::{Article, ArticleChange, Author};
 use crate::model::ArticleQuery;
 use crate::model::EventType;
 use crate::model::User;
-use crate::store::Outbox;
-use crate::store::{apply, order_by, Articles, Check, NewArticle, StoreError};
+use crate::store::{apply, order_by, Articles, Check, Listing, NewArticle, StoreError};
+use crate::store::{Outbox, Recorded};
 use crate::util::time::now_millis;
 
 /// The columns of an article and the tables they come from: one row of
@@ -60,8 +60,8 @@ impl Articles for SqliteStore {
         find(&conn, id)
     }
 
-    /// Two statements whatever the page size.
-    fn list_articles(&self, query: &ArticleQuery) -> Result<(Vec<Article>, u64), StoreError> {
+    /// Three statements whatever the page size.
+    fn list_articles(&self, query: &ArticleQuery) -> Result<Listing, StoreError> {
         let mut filters = Vec::new();
         let mut params = Vec::new();
         if let Some(tag) = &query.tag {
@@ -72,17 +72,24 @@ impl Articles for SqliteStore {
             filters.push(BY_AUTHOR);
             params.push(Value::Text(author.clone()));
         }
+        let mut conn = self.read()?;
+        let tx = conn.transaction()?;
+        let events_seq: i64 = tx
+            .prepare_cached(FEED_POSITION)?
+            .query_row([], |row| row.get(0))?;
         if let Some(words) = &query.words {
             if words.is_empty() {
-                return Ok((Vec::new(), 0));
+                return Ok(Listing {
+                    articles: Vec::new(),
+                    total: 0,
+                    events_seq,
+                });
             }
             filters.push(BY_SEARCH);
             params.push(Value::Text(fts_query(words)));
         }
         let sql = list_sql(&filters, query);
 
-        let mut conn = self.read()?;
-        let tx = conn.transaction()?;
         let total: i64 = if filters.is_empty() {
             tx.prepare_cached(COUNT_ALL)?
                 .query_row([], |row| row.get(0))?
@@ -97,7 +104,11 @@ impl Articles for SqliteStore {
             .query_map(rusqlite::params_from_iter(&params), read_article)?
             .collect::<Result<Vec<_>, _>>()?;
         tx.finish()?;
-        Ok((articles, total.max(0) as u64))
+        Ok(Listing {
+            articles,
+            total: total.max(0) as u64,
+            events_seq,
+        })
     }
 
     fn create_article(
@@ -108,9 +119,9 @@ impl Articles for SqliteStore {
     ) -> Result<Article, StoreError> {
         let mut batch = self.write()?;
         let tx = batch.create_savepoint()?;
-        let (article, queued) = insert_article(&tx, &self.group, change, author, outbox)?;
+        let (article, recorded) = insert_article(&tx, &self.group, change, author, outbox)?;
         tx.commit()?;
-        finish_write(batch, outbox, queued)?;
+        finish_write(batch, outbox, recorded)?;
         Ok(article)
     }
 
@@ -126,6 +137,8 @@ impl Articles for SqliteStore {
             return Ok(None);
         };
         let change = decide(&article)?;
+        // A follower of a tag learns that an article left it.
+        let tags_before = change.tags.as_ref().map(|_| article.tags.clone());
 
         let text_changes = change.title.is_some() || change.content.is_some();
         apply(&mut article, change.title, change.content);
@@ -147,15 +160,16 @@ impl Articles for SqliteStore {
             tx.prepare_cached(TOUCH_ARTICLE)?
                 .execute(params![id, article.updated_at, tags])?;
         }
-        let queued = record_event(
+        let recorded = record_event(
             &tx,
             outbox,
             EventType::Updated,
             article.updated_at,
             &article,
+            tags_before.as_deref(),
         )?;
         tx.commit()?;
-        finish_write(batch, outbox, queued)?;
+        finish_write(batch, outbox, recorded)?;
         Ok(Some(article))
     }
 
@@ -175,9 +189,9 @@ impl Articles for SqliteStore {
         // Never before the article's last change, even if the clock
         // stepped back.
         let at = now_millis().max(article.updated_at);
-        let queued = record_event(&tx, outbox, EventType::Deleted, at, &article)?;
+        let recorded = record_event(&tx, outbox, EventType::Deleted, at, &article, None)?;
         tx.commit()?;
-        finish_write(batch, outbox, queued)?;
+        finish_write(batch, outbox, recorded)?;
         Ok(Some(article))
     }
 }
@@ -190,16 +204,16 @@ fn find(conn: &Connection, id: i64) -> Result<Option<Article>, StoreError> {
 }
 
 /// Inserts an article and its tags inside the caller's write transaction,
-/// and queues its `article.created` event in `outbox` there too. Returns
-/// the article and whether an event was queued. Tells `group`, whose open
-/// batch puts the article in the full-text index (`Group::created`).
+/// and records its `article.created` event there too. Returns the article
+/// and what was recorded. Tells `group`, whose open batch puts the article
+/// in the full-text index (`Group::created`).
 pub(super) fn insert_article(
     conn: &Connection,
     group: &Group,
     change: &ArticleChange,
     author: Option<&User>,
     outbox: &Outbox,
-) -> Result<(Article, bool), StoreError> {
+) -> Result<(Article, Recorded), StoreError> {
     let new = NewArticle::of(change)?;
     let now = now_millis();
     conn.prepare_cached(INSERT_ARTICLE)?.execute(params![
@@ -213,8 +227,8 @@ pub(super) fn insert_article(
     group.created(id);
     insert_tags(conn, id, new.tags)?;
     let article = new.stored(id, author, now);
-    let queued = record_event(conn, outbox, EventType::Created, now, &article)?;
-    Ok((article, queued))
+    let recorded = record_event(conn, outbox, EventType::Created, now, &article, None)?;
+    Ok((article, recorded))
 }
 
 /// Puts the articles with ids `first` to `last` in the full-text index, in
@@ -480,21 +494,26 @@ mod tests {
             .create_article(&change("Cooking", &[]), None, &Outbox::default())
             .unwrap();
 
-        let (page, total) = store.list_articles(&query("")).unwrap();
+        let listing = store.list_articles(&query("")).unwrap();
+        let (page, total) = (listing.articles, listing.total);
         assert_eq!(total, 3);
         assert_eq!(page[0].title, "Cooking", "newest first");
 
-        let (page, total) = store.list_articles(&query("tag=web&sort=title")).unwrap();
+        let listing = store.list_articles(&query("tag=web&sort=title")).unwrap();
+        let (page, total) = (listing.articles, listing.total);
         assert_eq!(total, 2);
         assert_eq!(page[0].title, "Python web apps");
 
-        let (page, total) = store.list_articles(&query("q=WEB+rust")).unwrap();
+        let listing = store.list_articles(&query("q=WEB+rust")).unwrap();
+        let (page, total) = (listing.articles, listing.total);
         assert_eq!((page.len(), total), (1, 1));
 
-        let (page, total) = store.list_articles(&query("q=%22web%22+OR+NOT")).unwrap();
+        let listing = store.list_articles(&query("q=%22web%22+OR+NOT")).unwrap();
+        let (page, total) = (listing.articles, listing.total);
         assert_eq!((page.len(), total), (0, 0));
 
-        let (page, total) = store.list_articles(&query("per_page=2&page=2")).unwrap();
+        let listing = store.list_articles(&query("per_page=2&page=2")).unwrap();
+        let (page, total) = (listing.articles, listing.total);
         assert_eq!((page.len(), total), (1, 3));
     }
 

@@ -473,7 +473,7 @@ mod tests {
 
     fn total(store: &Store) -> u64 {
         let query = crate::model::ArticleQuery::parse(&[]).unwrap();
-        store.list_articles(&query).unwrap().1
+        store.list_articles(&query).unwrap().total
     }
 
     #[test]

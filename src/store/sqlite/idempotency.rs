@@ -48,11 +48,11 @@ impl IdempotencyKeys for SqliteStore {
         let change = decide()?;
         tx.prepare_cached(PRUNE_KEYS)?
             .execute(params![expired, KEYS_PRUNED_PER_SAVE])?;
-        let (article, queued) = insert_article(&tx, &self.group, &change, author, outbox)?;
+        let (article, recorded) = insert_article(&tx, &self.group, &change, author, outbox)?;
         let response = respond(&article);
         save_key(&tx, request, now, &response)?;
         tx.commit()?;
-        finish_write(batch, outbox, queued)?;
+        finish_write(batch, outbox, recorded)?;
         Ok(Creation::Created(response))
     }
 }

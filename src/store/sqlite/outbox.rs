@@ -1,5 +1,6 @@
-//! Webhook outbox SQL: events written with the change they report, and the
-//! dispatcher's reads and short writes of delivery state.
+//! Events SQL: every change's event, written with the change it reports;
+//! the change feed's reads and pruning; the webhook dispatcher's reads and
+//! short writes of delivery state.
 
 use rusqlite::{params, Connection};
 
@@ -7,11 +8,32 @@ use super::batch::WriteBatch;
 use super::SqliteStore;
 use crate::model::article::Article;
 use crate::model::event::{event_body, new_message_id, EventType};
-use crate::store::Outbox;
+use crate::store::outbox::{match_keys, split_tags};
 use crate::store::{Deliveries, DeliveryEnd, PendingDelivery, StoreError};
+use crate::store::{Events, EventsRead, Outbox, Recorded, StoredEvent};
 
-const INSERT_EVENT: &str =
-    "INSERT INTO webhook_events (webhook_id, type, created_at, body) VALUES (?1, ?2, ?3, ?4)";
+const INSERT_EVENT: &str = "INSERT INTO webhook_events \
+     (webhook_id, type, created_at, body, match_tags, match_author) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
+
+/// The newest `seq` committed, or passed over if none is kept after it.
+pub(super) const FEED_POSITION: &str = "SELECT max(\
+     coalesce((SELECT max(id) FROM webhook_events), 0), \
+     (SELECT horizon FROM feed_horizon WHERE only = 1))";
+
+const EVENTS_AFTER: &str = "SELECT id, type, body, match_tags, match_author \
+     FROM webhook_events WHERE id > ?1 ORDER BY id LIMIT ?2";
+
+const FEED_BOUNDS: &str = "SELECT (SELECT horizon FROM feed_horizon WHERE only = 1), \
+     (SELECT min(id) FROM webhook_events)";
+
+/// Old events none of whose deliveries is pending, oldest first, a batch.
+const PRUNE: &str = "DELETE FROM webhook_events WHERE id IN (SELECT e.id FROM webhook_events e \
+     WHERE e.created_at <= ?1 AND NOT EXISTS (SELECT 1 FROM webhook_deliveries d \
+       WHERE d.event_id = e.id AND d.state = 'pending') \
+     ORDER BY e.created_at LIMIT ?2) RETURNING id";
+
+const MOVE_HORIZON: &str = "UPDATE feed_horizon SET horizon = max(horizon, ?1) WHERE only = 1";
 
 /// Due at once: the dispatcher is woken right after the commit.
 const INSERT_DELIVERY: &str = "INSERT INTO webhook_deliveries \
@@ -46,53 +68,104 @@ const DROP_URL: &str = "UPDATE webhook_deliveries SET state = 'gone', done_at = 
 const BACKLOG: &str =
     "SELECT count(*), min(created_at) FROM webhook_deliveries WHERE state = 'pending'";
 
-/// Old events none of whose deliveries is pending, oldest first, a batch.
-const PRUNE: &str = "DELETE FROM webhook_events WHERE id IN (SELECT e.id FROM webhook_events e \
-     WHERE e.created_at <= ?1 AND NOT EXISTS (SELECT 1 FROM webhook_deliveries d \
-       WHERE d.event_id = e.id AND d.state = 'pending') \
-     ORDER BY e.created_at LIMIT ?2)";
-
-/// Waits for the write's batch to commit, then, if the write queued an
-/// event, wakes the dispatcher: only after the commit, so that it finds it.
+/// Waits for the write's batch to commit, then tells the feed's followers
+/// and, if the write queued deliveries, the dispatcher: only after the
+/// commit, so that they find it.
 pub(super) fn finish_write(
     batch: WriteBatch<'_>,
     outbox: &Outbox,
-    queued: bool,
+    recorded: Recorded,
 ) -> Result<(), StoreError> {
     batch.finish()?;
-    if queued {
-        outbox.notify();
-    }
+    outbox.committed(recorded);
     Ok(())
 }
 
-/// Records an event for `article` inside the caller's write transaction,
-/// with one delivery per live URL of `outbox`. Writes nothing, and returns
-/// false, when no webhook is configured.
+/// Records the event of a change to `article` inside the caller's write
+/// transaction, with one delivery per live URL of `outbox`. Its id is its
+/// `seq`: one writer, so ids are in commit order. `tags_before`: the
+/// article's tags before an update that changed them.
 pub(super) fn record_event(
     conn: &Connection,
     outbox: &Outbox,
     kind: EventType,
     at: i64,
     article: &Article,
-) -> Result<bool, StoreError> {
-    let urls = outbox.live_urls();
-    if urls.is_empty() {
-        return Ok(false);
-    }
+    tags_before: Option<&[String]>,
+) -> Result<Recorded, StoreError> {
     let body = event_body(kind, at, article);
+    let (tags, author) = match_keys(article, tags_before);
     conn.prepare_cached(INSERT_EVENT)?.execute(params![
         new_message_id(),
         kind.as_str(),
         at,
-        body
+        body,
+        tags,
+        author
     ])?;
-    let event = conn.last_insert_rowid();
+    let seq = conn.last_insert_rowid();
+    let urls = outbox.live_urls();
     let mut insert = conn.prepare_cached(INSERT_DELIVERY)?;
-    for url in urls {
-        insert.execute(params![event, url, at])?;
+    for url in &urls {
+        insert.execute(params![seq, url, at])?;
     }
-    Ok(true)
+    Ok(Recorded {
+        seq,
+        deliveries: !urls.is_empty(),
+    })
+}
+
+impl Events for SqliteStore {
+    fn events_after(&self, after: i64, limit: usize) -> Result<EventsRead, StoreError> {
+        let mut conn = self.read()?;
+        let tx = conn.transaction()?;
+        let newest: i64 = tx
+            .prepare_cached(FEED_POSITION)?
+            .query_row([], |row| row.get(0))?;
+        let (horizon, oldest): (i64, Option<i64>) = tx
+            .prepare_cached(FEED_BOUNDS)?
+            .query_row([], |row| Ok((row.get(0)?, row.get(1)?)))?;
+        let events = tx
+            .prepare_cached(EVENTS_AFTER)?
+            .query_map(params![after, limit as i64], |row| {
+                Ok(StoredEvent {
+                    seq: row.get(0)?,
+                    kind: row.get(1)?,
+                    body: row.get(2)?,
+                    tags: split_tags(row.get(3)?),
+                    author: row.get(4)?,
+                })
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        tx.finish()?;
+        Ok(EventsRead {
+            events,
+            newest,
+            horizon,
+            oldest,
+        })
+    }
+
+    fn feed_position(&self) -> Result<i64, StoreError> {
+        let conn = self.read()?;
+        let newest = conn
+            .prepare_cached(FEED_POSITION)?
+            .query_row([], |row| row.get(0))?;
+        Ok(newest)
+    }
+
+    fn prune_events(&self, before: i64, batch: usize) -> Result<usize, StoreError> {
+        self.short_write(|conn| {
+            let pruned = conn
+                .prepare_cached(PRUNE)?
+                .query_map(params![before, batch as i64], |row| row.get::<_, i64>(0))?
+                .collect::<Result<Vec<_>, _>>()?;
+            if let Some(last) = pruned.iter().max() {
+                conn.prepare_cached(MOVE_HORIZON)?.execute([last])?;
+            }
+            Ok(pruned.len())
+        })
+    }
 }
 
 impl Deliveries for SqliteStore {
@@ -183,14 +256,6 @@ impl Deliveries for SqliteStore {
             .query_row([], |row| Ok((row.get(0)?, row.get(1)?)))?;
         Ok((count.max(0) as u64, oldest))
     }
-
-    fn prune_webhook_events(&self, before: i64, batch: usize) -> Result<usize, StoreError> {
-        self.short_write(|conn| {
-            Ok(conn
-                .prepare_cached(PRUNE)?
-                .execute(params![before, batch as i64])?)
-        })
-    }
 }
 
 #[cfg(test)]
@@ -223,15 +288,42 @@ mod tests {
     }
 
     #[test]
-    fn nothing_is_recorded_without_webhooks() {
+    fn without_webhooks_events_are_recorded_for_the_feed_and_nothing_is_queued() {
         let store = SqliteStore::open(":memory:", 1, || {}).unwrap();
         let none = Outbox::default();
-        let article = store.create_article(&change("a"), None, &none).unwrap();
+        let mut tagged = change("a");
+        tagged.tags = Some(vec!["x".into()]);
+        let article = store.create_article(&tagged, None, &none).unwrap();
+        store
+            .update_article(article.id, &none, &mut |_| Ok::<_, StoreError>(change("b")))
+            .unwrap();
         store
             .delete_article(article.id, &none, &mut |_| Ok::<_, StoreError>(()))
             .unwrap();
-        assert_eq!(count(&store, "SELECT count(*) FROM webhook_events"), 0);
         assert_eq!(count(&store, "SELECT count(*) FROM webhook_deliveries"), 0);
+        let read = store.events_after(0, 10).unwrap();
+        let kinds: Vec<(i64, &str)> = read
+            .events
+            .iter()
+            .map(|e| (e.seq, e.kind.as_str()))
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                (1, "article.created"),
+                (2, "article.updated"),
+                (3, "article.deleted")
+            ]
+        );
+        // The update took the tag away: its event still matches a follower
+        // of the tag, and so does the delete's (the tags as they were).
+        assert_eq!(read.events[1].tags, ["x"]);
+        assert_eq!(read.events[2].tags, Vec::<String>::new());
+        let published = none.feed().wait_past(0, std::time::Duration::ZERO).0;
+        assert_eq!(published, 3, "published after each commit");
+        assert!(read.events[0]
+            .body
+            .starts_with(r#"{"type":"article.created","#));
     }
 
     #[test]
@@ -372,24 +464,26 @@ mod tests {
         let outbox = outbox();
         store.create_article(&change("a"), None, &outbox).unwrap();
         let now = crate::util::time::now_millis();
-        assert_eq!(
-            store.prune_webhook_events(now + 1, 10).unwrap(),
-            0,
-            "pending"
-        );
+        assert_eq!(store.prune_events(now + 1, 10).unwrap(), 0, "pending");
         for url in [A, B] {
             let event = store.claim_deliveries(url, 1, now, now).unwrap()[0].event;
             store
                 .finish_delivery(event, url, DeliveryEnd::Delivered, now)
                 .unwrap();
         }
+        assert_eq!(store.prune_events(now - 1000, 10).unwrap(), 0, "recent");
+        let before = store.events_after(0, 10).unwrap();
         assert_eq!(
-            store.prune_webhook_events(now - 1000, 10).unwrap(),
-            0,
-            "recent"
+            (before.horizon, before.oldest, before.newest),
+            (0, Some(1), 1)
         );
-        assert_eq!(store.prune_webhook_events(now + 1, 10).unwrap(), 1);
+        assert_eq!(store.prune_events(now + 1, 10).unwrap(), 1);
         assert_eq!(count(&store, "SELECT count(*) FROM webhook_deliveries"), 0);
+        // The horizon moves past what was pruned; the position stays.
+        let after = store.events_after(0, 10).unwrap();
+        assert_eq!((after.horizon, after.oldest, after.newest), (1, None, 1));
+        assert!(after.events.is_empty());
+        assert_eq!(store.feed_position().unwrap(), 1);
     }
 
     #[test]
