@@ -61,9 +61,17 @@ impl From<rusqlite::Error> for StoreError {
                 | ErrorCode::DatabaseCorrupt
                 | ErrorCode::NotADatabase,
             ) => StoreError::Unavailable(Box::new(err)),
+            // The schema is migrated before the store serves, so a table
+            // gone since is a file truncated or overwritten under us: the
+            // database is damaged, not the request.
+            _ if schema_gone(&err) => StoreError::Unavailable(Box::new(err)),
             _ => StoreError::Internal(Box::new(err)),
         }
     }
+}
+
+fn schema_gone(err: &rusqlite::Error) -> bool {
+    matches!(err, rusqlite::Error::SqliteFailure(_, Some(msg)) if msg.starts_with("no such table"))
 }
 
 /// The database: a pool of readers and one writer.
@@ -319,5 +327,16 @@ mod tests {
             .pragma_query_value(None, "temp_store", |row| row.get(0))
             .unwrap();
         assert_eq!(temp_store, 2, "PRAGMA temp_store = MEMORY on the writer");
+    }
+
+    #[test]
+    fn a_table_gone_under_the_store_is_unavailable_not_internal() {
+        let conn = Connection::open_in_memory().unwrap();
+        let err = conn
+            .query_row("SELECT count(*) FROM articles", [], |row| row.get::<_, i64>(0))
+            .unwrap_err();
+        assert!(matches!(StoreError::from(err), StoreError::Unavailable(_)));
+        let err = conn.execute_batch("SELECT nonsense(").unwrap_err();
+        assert!(matches!(StoreError::from(err), StoreError::Internal(_)));
     }
 }
