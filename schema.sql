@@ -195,7 +195,7 @@ ALTER TABLE webhook_events ADD COLUMN match_author TEXT;
 -- The feed's horizon: the newest seq that is no longer kept (pruned, or
 -- passed over by an import). A follower behind it has missed changes.
 CREATE TABLE feed_horizon (
-    only    INTEGER PRIMARY KEY CHECK (only = 1),
+    id      INTEGER PRIMARY KEY CHECK (id = 1),
     horizon INTEGER NOT NULL
 );
-INSERT INTO feed_horizon (only, horizon) VALUES (1, 0);
+INSERT INTO feed_horizon (id, horizon) VALUES (1, 0);

@@ -140,7 +140,7 @@ ALTER TABLE webhook_events ADD COLUMN match_tags TEXT;
 ALTER TABLE webhook_events ADD COLUMN match_author TEXT;
 
 CREATE TABLE feed_horizon (
-    only    INTEGER PRIMARY KEY CHECK (only = 1),
+    id      INTEGER PRIMARY KEY CHECK (id = 1),
     horizon BIGINT  NOT NULL
 );
-INSERT INTO feed_horizon (only, horizon) VALUES (1, 0);
+INSERT INTO feed_horizon (id, horizon) VALUES (1, 0);

@@ -68,16 +68,36 @@ pub enum StoreError {
 impl fmt::Display for StoreError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            StoreError::Busy(cause) => write!(f, "database busy: {cause}"),
-            StoreError::Unavailable(cause) => write!(f, "database unavailable: {cause}"),
+            StoreError::Busy(cause) => write!(f, "database busy: {}", Chain(cause.as_ref())),
+            StoreError::Unavailable(cause) => {
+                write!(f, "database unavailable: {}", Chain(cause.as_ref()))
+            }
             StoreError::Full => write!(f, "database or disk is full"),
-            StoreError::Duplicate(cause) => write!(f, "unexpected duplicate: {cause}"),
+            StoreError::Duplicate(cause) => {
+                write!(f, "unexpected duplicate: {}", Chain(cause.as_ref()))
+            }
             StoreError::UsernameTaken(name) => write!(f, "the username '{name}' is taken"),
             StoreError::KeyInUse => write!(f, "the idempotency key is in use elsewhere"),
             StoreError::Schema(message) => write!(f, "{message}"),
             StoreError::Rejected => write!(f, "the write was refused by its check"),
-            StoreError::Internal(cause) => write!(f, "database error: {cause}"),
+            StoreError::Internal(cause) => write!(f, "database error: {}", Chain(cause.as_ref())),
         }
+    }
+}
+
+/// An error and its sources, `: `-separated: PostgreSQL's says only "db
+/// error", and the server's message is its source.
+struct Chain<'a>(&'a (dyn std::error::Error + 'static));
+
+impl fmt::Display for Chain<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut source = self.0.source();
+        while let Some(cause) = source {
+            write!(f, ": {cause}")?;
+            source = cause.source();
+        }
+        Ok(())
     }
 }
 

@@ -12,6 +12,7 @@ mod support;
 mod api;
 mod auth;
 mod conditional;
+mod events;
 mod hostile;
 mod http_layer;
 mod idempotency;

@@ -1,6 +1,7 @@
 //! SIGTERM and SIGINT: the graceful shutdown they start, alone and under
 //! load, and what it does to requests in flight, queued or arriving late,
-//! and to a webhook attempt in flight. These signal the server's process.
+//! to a webhook attempt in flight and to change-feed streams. These signal
+//! the server's process.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -15,6 +16,7 @@ use crate::support::ledger;
 use crate::support::load::{checked_stats, readers, writers, Reader, OTHERS};
 use crate::support::receiver::{Answer, Receiver, WAIT};
 use crate::support::rng::{self, Rng};
+use crate::support::sse::Stream;
 use crate::support::wire::WireError;
 use crate::support::Conn;
 
@@ -275,4 +277,42 @@ pub fn read_all(stream: &mut TcpStream) -> String {
     let mut out = Vec::new();
     let _ = stream.read_to_end(&mut out);
     String::from_utf8_lossy(&out).into_owned()
+}
+
+#[test]
+fn sigterm_ends_every_stream_cleanly_and_a_restarted_server_resumes_them() {
+    let mut server = TestServer::start();
+    server.create("one", "c", &[]);
+    server.create("two", "c", &[]);
+    let mut streams: Vec<Stream> = ["/events", "/events?after=0", "/events?tag=none"]
+        .iter()
+        .map(|path| Stream::open(server.addr, path, &[]))
+        .collect();
+    assert!(streams.iter().all(|s| s.head.status == 200));
+    let replayed: Vec<i64> = (0..2)
+        .map(|_| streams[1].event().unwrap().seq().unwrap())
+        .collect();
+    assert_eq!(replayed, [1, 2]);
+
+    let signalled = Instant::now();
+    server.signal("TERM");
+    for stream in &mut streams {
+        // The rest of the stream, to its end: no event, a clean close.
+        while let Some(frame) = stream.frame() {
+            assert!(frame.data.is_none(), "{frame:?}");
+        }
+    }
+    let status = server.wait_exit(Duration::from_secs(10)).expect("exits");
+    assert_eq!(status.code(), Some(0));
+    let stopped = signalled.elapsed();
+    assert!(stopped < Duration::from_secs(5), "{stopped:?} to stop");
+
+    // The client reconnects to a new server on the same database and
+    // resumes where it was: nothing missed, nothing twice.
+    let server = server.restart_with("TERM", &[]);
+    server.create("three", "c", &[]);
+    let mut resumed = Stream::open(server.addr, "/events", &[("Last-Event-ID", "2")]);
+    let event = resumed.event().unwrap();
+    assert_eq!(event.seq(), Some(3));
+    assert_eq!(event.json()["data"]["title"], "three");
 }

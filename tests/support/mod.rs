@@ -12,6 +12,7 @@ pub mod load;
 pub mod receiver;
 pub mod rng;
 pub mod server;
+pub mod sse;
 pub mod wire;
 pub mod write_lock;
 

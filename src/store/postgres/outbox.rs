@@ -24,7 +24,7 @@ use crate::store::{Events, EventsRead, Outbox, Recorded, StoredEvent};
 
 /// The advisory lock that puts events in commit order (see the module's
 /// docs): any constant no other application on the database uses.
-const FEED_LOCK: i64 = 0x6172_7469_636c_6573; // "articles"
+const FEED_LOCK: i64 = 0x6172_7469_6665_6564; // "artifeed"
 
 const TAKE_FEED_LOCK: &str = "SELECT pg_advisory_xact_lock($1)";
 
@@ -35,15 +35,15 @@ const INSERT_EVENT: &str = "INSERT INTO webhook_events \
 /// The newest `seq` committed, or passed over if none is kept after it.
 pub(super) const FEED_POSITION: &str = "SELECT greatest(\
      coalesce((SELECT max(id) FROM webhook_events), 0), \
-     (SELECT horizon FROM feed_horizon WHERE only = 1))";
+     (SELECT horizon FROM feed_horizon WHERE id = 1))";
 
 const EVENTS_AFTER: &str = "SELECT id, type, body, match_tags, match_author \
      FROM webhook_events WHERE id > $1 ORDER BY id LIMIT $2";
 
-const FEED_BOUNDS: &str = "SELECT (SELECT horizon FROM feed_horizon WHERE only = 1), \
+const FEED_BOUNDS: &str = "SELECT (SELECT horizon FROM feed_horizon WHERE id = 1), \
      (SELECT min(id) FROM webhook_events)";
 
-const MOVE_HORIZON: &str = "UPDATE feed_horizon SET horizon = greatest(horizon, $1) WHERE only = 1";
+const MOVE_HORIZON: &str = "UPDATE feed_horizon SET horizon = greatest(horizon, $1) WHERE id = 1";
 
 /// Due at once: the dispatcher is woken right after the commit.
 const INSERT_DELIVERIES: &str = "INSERT INTO webhook_deliveries \

@@ -333,7 +333,9 @@ mod tests {
     fn a_table_gone_under_the_store_is_unavailable_not_internal() {
         let conn = Connection::open_in_memory().unwrap();
         let err = conn
-            .query_row("SELECT count(*) FROM articles", [], |row| row.get::<_, i64>(0))
+            .query_row("SELECT count(*) FROM articles", [], |row| {
+                row.get::<_, i64>(0)
+            })
             .unwrap_err();
         assert!(matches!(StoreError::from(err), StoreError::Unavailable(_)));
         let err = conn.execute_batch("SELECT nonsense(").unwrap_err();

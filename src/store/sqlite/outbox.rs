@@ -19,12 +19,12 @@ const INSERT_EVENT: &str = "INSERT INTO webhook_events \
 /// The newest `seq` committed, or passed over if none is kept after it.
 pub(super) const FEED_POSITION: &str = "SELECT max(\
      coalesce((SELECT max(id) FROM webhook_events), 0), \
-     (SELECT horizon FROM feed_horizon WHERE only = 1))";
+     (SELECT horizon FROM feed_horizon WHERE id = 1))";
 
 const EVENTS_AFTER: &str = "SELECT id, type, body, match_tags, match_author \
      FROM webhook_events WHERE id > ?1 ORDER BY id LIMIT ?2";
 
-const FEED_BOUNDS: &str = "SELECT (SELECT horizon FROM feed_horizon WHERE only = 1), \
+const FEED_BOUNDS: &str = "SELECT (SELECT horizon FROM feed_horizon WHERE id = 1), \
      (SELECT min(id) FROM webhook_events)";
 
 /// Old events none of whose deliveries is pending, oldest first, a batch.
@@ -33,7 +33,7 @@ const PRUNE: &str = "DELETE FROM webhook_events WHERE id IN (SELECT e.id FROM we
        WHERE d.event_id = e.id AND d.state = 'pending') \
      ORDER BY e.created_at LIMIT ?2) RETURNING id";
 
-const MOVE_HORIZON: &str = "UPDATE feed_horizon SET horizon = max(horizon, ?1) WHERE only = 1";
+const MOVE_HORIZON: &str = "UPDATE feed_horizon SET horizon = max(horizon, ?1) WHERE id = 1";
 
 /// Due at once: the dispatcher is woken right after the commit.
 const INSERT_DELIVERY: &str = "INSERT INTO webhook_deliveries \
