@@ -71,6 +71,11 @@ pub trait Answer: Send + Sync + 'static {
     /// Answers `request` here, or gives it back for a worker.
     fn answer(&self, request: Request) -> Answered;
 
+    /// Queues `job` for a worker and returns true; once the server has
+    /// stopped and nothing would ever take it, drops it unanswered and
+    /// returns false.
+    fn queue(&self, queue: &MessageQueueSender<Job>, job: Job) -> bool;
+
     /// Answers a request head the HTTP layer refused, through `writer`.
     fn refuse(&self, refusal: Refusal, writer: Box<dyn Write + Send>);
 }
@@ -175,10 +180,16 @@ fn serve<A: Answer>(mut client: ClientConnection, queue: &MessageQueueSender<Job
             Answered::Here(Reuse::KeepAlive) => {}
             Answered::Here(Reuse::Close) => return,
             Answered::NotHere(request) => {
-                let _ = queue.push(Job {
+                let job = Job {
                     request,
                     done: Done(Some(done.clone())),
-                });
+                };
+                if !answer.queue(queue, job) {
+                    // The server has stopped (a server in a process that goes
+                    // on, as in the tests): end the connection, so that the
+                    // client retries elsewhere rather than wait for ever.
+                    return;
+                }
                 waiting = true;
             }
         }

@@ -13,7 +13,7 @@ mod workers;
 use std::io;
 use std::net::{SocketAddr, TcpListener};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
@@ -85,6 +85,7 @@ impl Server {
             open: AtomicUsize::new(0),
             busy: AtomicUsize::new(0),
             following: AtomicUsize::new(0),
+            stopped: Mutex::new(false),
         });
         let admission = Admission {
             limits: Limits {
@@ -190,6 +191,7 @@ impl Server {
         // answered 503 rather than left to a closing socket. A marker left
         // by a worker still running ends this early; those few see the
         // connection close.
+        self.inline.stop_queueing();
         while let Ok(Some(Job { request, done })) = self.queue.try_pop() {
             refuse(&self.app, request);
             done.send(Reuse::Close);

@@ -4,10 +4,10 @@
 
 use std::io::{self, Write};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::thread::{self, JoinHandle};
 
-use tiny_http_fork::util::MessagesQueue;
+use tiny_http_fork::util::{MessageQueueSender, MessagesQueue};
 use tiny_http_fork::{Method, Refusal, Request};
 
 use super::connection::{self, Answered, Job};
@@ -58,9 +58,18 @@ pub(super) struct Inline {
     /// Change-feed requests (streams and long polls) being answered on
     /// connection threads: never on a worker, since they wait.
     pub(super) following: AtomicUsize,
+    /// Set by `Server::wait` before its last look at the queue: from then
+    /// on nothing takes a request from it, so none may be queued. Checked
+    /// and set under the lock, so no request slips in between.
+    pub(super) stopped: Mutex<bool>,
 }
 
 impl Inline {
+    /// Stops requests from being queued for the workers (see `stopped`).
+    pub(super) fn stop_queueing(&self) {
+        *self.stopped.lock().unwrap_or_else(PoisonError::into_inner) = true;
+    }
+
     /// Counts a connection open until the returned slot is dropped;
     /// returns how many were open before it.
     pub(super) fn open(self: &Arc<Self>) -> (usize, OpenSlot) {
@@ -79,6 +88,18 @@ impl Drop for OpenSlot {
 }
 
 impl connection::Answer for Inline {
+    fn queue(&self, queue: &MessageQueueSender<Job>, job: Job) -> bool {
+        let stopped = self.stopped.lock().unwrap_or_else(PoisonError::into_inner);
+        if *stopped {
+            // Taking the writer and dropping it answers nothing; a request
+            // dropped whole would be answered 500 by tiny_http.
+            drop(job.request.into_writer());
+            return false;
+        }
+        let _ = queue.push(job);
+        true
+    }
+
     fn refuse(&self, refusal: Refusal, writer: Box<dyn Write + Send>) {
         if let Some(app) = self.app.upgrade() {
             let error = ApiError::Refused {

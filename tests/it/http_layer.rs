@@ -401,3 +401,45 @@ fn max_header_bytes_sets_the_431_limit() {
         431,
     );
 }
+
+#[test]
+fn a_connection_kept_from_before_the_server_stopped_is_closed_not_left_waiting() {
+    // A server stopped inside a process that goes on (a library user, this
+    // suite): a client that sends its next request on a kept-alive
+    // connection must see the connection end, and retry elsewhere, not
+    // wait for an answer that nothing would ever send.
+    let server = TestServer::start();
+    let mut read = server.connect();
+    assert_eq!(read.request("GET", "/healthz", &[], None).status, 200);
+    let mut write = server.connect();
+    assert_eq!(
+        write.create(&json!({"title": "t", "content": "c"})).status,
+        201
+    );
+    drop(server);
+    for (conn, request) in [
+        (&mut read, &b"GET /articles HTTP/1.1\r\nHost: t\r\n\r\n"[..]),
+        (
+            &mut write,
+            &b"DELETE /articles/1 HTTP/1.1\r\nHost: t\r\n\r\n"[..],
+        ),
+    ] {
+        let stream = conn.stream();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let _ = stream.write_all(request);
+        let mut buf = [0u8; 256];
+        match stream.read(&mut buf) {
+            Ok(0) => {}
+            Ok(n) => panic!("an answer from a stopped server: {:?}", &buf[..n]),
+            Err(err) => assert!(
+                !matches!(
+                    err.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ),
+                "left waiting: {err}"
+            ),
+        }
+    }
+}

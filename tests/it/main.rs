@@ -4,6 +4,8 @@
 //! per area. The tests that must own the server's process are in the
 //! `process` binary.
 
+#[path = "../support/browser.rs"]
+mod browser;
 #[path = "../support/in_process.rs"]
 mod in_process;
 #[path = "../support/mod.rs"]
@@ -12,6 +14,7 @@ mod support;
 mod api;
 mod auth;
 mod conditional;
+mod event_source;
 mod events;
 mod hostile;
 mod http_layer;

@@ -138,7 +138,6 @@ impl Receiver {
     }
 
     /// A port on 127.0.0.1 with nothing listening (yet).
-    #[allow(dead_code)] // only the `process` binary's tests use it
     pub fn free_port() -> u16 {
         TcpListener::bind("127.0.0.1:0")
             .unwrap()
