@@ -9,7 +9,7 @@ pub const EXPOSE_HEADERS: &str = "X-Total-Count, Link, Location, X-Request-Id, E
      Idempotency-Replayed, Retry-After, WWW-Authenticate, Events-Seq";
 /// Request headers a browser script may send.
 pub const ALLOW_HEADERS: &str =
-    "Authorization, Content-Type, X-Request-Id, If-Match, If-None-Match, Idempotency-Key";
+    "Authorization, Content-Type, X-Request-Id, If-Match, If-None-Match, Idempotency-Key, Last-Event-ID";
 /// How long a browser may cache a preflight answer, in seconds.
 pub const MAX_AGE_SECONDS: u32 = 600;
 

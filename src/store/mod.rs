@@ -21,9 +21,10 @@ pub mod postgres;
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
-pub use feed::Feed;
+pub use feed::{Feed, Tail};
 pub use outbox::Outbox;
 pub(crate) use outbox::Recorded;
 
@@ -365,8 +366,9 @@ pub struct StoredEvent {
 /// What `Events::events_after` read, from one snapshot.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EventsRead {
-    /// The events after the position asked for, oldest first.
-    pub events: Vec<StoredEvent>,
+    /// The events after the position asked for, oldest first (shared:
+    /// see `feed::Tail`).
+    pub events: Vec<Arc<StoredEvent>>,
     /// The newest `seq` committed (or passed over).
     pub newest: i64,
     /// The newest `seq` no longer kept: a position before it has missed
@@ -511,6 +513,8 @@ impl<T> Backend for T where
 pub struct Store {
     backend: Box<dyn Backend>,
     outbox: Outbox,
+    /// The newest events, read once for every follower.
+    tail: Tail,
 }
 
 /// How a store is opened.
@@ -559,6 +563,7 @@ impl Store {
         Ok(Store {
             backend,
             outbox: Outbox::new(options.webhooks),
+            tail: Tail::default(),
         })
     }
 
@@ -607,9 +612,12 @@ impl Store {
         self.outbox.feed()
     }
 
-    /// See `Events::events_after`.
+    /// See `Events::events_after`; the newest events come from memory
+    /// (`Tail`), read once from the database for every follower.
     pub fn events_after(&self, after: i64, limit: usize) -> Result<EventsRead, StoreError> {
-        self.backend.events_after(after, limit)
+        self.tail.read(after, limit, |after, limit| {
+            self.backend.events_after(after, limit)
+        })
     }
 
     /// See `Events::feed_position`; also publishes it to `feed()`.
@@ -619,9 +627,13 @@ impl Store {
         Ok(newest)
     }
 
-    /// See `Events::prune_events`.
+    /// See `Events::prune_events`; forgets the events `Tail` keeps.
     pub fn prune_events(&self, before: i64, batch: usize) -> Result<usize, StoreError> {
-        self.backend.prune_events(before, batch)
+        let pruned = self.backend.prune_events(before, batch);
+        // Whatever this call deleted, another replica may have pruned
+        // meanwhile: the newest events are read again (once) from here on.
+        self.tail.clear();
+        pruned
     }
 
     /// See `Articles::create_article`.

@@ -170,6 +170,7 @@ fn cors_for_configured_origins() {
         "If-Match",
         "If-None-Match",
         "Idempotency-Key",
+        "Last-Event-ID",
     ] {
         assert!(allowed.contains(name), "{name}");
     }

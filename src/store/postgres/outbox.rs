@@ -13,6 +13,8 @@
 //! parallel up to that point: only the event insert and the commit are
 //! serialized.
 
+use std::sync::Arc;
+
 use postgres::GenericClient;
 
 use super::{Db, PgStore};
@@ -142,13 +144,13 @@ impl Events for PgStore {
                 .query(EVENTS_AFTER, &[&after, &(limit as i64)])?
                 .iter()
                 .map(|row| {
-                    Ok(StoredEvent {
+                    Ok(Arc::new(StoredEvent {
                         seq: row.try_get(0)?,
                         kind: row.try_get(1)?,
                         body: row.try_get(2)?,
                         tags: split_tags(row.try_get(3)?),
                         author: row.try_get(4)?,
-                    })
+                    }))
                 })
                 .collect::<Result<Vec<_>, StoreError>>()?;
             Ok(EventsRead {

@@ -2,6 +2,8 @@
 //! the change feed's reads and pruning; the webhook dispatcher's reads and
 //! short writes of delivery state.
 
+use std::sync::Arc;
+
 use rusqlite::{params, Connection};
 
 use super::batch::WriteBatch;
@@ -128,13 +130,13 @@ impl Events for SqliteStore {
         let events = tx
             .prepare_cached(EVENTS_AFTER)?
             .query_map(params![after, limit as i64], |row| {
-                Ok(StoredEvent {
+                Ok(Arc::new(StoredEvent {
                     seq: row.get(0)?,
                     kind: row.get(1)?,
                     body: row.get(2)?,
                     tags: split_tags(row.get(3)?),
                     author: row.get(4)?,
-                })
+                }))
             })?
             .collect::<Result<Vec<_>, _>>()?;
         tx.finish()?;
