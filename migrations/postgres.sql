@@ -138,6 +138,8 @@ SELECT 1;
 -- so events are numbered and committed one transaction at a time, in order.
 ALTER TABLE webhook_events ADD COLUMN match_tags TEXT;
 ALTER TABLE webhook_events ADD COLUMN match_author TEXT;
+-- Only an event with deliveries needs a `webhook-id`.
+ALTER TABLE webhook_events ALTER COLUMN webhook_id DROP NOT NULL;
 
 CREATE TABLE feed_horizon (
     id      INTEGER PRIMARY KEY CHECK (id = 1),

@@ -39,7 +39,7 @@ pub struct Article {
 impl Article {
     /// About how many bytes its JSON takes: text lengths plus the fixed
     /// part, so response buffers are sized once.
-    fn json_size_hint(&self) -> usize {
+    pub(crate) fn json_size_hint(&self) -> usize {
         let tags: usize = self.tags.iter().map(|t| t.len() + 3).sum();
         let author = self.author.as_ref().map_or(0, |a| a.username.len() + 32);
         200 + self.title.len() + self.content.len() + tags + author
@@ -68,7 +68,7 @@ impl Article {
         out
     }
 
-    fn write_json(&self, out: &mut Vec<u8>) {
+    pub(crate) fn write_json(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(br#"{"id":"#);
         json::push_int(out, self.id);
         out.extend_from_slice(br#","title":"#);

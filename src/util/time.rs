@@ -14,6 +14,7 @@ pub fn now_millis() -> i64 {
 
 /// Formats milliseconds since the epoch as RFC 3339 in UTC with millisecond
 /// precision and a `Z` suffix, e.g. `2026-11-24T21:44:09.123Z`.
+#[cfg(test)]
 pub fn rfc3339_millis(millis: i64) -> String {
     let mut out = [0u8; 24];
     write_rfc3339_millis(millis, &mut out);

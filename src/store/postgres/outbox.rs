@@ -104,20 +104,15 @@ pub(super) fn record_event<C: GenericClient>(
     db.execute(TAKE_FEED_LOCK, &[&FEED_LOCK])?;
     let body = event_body(kind, at, article);
     let (tags, author) = match_keys(article, tags_before);
+    let urls = outbox.live_urls();
+    // Only a delivery needs a `webhook-id`.
+    let webhook_id = (!urls.is_empty()).then(new_message_id);
     let seq: i64 = db
         .query_one(
             INSERT_EVENT,
-            &[
-                &new_message_id(),
-                &kind.as_str(),
-                &at,
-                &body,
-                &tags,
-                &author,
-            ],
+            &[&webhook_id, &kind.as_str(), &at, &body, &tags, &author],
         )?
         .get(0);
-    let urls = outbox.live_urls();
     if !urls.is_empty() {
         db.execute(INSERT_DELIVERIES, &[&seq, &urls, &at])?;
     }

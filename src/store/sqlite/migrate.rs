@@ -68,6 +68,54 @@ mod tests {
         assert_eq!(tags(2), None);
     }
 
+    /// A database at `version`, with `foreign_keys` on as the store has it.
+    fn database_at(version: u32) -> Connection {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch("PRAGMA foreign_keys = ON").unwrap();
+        for (v, sql) in migrations(SQLITE)
+            .into_iter()
+            .take_while(|(v, _)| *v <= version)
+        {
+            conn.execute_batch(sql).unwrap();
+            conn.pragma_update(None, "user_version", v).unwrap();
+        }
+        conn
+    }
+
+    #[test]
+    fn migration_7_keeps_events_and_deliveries() {
+        let mut conn = database_at(6);
+        // Events 1 to 4 under AUTOINCREMENT; 1 and 4 deleted since.
+        for n in 1..=4 {
+            conn.execute(
+                "INSERT INTO webhook_events (webhook_id, type, created_at, body)
+                 VALUES (?1, 'article.created', ?2, '{}')",
+                rusqlite::params![format!("msg_{n}"), n],
+            )
+            .unwrap();
+        }
+        conn.execute_batch(
+            "INSERT INTO webhook_deliveries (event_id, url, next_attempt_at, created_at)
+                 VALUES (2, 'http://a/', 5, 2), (3, 'http://a/', 5, 3);
+             DELETE FROM webhook_events WHERE id IN (1, 4);",
+        )
+        .unwrap();
+        assert_eq!(migrate(&mut conn).unwrap(), (6, LATEST_VERSION));
+        let one = |sql: &str| -> i64 { conn.query_row(sql, [], |row| row.get(0)).unwrap() };
+        assert_eq!(one("SELECT count(*) FROM webhook_events"), 2);
+        assert_eq!(one("SELECT count(*) FROM webhook_deliveries"), 2);
+        assert_eq!(
+            one("SELECT horizon FROM feed_horizon"),
+            1,
+            "below the oldest kept"
+        );
+        // The deliveries follow their events, cascade included.
+        conn.execute("DELETE FROM webhook_events WHERE id = 2", [])
+            .unwrap();
+        assert_eq!(one("SELECT count(*) FROM webhook_deliveries"), 1);
+        assert_eq!(one("SELECT count(*) FROM pragma_foreign_key_check"), 0);
+    }
+
     #[test]
     fn refuses_a_newer_database() {
         let mut conn = Connection::open_in_memory().unwrap();

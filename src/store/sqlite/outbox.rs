@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use rusqlite::{params, Connection};
+use rusqlite::{params, Connection, OptionalExtension};
 
 use super::batch::WriteBatch;
 use super::SqliteStore;
@@ -14,6 +14,10 @@ use crate::store::outbox::{match_keys, split_tags};
 use crate::store::{Deliveries, DeliveryEnd, PendingDelivery, StoreError};
 use crate::store::{Events, EventsRead, Outbox, Recorded, StoredEvent};
 
+/// The id, the change's `seq`, is SQLite's rowid: one past the largest id
+/// in the table. Pruning never deletes the row with the largest id (see
+/// `PRUNE`), so ids are never reused; one writer, so they are in commit
+/// order.
 const INSERT_EVENT: &str = "INSERT INTO webhook_events \
      (webhook_id, type, created_at, body, match_tags, match_author) \
      VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
@@ -23,17 +27,44 @@ pub(super) const FEED_POSITION: &str = "SELECT max(\
      coalesce((SELECT max(id) FROM webhook_events), 0), \
      (SELECT horizon FROM feed_horizon WHERE id = 1))";
 
+/// Never a row at or below the horizon: pruned, even if still in the table.
 const EVENTS_AFTER: &str = "SELECT id, type, body, match_tags, match_author \
-     FROM webhook_events WHERE id > ?1 ORDER BY id LIMIT ?2";
+     FROM webhook_events \
+     WHERE id > max(?1, (SELECT horizon FROM feed_horizon WHERE id = 1)) \
+     ORDER BY id LIMIT ?2";
 
-const FEED_BOUNDS: &str = "SELECT (SELECT horizon FROM feed_horizon WHERE id = 1), \
-     (SELECT min(id) FROM webhook_events)";
+/// Rows at or below the horizon are pruned, even one still in the table.
+const FEED_BOUNDS: &str = "SELECT h.horizon, \
+     (SELECT min(id) FROM webhook_events WHERE id > h.horizon) \
+     FROM feed_horizon h WHERE h.id = 1";
 
-/// Old events none of whose deliveries is pending, oldest first, a batch.
-const PRUNE: &str = "DELETE FROM webhook_events WHERE id IN (SELECT e.id FROM webhook_events e \
-     WHERE e.created_at <= ?1 AND NOT EXISTS (SELECT 1 FROM webhook_deliveries d \
-       WHERE d.event_id = e.id AND d.state = 'pending') \
-     ORDER BY e.created_at LIMIT ?2) RETURNING id";
+/// Of the oldest events none of whose deliveries is pending (a batch, in id
+/// order, which is commit order; not the largest id once pruned, see
+/// `DELETE_EVENT`), those older than `?1`. There is no
+/// index by age: ages follow ids (within the few milliseconds a group
+/// commit spans), so once an event is young enough the rest are too.
+const EXPIRED: &str = "SELECT id FROM \
+     (SELECT e.id, e.created_at FROM webhook_events e \
+      WHERE NOT EXISTS (SELECT 1 FROM webhook_deliveries d \
+          WHERE d.event_id = e.id AND d.state = 'pending') \
+        AND (e.id > (SELECT horizon FROM feed_horizon WHERE id = 1) \
+          OR e.id < (SELECT max(id) FROM webhook_events)) \
+      ORDER BY e.id LIMIT ?2) \
+     WHERE created_at <= ?1";
+
+/// Pruning deletes an expired event's row, unless it has the largest id:
+/// that row stays, below the horizon, so that the next id is still new
+/// (`INSERT_EVENT`); only its deliveries go. A later prune deletes it.
+const DELETE_EVENT: &str =
+    "DELETE FROM webhook_events WHERE id = ?1 AND id < (SELECT max(id) FROM webhook_events)";
+const DELETE_DELIVERIES: &str = "DELETE FROM webhook_deliveries WHERE event_id = ?1";
+
+/// The oldest row's age (ages follow ids: see `EXPIRED`), and whether it
+/// is the largest id already pruned: then nothing else is in the table.
+const OLDEST: &str = "SELECT created_at, \
+     id = (SELECT max(id) FROM webhook_events) \
+       AND id <= (SELECT horizon FROM feed_horizon WHERE id = 1) \
+     FROM webhook_events ORDER BY id LIMIT 1";
 
 const MOVE_HORIZON: &str = "UPDATE feed_horizon SET horizon = max(horizon, ?1) WHERE id = 1";
 
@@ -97,8 +128,11 @@ pub(super) fn record_event(
 ) -> Result<Recorded, StoreError> {
     let body = event_body(kind, at, article);
     let (tags, author) = match_keys(article, tags_before);
+    let urls = outbox.live_urls();
+    // Only a delivery needs a `webhook-id`.
+    let webhook_id = (!urls.is_empty()).then(new_message_id);
     conn.prepare_cached(INSERT_EVENT)?.execute(params![
-        new_message_id(),
+        webhook_id,
         kind.as_str(),
         at,
         body,
@@ -106,7 +140,6 @@ pub(super) fn record_event(
         author
     ])?;
     let seq = conn.last_insert_rowid();
-    let urls = outbox.live_urls();
     let mut insert = conn.prepare_cached(INSERT_DELIVERY)?;
     for url in &urls {
         insert.execute(params![seq, url, at])?;
@@ -157,15 +190,31 @@ impl Events for SqliteStore {
     }
 
     fn prune_events(&self, before: i64, batch: usize) -> Result<usize, StoreError> {
+        // Usually nothing has expired: one row says so, without a write.
+        let oldest: Option<(i64, bool)> = self
+            .read()?
+            .prepare_cached(OLDEST)?
+            .query_row([], |row| Ok((row.get(0)?, row.get(1)?)))
+            .optional()?;
+        if oldest.is_none_or(|(at, only_pruned)| at > before || only_pruned) {
+            return Ok(0);
+        }
         self.short_write(|conn| {
-            let pruned = conn
-                .prepare_cached(PRUNE)?
+            let expired = conn
+                .prepare_cached(EXPIRED)?
                 .query_map(params![before, batch as i64], |row| row.get::<_, i64>(0))?
                 .collect::<Result<Vec<_>, _>>()?;
-            if let Some(last) = pruned.iter().max() {
+            let mut delete_event = conn.prepare_cached(DELETE_EVENT)?;
+            let mut delete_deliveries = conn.prepare_cached(DELETE_DELIVERIES)?;
+            for id in &expired {
+                if delete_event.execute([id])? == 0 {
+                    delete_deliveries.execute([id])?;
+                }
+            }
+            if let Some(last) = expired.last() {
                 conn.prepare_cached(MOVE_HORIZON)?.execute([last])?;
             }
-            Ok(pruned.len())
+            Ok(expired.len())
         })
     }
 }
@@ -486,6 +535,52 @@ mod tests {
         assert_eq!((after.horizon, after.oldest, after.newest), (1, None, 1));
         assert!(after.events.is_empty());
         assert_eq!(store.feed_position().unwrap(), 1);
+        // With nothing kept, the next change still gets a new seq.
+        store.create_article(&change("b"), None, &outbox).unwrap();
+        let next = store.events_after(1, 10).unwrap();
+        assert_eq!(next.events.iter().map(|e| e.seq).collect::<Vec<_>>(), [2]);
+    }
+
+    fn ids(store: &SqliteStore) -> Vec<i64> {
+        let conn = store.read().unwrap();
+        let mut stmt = conn
+            .prepare("SELECT id FROM webhook_events ORDER BY id")
+            .unwrap();
+        let ids = stmt.query_map([], |row| row.get(0)).unwrap();
+        ids.collect::<Result<_, _>>().unwrap()
+    }
+
+    #[test]
+    fn pruning_walks_the_oldest_events_past_those_still_pending() {
+        let store = SqliteStore::open(":memory:", 1, || {}).unwrap();
+        let outbox = Outbox::new(vec![A.into()]);
+        store
+            .create_article(&change("pending"), None, &outbox)
+            .unwrap();
+        let quiet = Outbox::new(Vec::new());
+        for n in 0..5 {
+            store
+                .create_article(&change(&format!("n{n}")), None, &quiet)
+                .unwrap();
+        }
+        let now = crate::util::time::now_millis();
+        // Event 1 waits for its delivery; 2 to 6 go, two at a time.
+        assert_eq!(store.prune_events(now + 1, 2).unwrap(), 2);
+        assert_eq!(store.prune_events(now + 1, 2).unwrap(), 2);
+        assert_eq!(store.prune_events(now + 1, 2).unwrap(), 1);
+        // Left: the pending event, and the newest row, pruned but kept as
+        // the largest id (the next one is then new).
+        assert_eq!(ids(&store), [1, 6]);
+        assert_eq!(store.events_after(6, 10).unwrap().horizon, 6);
+        assert_eq!(store.prune_events(now + 1, 10).unwrap(), 0, "nothing more");
+        store.create_article(&change("next"), None, &quiet).unwrap();
+        let next = store.events_after(6, 10).unwrap();
+        assert_eq!(next.events.iter().map(|e| e.seq).collect::<Vec<_>>(), [7]);
+        // Once 7 expires, 6 goes for good and 7 holds the largest id.
+        let later = crate::util::time::now_millis() + 1000;
+        assert_eq!(store.prune_events(later, 10).unwrap(), 2);
+        assert_eq!(ids(&store), [1, 7]);
+        assert_eq!(store.events_after(7, 10).unwrap().horizon, 7);
     }
 
     #[test]
@@ -497,7 +592,9 @@ mod tests {
             (NEXT_DUE, "webhook_deliveries_due"),
             (BACKLOG, "webhook_deliveries_backlog"),
             (PENDING_URLS, "webhook_deliveries_due"),
-            (PRUNE, "webhook_events_by_age"),
+            // Walks the oldest ids (no sort), each checked by its deliveries'
+            // primary key.
+            (EXPIRED, "SEARCH d USING PRIMARY KEY (event_id=?)"),
         ] {
             let params = (1..=sql.matches('?').count()).map(|_| rusqlite::types::Value::Integer(1));
             let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
@@ -507,6 +604,10 @@ mod tests {
                 .collect::<Result<_, _>>()
                 .unwrap();
             assert!(lines.iter().any(|l| l.contains(index)), "{sql}: {lines:?}");
+            assert!(
+                !lines.iter().any(|l| l.contains("TEMP B-TREE")),
+                "{sql}: {lines:?}"
+            );
         }
     }
 }
