@@ -53,6 +53,9 @@ Usage:
                    [--max-connections N] [--max-header-bytes BYTES]
                    [--events-retention HOURS] [--max-streams N]
   articles migrate [--db PATH]
+  articles export [--db PATH] [--output FILE]
+                                           every user and article as JSON Lines
+  articles backup FILE [--db PATH]         a consistent copy of a SQLite database
   articles user add NAME [--db PATH]       create a user; prints a token
   articles token new NAME [--db PATH]      print another token for NAME
   articles token revoke NAME [--db PATH]   revoke every token of NAME
@@ -97,6 +100,8 @@ Options (each also read from the environment variable shown):
                             [ARTICLES_EVENTS_RETENTION, default 24]
   --max-streams N           open change-feed streams at most; one more gets a 503
                             [ARTICLES_MAX_STREAMS, default 64]
+  --output FILE             export: write to FILE (made whole, then renamed
+                            into place) [ARTICLES_OUTPUT, default standard output]
 
 Logs go to standard error; RUST_LOG sets the level (default info).
 ";
@@ -143,6 +148,20 @@ pub enum Command {
         db: String,
         /// The username.
         name: String,
+    },
+    /// Write every user and article as JSON Lines.
+    Export {
+        /// The database.
+        db: String,
+        /// The file to write; standard output if `None`.
+        output: Option<String>,
+    },
+    /// Copy a SQLite database, consistently, while it is in use.
+    Backup {
+        /// The database.
+        db: String,
+        /// The copy to make; must not exist.
+        file: String,
     },
     /// Print usage.
     Help,
@@ -234,6 +253,7 @@ const FLAGS: &[(&str, &str)] = &[
     ("--max-header-bytes", "ARTICLES_MAX_HEADER_BYTES"),
     ("--events-retention", "ARTICLES_EVENTS_RETENTION"),
     ("--max-streams", "ARTICLES_MAX_STREAMS"),
+    ("--output", "ARTICLES_OUTPUT"),
 ];
 
 /// Parses the arguments (without the program name), reading variables
@@ -283,9 +303,19 @@ where
         Some((_, db)) => db,
         None => DEFAULT_DB.to_owned(),
     };
-    match admin_command(&words, &db)? {
+    let output = match sources.value("--output") {
+        Some((source, path)) if path.is_empty() => {
+            return Err(ConfigError(format!("{source} must not be empty")))
+        }
+        other => other.map(|(_, path)| path),
+    };
+    match admin_command(&words, &db, output)? {
         Some(command) => {
-            if let Some((flag, _)) = sources.given.iter().find(|(flag, _)| *flag != "--db") {
+            let applies = |flag: &str| match command {
+                Command::Export { .. } => flag == "--db" || flag == "--output",
+                _ => flag == "--db",
+            };
+            if let Some((flag, _)) = sources.given.iter().find(|(flag, _)| !applies(flag)) {
                 return Err(ConfigError(format!(
                     "{flag} does not apply to '{}'",
                     words.join(" ")
@@ -293,7 +323,12 @@ where
             }
             Ok(command)
         }
-        None => serve_config(&sources, &db).map(Command::Serve),
+        None => {
+            if sources.given.iter().any(|(flag, _)| *flag == "--output") {
+                return Err(ConfigError("--output applies to 'export' only".into()));
+            }
+            serve_config(&sources, &db).map(Command::Serve)
+        }
     }
 }
 
@@ -355,12 +390,21 @@ fn variable(flag: &str) -> Option<&'static str> {
 }
 
 /// The administrative command the words name, `None` for `serve`.
-fn admin_command(words: &[String], db: &str) -> Result<Option<Command>, ConfigError> {
+fn admin_command(
+    words: &[String],
+    db: &str,
+    output: Option<String>,
+) -> Result<Option<Command>, ConfigError> {
     let words: Vec<&str> = words.iter().map(String::as_str).collect();
     let db = db.to_owned();
     Ok(match words.as_slice() {
         [] | ["serve"] => None,
         ["migrate"] => Some(Command::Migrate { db }),
+        ["export"] => Some(Command::Export { db, output }),
+        ["backup", file] if !file.is_empty() => Some(Command::Backup {
+            db,
+            file: (*file).to_owned(),
+        }),
         ["user", "add", name] => Some(Command::UserAdd {
             db,
             name: username(name)?,

@@ -40,7 +40,10 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("articles: {err}");
-            ExitCode::from(1)
+            let code = err
+                .downcast_ref::<admin::AdminError>()
+                .map_or(1, |err| err.exit_code());
+            ExitCode::from(code)
         }
     }
 }
@@ -109,6 +112,15 @@ fn run(
         Command::UserAdd { db, name } => admin::user_add(&db, &name)?,
         Command::TokenNew { db, name } => admin::token_new(&db, &name)?,
         Command::TokenRevoke { db, name } => admin::token_revoke(&db, &name)?,
+        // Standard output may be the export itself: the summary goes to
+        // standard error.
+        Command::Export { db, output } => {
+            let summary = admin::export(&db, output.as_deref())?;
+            logging::flush();
+            eprintln!("{summary}");
+            return Ok(());
+        }
+        Command::Backup { db, file } => admin::backup(&db, &file)?,
         Command::Serve(config) => {
             let termination = termination.ok_or("termination signals not blocked")?;
             let server = Server::start(config)?;

@@ -496,15 +496,60 @@ pub trait Operations {
     fn withdraw_write(&self) {}
 }
 
+/// A user as `articles export` writes it: never a token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExportedUser {
+    pub id: i64,
+    pub username: String,
+    /// Milliseconds since the epoch.
+    pub created_at: i64,
+}
+
+/// Where an export goes, row by row, users first.
+pub trait ExportSink {
+    fn user(&mut self, user: &ExportedUser) -> std::io::Result<()>;
+    fn article(&mut self, article: &Article) -> std::io::Result<()>;
+}
+
+/// Why an export stopped.
+#[derive(Debug)]
+pub enum ExportError {
+    /// Reading the database failed.
+    Store(StoreError),
+    /// Writing the output failed.
+    Write(std::io::Error),
+}
+
+impl From<StoreError> for ExportError {
+    fn from(err: StoreError) -> ExportError {
+        ExportError::Store(err)
+    }
+}
+
+/// Data out.
+pub trait Transfer {
+    /// Every user, then every article, each in id order, from one snapshot
+    /// and a row at a time (memory does not grow with the data).
+    fn export(&self, sink: &mut dyn ExportSink) -> Result<(), ExportError>;
+}
+
 /// One storage backend: everything handlers, the dispatcher and the admin
 /// commands need, and nothing about SQL.
 pub trait Backend:
-    Articles + IdempotencyKeys + Users + Deliveries + Events + Operations + Send + Sync
+    Articles + IdempotencyKeys + Users + Deliveries + Events + Operations + Transfer + Send + Sync
 {
 }
 
 impl<T> Backend for T where
-    T: Articles + IdempotencyKeys + Users + Deliveries + Events + Operations + Send + Sync
+    T: Articles
+        + IdempotencyKeys
+        + Users
+        + Deliveries
+        + Events
+        + Operations
+        + Transfer
+        + Send
+        + Sync
 {
 }
 
@@ -541,7 +586,7 @@ impl Default for Options {
 }
 
 /// Whether `location` names a PostgreSQL database rather than a SQLite file.
-fn is_postgres(location: &str) -> bool {
+pub fn is_postgres(location: &str) -> bool {
     location.starts_with("postgres://") || location.starts_with("postgresql://")
 }
 
@@ -625,6 +670,11 @@ impl Store {
         let newest = self.backend.feed_position()?;
         self.feed().publish(newest);
         Ok(newest)
+    }
+
+    /// See `Transfer::export`.
+    pub fn export(&self, sink: &mut dyn ExportSink) -> Result<(), ExportError> {
+        self.backend.export(sink)
     }
 
     /// See `Events::prune_events`; forgets the events `Tail` keeps.

@@ -10,6 +10,7 @@
 //! - `resources`: what /proc says of the server's threads, descriptors and
 //!   memory, its limits (RLIMIT_NPROC, RLIMIT_NOFILE), the GLIBC_TUNABLES
 //!   it starts itself with, and counters kept for the whole process;
+//! - `data`: `export` and `backup`, also while a server writes;
 //! - `cli`: the command line under test (help, exit codes, variables,
 //!   `migrate`, `user add`, `token revoke`).
 
@@ -23,6 +24,7 @@ mod sqlite_integrity;
 
 mod cli;
 mod crashes;
+mod data;
 mod faults;
 mod logs;
 mod resources;

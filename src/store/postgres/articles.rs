@@ -10,7 +10,7 @@ use crate::model::ArticleQuery;
 use crate::model::EventType;
 use crate::model::User;
 use crate::store::{apply, order_by, Articles, Check, Events, Listing, NewArticle, StoreError};
-use crate::store::{Outbox, Recorded};
+use crate::store::{ExportError, ExportSink, ExportedUser, Outbox, Recorded, Transfer};
 use crate::util::time::now_millis;
 
 /// The columns of an article and the tables they come from, its tags as an
@@ -232,6 +232,63 @@ fn insert_tags<C: GenericClient>(
         db.execute(INSERT_TAGS, &[&id, &tags])?;
     }
     Ok(())
+}
+
+/// Rows are fetched from a cursor a batch at a time, so that memory stays
+/// flat whatever the number of articles.
+const EXPORT_BATCH: usize = 1000;
+
+const EXPORT_USERS: &str = "DECLARE export_users NO SCROLL CURSOR FOR \
+     SELECT id, username, created_at FROM users ORDER BY id";
+
+const EXPORT_ARTICLES: &str = concat!(
+    "DECLARE export_articles NO SCROLL CURSOR FOR SELECT ",
+    article_columns!(),
+    " ORDER BY a.id"
+);
+
+impl Transfer for PgStore {
+    /// One repeatable-read snapshot, read through cursors.
+    fn export(&self, sink: &mut dyn ExportSink) -> Result<(), ExportError> {
+        let mut write_failed = None;
+        let mut send = |written: std::io::Result<()>| {
+            written.map_err(|err| {
+                write_failed = Some(err);
+                // Only ends the transaction: the write's error is returned.
+                StoreError::Rejected
+            })
+        };
+        let read = self.read_snapshot(|db| {
+            for (declare, cursor) in [
+                (EXPORT_USERS, "export_users"),
+                (EXPORT_ARTICLES, "export_articles"),
+            ] {
+                db.client.batch_execute(declare)?;
+                let fetch = format!("FETCH {EXPORT_BATCH} FROM {cursor}");
+                loop {
+                    let rows = db.client.query(&fetch, &[])?;
+                    for row in &rows {
+                        send(match cursor {
+                            "export_users" => sink.user(&ExportedUser {
+                                id: row.try_get(0)?,
+                                username: row.try_get(1)?,
+                                created_at: row.try_get(2)?,
+                            }),
+                            _ => sink.article(&read_article(row)?),
+                        })?;
+                    }
+                    if rows.len() < EXPORT_BATCH {
+                        break;
+                    }
+                }
+            }
+            Ok(())
+        });
+        match (read, write_failed) {
+            (_, Some(err)) => Err(ExportError::Write(err)),
+            (result, None) => Ok(result?),
+        }
+    }
 }
 
 fn read_article(row: &Row) -> Result<Article, StoreError> {

@@ -11,6 +11,7 @@ use crate::model::ArticleQuery;
 use crate::model::EventType;
 use crate::model::User;
 use crate::store::{apply, order_by, Articles, Check, Listing, NewArticle, StoreError};
+use crate::store::{ExportError, ExportSink, ExportedUser, Transfer};
 use crate::store::{Outbox, Recorded};
 use crate::util::time::now_millis;
 
@@ -193,6 +194,38 @@ impl Articles for SqliteStore {
         tx.commit()?;
         finish_write(batch, outbox, recorded)?;
         Ok(Some(article))
+    }
+}
+
+const EXPORT_USERS: &str = "SELECT id, username, created_at FROM users ORDER BY id";
+
+const EXPORT_ARTICLES: &str = concat!("SELECT ", article_columns!(), " ORDER BY a.id");
+
+impl Transfer for SqliteStore {
+    /// One read transaction: one snapshot, however long the writes go on.
+    fn export(&self, sink: &mut dyn ExportSink) -> Result<(), ExportError> {
+        let mut conn = self.read()?;
+        let tx = conn.transaction()?;
+        {
+            let mut users = tx.prepare(EXPORT_USERS)?;
+            let mut rows = users.query([])?;
+            while let Some(row) = rows.next()? {
+                let user = ExportedUser {
+                    id: row.get(0)?,
+                    username: row.get(1)?,
+                    created_at: row.get(2)?,
+                };
+                sink.user(&user).map_err(ExportError::Write)?;
+            }
+            let mut articles = tx.prepare(EXPORT_ARTICLES)?;
+            let mut rows = articles.query([])?;
+            while let Some(row) = rows.next()? {
+                sink.article(&read_article(row)?)
+                    .map_err(ExportError::Write)?;
+            }
+        }
+        tx.finish()?;
+        Ok(())
     }
 }
 

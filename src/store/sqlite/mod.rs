@@ -70,6 +70,42 @@ impl From<rusqlite::Error> for StoreError {
     }
 }
 
+impl From<rusqlite::Error> for super::ExportError {
+    fn from(err: rusqlite::Error) -> super::ExportError {
+        super::ExportError::Store(err.into())
+    }
+}
+
+/// Copies the database at `db` into the new file `into` (`VACUUM INTO`):
+/// one read transaction, so a server writing meanwhile is not held up and
+/// the copy is one consistent snapshot, a single file with no WAL beside
+/// it. The copy is then checked (`PRAGMA integrity_check`). Returns its
+/// size in bytes.
+pub fn backup(db: &Path, into: &Path) -> Result<u64, StoreError> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(db, flags)?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    let target = into
+        .to_str()
+        .ok_or_else(|| StoreError::unavailable(format!("{}: not UTF-8", into.display())))?;
+    conn.execute("VACUUM INTO ?1", [target])?;
+    drop(conn);
+    let copy = Connection::open_with_flags(into, flags)?;
+    // A single file: the copy keeps no WAL of its own.
+    copy.pragma_update(None, "journal_mode", "DELETE")?;
+    let verdict: String = copy.pragma_query_value(None, "integrity_check", |row| row.get(0))?;
+    drop(copy);
+    if verdict != "ok" {
+        let _ = std::fs::remove_file(into);
+        return Err(StoreError::unavailable(format!(
+            "the copy failed its check: {verdict}"
+        )));
+    }
+    let size = std::fs::metadata(into)
+        .map_err(|err| StoreError::unavailable(format!("{}: {err}", into.display())))?;
+    Ok(size.len())
+}
+
 fn schema_gone(err: &rusqlite::Error) -> bool {
     matches!(err, rusqlite::Error::SqliteFailure(_, Some(msg)) if msg.starts_with("no such table"))
 }
