@@ -1,17 +1,23 @@
 //! The administrative commands: `user add`, `token new`, `token revoke`,
-//! `export` and `backup`.
+//! `export`, `import` and `backup`.
 //! They open the database like the server does, so they work while a server
 //! runs on the same file (writes wait for its lock).
 
+use std::collections::HashMap;
 use std::fmt;
 use std::fs::{self, File};
-use std::io::{BufWriter, IsTerminal, Write};
+use std::io::{BufRead, BufReader, BufWriter, IsTerminal, Read, Write};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde_json::Value;
+
 use crate::model::article::Article;
+use crate::model::import;
 use crate::model::user::{new_token, token_hash};
 use crate::store::{self, ExportError, ExportSink, ExportedUser, Store, StoreError};
+use crate::store::{ImportError, Imported, Importer};
 use crate::util::json;
 use crate::util::time::write_rfc3339_millis;
 
@@ -34,6 +40,10 @@ pub enum AdminError {
     Write(String, std::io::Error),
     /// The command does not apply (exit 2).
     Usage(String),
+    /// Reading the input failed.
+    Read(String, std::io::Error),
+    /// The input is wrong: where and how.
+    Input(String),
 }
 
 impl AdminError {
@@ -57,6 +67,8 @@ impl fmt::Display for AdminError {
             AdminError::Exists(file) => write!(f, "{file} exists; it is never overwritten"),
             AdminError::Write(name, err) => write!(f, "writing {name}: {err}"),
             AdminError::Usage(message) => write!(f, "{message}"),
+            AdminError::Read(name, err) => write!(f, "cannot read {name}: {err}"),
+            AdminError::Input(message) => write!(f, "{message}; nothing was imported"),
         }
     }
 }
@@ -286,4 +298,272 @@ fn open_existing(db: &str) -> Result<Store, AdminError> {
         return Err(AdminError::NoDatabase(db.to_owned()));
     }
     open(db)
+}
+
+/// `articles import FILE`: users and articles from JSON Lines (as `export`
+/// writes), a JSON array of articles, or an object with an `"articles"`
+/// array; `-` reads standard input. One transaction: the first problem
+/// stops it and nothing is kept. An article whose id exists is an error,
+/// or kept as it is with `skip_existing`. Returns the summary line.
+pub fn import(db: &str, file: &str, skip_existing: bool) -> Result<String, AdminError> {
+    let started = Instant::now();
+    // The input first: a missing file creates no database.
+    let mut input: Box<dyn BufRead> = match file {
+        "-" => Box::new(BufReader::new(std::io::stdin().lock())),
+        path => Box::new(BufReader::with_capacity(
+            1 << 16,
+            File::open(path).map_err(|err| AdminError::Read(path.to_owned(), err))?,
+        )),
+    };
+    let name = if file == "-" { "standard input" } else { file };
+    let store = open(db)?;
+    let mut counts = Counts::default();
+    let mut progress = Progress::new("imported");
+    let imported = store.import(&mut |importer| {
+        let mut load = Load {
+            importer,
+            skip_existing,
+            seen: HashMap::new(),
+            counts: &mut counts,
+            progress: &mut progress,
+        };
+        read_input(&mut input, name, &mut load)?;
+        load.counts.users = load.importer.users_added();
+        Ok(())
+    });
+    progress.done();
+    imported.map_err(|err| match err {
+        ImportError::Store(err) => AdminError::Store(err),
+        ImportError::Input(message) => AdminError::Input(message),
+    })?;
+    Ok(format!(
+        "imported {} article(s) ({} skipped as existing) and {} new user(s) in {:.2} s",
+        counts.articles,
+        counts.skipped,
+        counts.users,
+        started.elapsed().as_secs_f64()
+    ))
+}
+
+#[derive(Debug, Default)]
+struct Counts {
+    articles: u64,
+    skipped: u64,
+    users: u64,
+}
+
+/// Records going into an import.
+struct Load<'a> {
+    importer: &'a mut dyn Importer,
+    skip_existing: bool,
+    /// Each id given in the input, and where.
+    seen: HashMap<i64, String>,
+    counts: &'a mut Counts,
+    progress: &'a mut Progress,
+}
+
+impl Load<'_> {
+    fn article(&mut self, value: &Value, at: String) -> Result<(), ImportError> {
+        let article =
+            import::article(value).map_err(|err| ImportError::Input(format!("{at}: {err}")))?;
+        if let Some(id) = article.id {
+            if let Some(first) = self.seen.insert(id, at.clone()) {
+                return Err(ImportError::Input(format!(
+                    "{at}: id {id} is in the input twice (first at {first})"
+                )));
+            }
+        }
+        match self.importer.article(&article)? {
+            Imported::Added(_) => self.counts.articles += 1,
+            Imported::Exists(_) if self.skip_existing => self.counts.skipped += 1,
+            Imported::Exists(id) => {
+                return Err(ImportError::Input(format!(
+                    "{at}: an article with id {id} exists (--skip-existing keeps it)"
+                )))
+            }
+        }
+        self.progress
+            .tick(self.importer.users_added(), self.counts.articles);
+        Ok(())
+    }
+
+    fn user(&mut self, value: &Value, at: String) -> Result<(), ImportError> {
+        let user = import::user(value).map_err(|err| ImportError::Input(format!("{at}: {err}")))?;
+        self.importer.user(&user)?;
+        Ok(())
+    }
+}
+
+/// Reads `input` in whichever format it is in, into `load`.
+fn read_input(input: &mut dyn BufRead, name: &str, load: &mut Load<'_>) -> Result<(), ImportError> {
+    let unreadable = |err: std::io::Error| ImportError::Input(format!("reading {name}: {err}"));
+    // JSON Lines if the first line is one record; otherwise one document.
+    let mut first = String::new();
+    loop {
+        first.clear();
+        if input.read_line(&mut first).map_err(unreadable)? == 0 {
+            return Ok(()); // empty: nothing to import
+        }
+        if !first.trim().is_empty() {
+            break;
+        }
+    }
+    let record = serde_json::from_str::<Value>(&first).ok().filter(|value| {
+        value
+            .as_object()
+            .is_some_and(|o| o.len() == 1 && (o.contains_key("user") || o.contains_key("article")))
+    });
+    match record {
+        Some(_) => read_lines(first, input, load, unreadable),
+        None => read_document(std::io::Cursor::new(first).chain(input), load),
+    }
+}
+
+fn read_lines(
+    first: String,
+    input: &mut dyn BufRead,
+    load: &mut Load<'_>,
+    unreadable: impl Fn(std::io::Error) -> ImportError,
+) -> Result<(), ImportError> {
+    let mut line = first;
+    let mut number = 1u64;
+    // Blank lines before the first record were skipped: count them too.
+    loop {
+        if !line.trim().is_empty() {
+            let at = format!("line {number}");
+            let value: Value = serde_json::from_str(&line)
+                .map_err(|err| ImportError::Input(format!("{at}: not JSON: {err}")))?;
+            match &value {
+                Value::Object(o) if o.len() == 1 && o.contains_key("article") => {
+                    load.article(&o["article"], at)?
+                }
+                Value::Object(o) if o.len() == 1 && o.contains_key("user") => {
+                    load.user(&o["user"], at)?
+                }
+                _ => {
+                    return Err(ImportError::Input(format!(
+                        "{at}: expected {{\"user\": {{...}}}} or {{\"article\": {{...}}}}"
+                    )))
+                }
+            }
+        }
+        line.clear();
+        if input.read_line(&mut line).map_err(&unreadable)? == 0 {
+            return Ok(());
+        }
+        number += 1;
+    }
+}
+
+/// A JSON array of articles, or an object with an `"articles"` array (other
+/// keys are ignored), read an element at a time.
+fn read_document(input: impl Read, load: &mut Load<'_>) -> Result<(), ImportError> {
+    let mut failure = None;
+    let mut de = serde_json::Deserializer::from_reader(input);
+    let read = Document {
+        load,
+        failure: &mut failure,
+    }
+    .deserialize(&mut de)
+    .and_then(|found| de.end().map(|()| found));
+    if let Some(failure) = failure {
+        return Err(failure);
+    }
+    match read {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(ImportError::Input(
+            "an object without an \"articles\" array: nothing to import".into(),
+        )),
+        Err(err) => Err(ImportError::Input(format!(
+            "not JSON Lines, a JSON array of articles or an object with an \"articles\" array: {err}"
+        ))),
+    }
+}
+
+/// The document's visitor: whether it found the articles.
+struct Document<'l, 'a> {
+    load: &'l mut Load<'a>,
+    failure: &'l mut Option<ImportError>,
+}
+
+impl<'de> DeserializeSeed<'de> for Document<'_, '_> {
+    type Value = bool;
+
+    fn deserialize<D: Deserializer<'de>>(self, de: D) -> Result<bool, D::Error> {
+        de.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Document<'_, '_> {
+    type Value = bool;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an array of articles or an object with an \"articles\" array")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<bool, A::Error> {
+        each_article(seq, self.load, self.failure, |i| format!("article {i}"))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<bool, A::Error> {
+        let mut found = false;
+        while let Some(key) = map.next_key::<String>()? {
+            if key == "articles" && !found {
+                found = map.next_value_seed(Articles {
+                    load: &mut *self.load,
+                    failure: &mut *self.failure,
+                })?;
+            } else {
+                map.next_value::<IgnoredAny>()?;
+            }
+        }
+        Ok(found)
+    }
+}
+
+/// The `"articles"` array of an object.
+struct Articles<'l, 'a> {
+    load: &'l mut Load<'a>,
+    failure: &'l mut Option<ImportError>,
+}
+
+impl<'de> DeserializeSeed<'de> for Articles<'_, '_> {
+    type Value = bool;
+
+    fn deserialize<D: Deserializer<'de>>(self, de: D) -> Result<bool, D::Error> {
+        de.deserialize_seq(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Articles<'_, '_> {
+    type Value = bool;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an array of articles")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<bool, A::Error> {
+        each_article(seq, self.load, self.failure, |i| {
+            format!("article {i} of \"articles\"")
+        })
+    }
+}
+
+/// Loads each element of `seq` as an article; a failure is kept in
+/// `failure` and stops the parse.
+fn each_article<'de, A: SeqAccess<'de>>(
+    mut seq: A,
+    load: &mut Load<'_>,
+    failure: &mut Option<ImportError>,
+    at: fn(u64) -> String,
+) -> Result<bool, A::Error> {
+    let mut index = 0u64;
+    while let Some(value) = seq.next_element::<Value>()? {
+        index += 1;
+        if let Err(err) = load.article(&value, at(index)) {
+            *failure = Some(err);
+            return Err(serde::de::Error::custom("stopped"));
+        }
+    }
+    Ok(true)
 }

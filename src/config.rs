@@ -55,6 +55,9 @@ Usage:
   articles migrate [--db PATH]
   articles export [--db PATH] [--output FILE]
                                            every user and article as JSON Lines
+  articles import FILE [--db PATH] [--skip-existing]
+                                           read JSON Lines, an array of articles or a
+                                           db.json (FILE - is standard input)
   articles backup FILE [--db PATH]         a consistent copy of a SQLite database
   articles user add NAME [--db PATH]       create a user; prints a token
   articles token new NAME [--db PATH]      print another token for NAME
@@ -155,6 +158,15 @@ pub enum Command {
         db: String,
         /// The file to write; standard output if `None`.
         output: Option<String>,
+    },
+    /// Read users and articles into the database.
+    Import {
+        /// The database.
+        db: String,
+        /// The input; `-` is standard input.
+        file: String,
+        /// Keep an existing article rather than refuse the import.
+        skip_existing: bool,
     },
     /// Copy a SQLite database, consistently, while it is in use.
     Backup {
@@ -270,7 +282,11 @@ where
         match arg.as_str() {
             "--help" | "-h" => return Ok(Command::Help),
             "--version" | "-V" => return Ok(Command::Version),
-            _ if !arg.starts_with('-') => {
+            "--skip-existing" => {
+                given.push(("--skip-existing", String::new()));
+                continue;
+            }
+            _ if !arg.starts_with('-') || arg == "-" => {
                 words.push(arg);
                 continue;
             }
@@ -309,10 +325,15 @@ where
         }
         other => other.map(|(_, path)| path),
     };
-    match admin_command(&words, &db, output)? {
+    let skip_existing = sources
+        .given
+        .iter()
+        .any(|(flag, _)| *flag == "--skip-existing");
+    match admin_command(&words, &db, output, skip_existing)? {
         Some(command) => {
             let applies = |flag: &str| match command {
                 Command::Export { .. } => flag == "--db" || flag == "--output",
+                Command::Import { .. } => flag == "--db" || flag == "--skip-existing",
                 _ => flag == "--db",
             };
             if let Some((flag, _)) = sources.given.iter().find(|(flag, _)| !applies(flag)) {
@@ -324,8 +345,10 @@ where
             Ok(command)
         }
         None => {
-            if sources.given.iter().any(|(flag, _)| *flag == "--output") {
-                return Err(ConfigError("--output applies to 'export' only".into()));
+            for (flag, command) in [("--output", "export"), ("--skip-existing", "import")] {
+                if sources.given.iter().any(|(given, _)| *given == flag) {
+                    return Err(ConfigError(format!("{flag} applies to '{command}' only")));
+                }
             }
             serve_config(&sources, &db).map(Command::Serve)
         }
@@ -394,6 +417,7 @@ fn admin_command(
     words: &[String],
     db: &str,
     output: Option<String>,
+    skip_existing: bool,
 ) -> Result<Option<Command>, ConfigError> {
     let words: Vec<&str> = words.iter().map(String::as_str).collect();
     let db = db.to_owned();
@@ -401,6 +425,11 @@ fn admin_command(
         [] | ["serve"] => None,
         ["migrate"] => Some(Command::Migrate { db }),
         ["export"] => Some(Command::Export { db, output }),
+        ["import", file] if !file.is_empty() => Some(Command::Import {
+            db,
+            file: (*file).to_owned(),
+            skip_existing,
+        }),
         ["backup", file] if !file.is_empty() => Some(Command::Backup {
             db,
             file: (*file).to_owned(),

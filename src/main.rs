@@ -121,6 +121,11 @@ fn run(
             return Ok(());
         }
         Command::Backup { db, file } => admin::backup(&db, &file)?,
+        Command::Import {
+            db,
+            file,
+            skip_existing,
+        } => admin::import(&db, &file, skip_existing)?,
         Command::Serve(config) => {
             let termination = termination.ok_or("termination signals not blocked")?;
             let server = Server::start(config)?;

@@ -4,6 +4,7 @@
 
 pub mod article;
 pub mod event;
+pub mod import;
 pub mod query;
 pub mod user;
 

@@ -29,6 +29,7 @@ pub use outbox::Outbox;
 pub(crate) use outbox::Recorded;
 
 use crate::model::article::{Article, ArticleChange, Author};
+use crate::model::import::{ImportedArticle, ImportedUser};
 use crate::model::User;
 use crate::model::{ArticleQuery, Sort, SortKey};
 
@@ -526,11 +527,60 @@ impl From<StoreError> for ExportError {
     }
 }
 
-/// Data out.
+/// What an import did with one article.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Imported {
+    /// Added, with this id.
+    Added(i64),
+    /// Not added: an article has this id already.
+    Exists(i64),
+}
+
+/// An import under way: one write transaction, kept only if the whole
+/// import succeeds.
+pub trait Importer {
+    /// Adds `user` unless a user has its name (in any case); returns the
+    /// id of the user of that name.
+    fn user(&mut self, user: &ImportedUser) -> Result<i64, StoreError>;
+
+    /// Adds `article` unless an article has its id, its author first if no
+    /// user has that name.
+    fn article(&mut self, article: &ImportedArticle) -> Result<Imported, StoreError>;
+
+    /// Users added so far, authors included.
+    fn users_added(&self) -> u64;
+}
+
+/// Why an import stopped. Nothing of it is kept.
+#[derive(Debug)]
+pub enum ImportError {
+    /// The database failed.
+    Store(StoreError),
+    /// The input is wrong: where and how.
+    Input(String),
+}
+
+impl From<StoreError> for ImportError {
+    fn from(err: StoreError) -> ImportError {
+        ImportError::Store(err)
+    }
+}
+
+/// Data in and out.
 pub trait Transfer {
     /// Every user, then every article, each in id order, from one snapshot
     /// and a row at a time (memory does not grow with the data).
     fn export(&self, sink: &mut dyn ExportSink) -> Result<(), ExportError>;
+
+    /// Runs `work` on an `Importer` in one write transaction; commits it if
+    /// `work` succeeds, then the ids to come follow the largest imported,
+    /// and the change feed's horizon has moved past every event so far
+    /// (no event is recorded per article: followers get a reset). Nothing
+    /// is kept if `work` fails.
+    fn import(
+        &self,
+        work: &mut dyn FnMut(&mut dyn Importer) -> Result<(), ImportError>,
+    ) -> Result<(), ImportError>;
 }
 
 /// One storage backend: everything handlers, the dispatcher and the admin
@@ -675,6 +725,14 @@ impl Store {
     /// See `Transfer::export`.
     pub fn export(&self, sink: &mut dyn ExportSink) -> Result<(), ExportError> {
         self.backend.export(sink)
+    }
+
+    /// See `Transfer::import`.
+    pub fn import(
+        &self,
+        work: &mut dyn FnMut(&mut dyn Importer) -> Result<(), ImportError>,
+    ) -> Result<(), ImportError> {
+        self.backend.import(work)
     }
 
     /// See `Events::prune_events`; forgets the events `Tail` keeps.

@@ -126,6 +126,77 @@ fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
 
 /// Converts days since 1970-01-01 to a proleptic Gregorian (year, month,
 /// day). Howard Hinnant's `civil_from_days` algorithm.
+/// Reads an RFC 3339 date-time (`2026-11-24T21:44:09.123Z`, any number of
+/// fraction digits, `Z` or an offset such as `+01:00`) as milliseconds
+/// since the epoch; digits past the millisecond are dropped. `None` if it is
+/// not one.
+pub fn parse_rfc3339(text: &str) -> Option<i64> {
+    let b = text.as_bytes();
+    let number = |range: std::ops::Range<usize>| -> Option<i64> {
+        let digits = b.get(range)?;
+        digits.iter().all(u8::is_ascii_digit).then(|| {
+            digits
+                .iter()
+                .fold(0i64, |n, d| n * 10 + i64::from(d - b'0'))
+        })
+    };
+    let punctuated = b.len() >= 20
+        && b[4] == b'-'
+        && b[7] == b'-'
+        && matches!(b[10], b'T' | b't' | b' ')
+        && b[13] == b':'
+        && b[16] == b':';
+    if !punctuated {
+        return None;
+    }
+    let (year, month, day) = (number(0..4)?, number(5..7)?, number(8..10)?);
+    let (hour, minute, second) = (number(11..13)?, number(14..16)?, number(17..19)?);
+    let days_in_month = match month {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if year % 4 == 0 && (year % 100 != 0 || year % 400 == 0) => 29,
+        2 => 28,
+        _ => return None,
+    };
+    if day < 1 || day > days_in_month || hour > 23 || minute > 59 || second > 60 {
+        return None;
+    }
+    let mut at = 19;
+    let mut millis = 0;
+    if b[at] == b'.' {
+        let digits = b[at + 1..]
+            .iter()
+            .take_while(|d| d.is_ascii_digit())
+            .count();
+        if digits == 0 {
+            return None;
+        }
+        for (i, d) in b[at + 1..at + 1 + digits.min(3)].iter().enumerate() {
+            millis += i64::from(d - b'0') * [100, 10, 1][i];
+        }
+        at += 1 + digits;
+    }
+    let offset_minutes = match b.get(at..)? {
+        [b'Z' | b'z'] => 0,
+        [sign @ (b'+' | b'-'), _, _, b':', _, _] => {
+            let (hours, minutes) = (number(at + 1..at + 3)?, number(at + 4..at + 6)?);
+            if hours > 23 || minutes > 59 {
+                return None;
+            }
+            let minutes = hours * 60 + minutes;
+            if *sign == b'-' {
+                -minutes
+            } else {
+                minutes
+            }
+        }
+        _ => return None,
+    };
+    let days = days_from_civil(year, month, day);
+    let seconds = days * 86_400 + hour * 3600 + minute * 60 + second.min(59) - offset_minutes * 60;
+    Some(seconds * 1000 + millis)
+}
+
 fn civil_from_days(days: i64) -> (i64, u32, u32) {
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
@@ -143,6 +214,50 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reads_what_it_writes_and_rfc_3339_offsets() {
+        for millis in [
+            0,
+            1,
+            951_782_400_000,
+            1_795_556_649_123,
+            4_107_542_400_000,
+            -86_400_001,
+        ] {
+            assert_eq!(
+                parse_rfc3339(&rfc3339_millis(millis)),
+                Some(millis),
+                "{millis}"
+            );
+        }
+        assert_eq!(
+            parse_rfc3339("2026-11-24T22:44:09.1234+01:00"),
+            Some(1_795_556_649_123)
+        );
+        assert_eq!(
+            parse_rfc3339("2026-11-24t21:44:09z"),
+            Some(1_795_556_649_000)
+        );
+        assert_eq!(
+            parse_rfc3339("2026-11-24T20:44:09-01:00"),
+            Some(1_795_556_649_000)
+        );
+        for bad in [
+            "",
+            "2026-11-24",
+            "2026-11-24T21:44:09",
+            "2026-02-30T00:00:00Z",
+            "2026-13-01T00:00:00Z",
+            "2026-11-24T24:00:00Z",
+            "2026-11-24T21:44:09.Z",
+            "2026-11-24T21:44:09+0100",
+            "2026-11-24T21:44:09Z ",
+            "２026-11-24T21:44:09Z",
+        ] {
+            assert_eq!(parse_rfc3339(bad), None, "{bad}");
+        }
+    }
 
     #[test]
     fn formats_the_epoch() {

@@ -243,3 +243,248 @@ fn backup_of_postgresql_says_to_use_pg_dump() {
     assert!(stderr(&output).contains("pg_dump"), "{}", stderr(&output));
     assert!(!std::path::Path::new("/tmp/never.db").exists());
 }
+
+/// `articles import` with `args` into `db`.
+fn import(db: &str, args: &[&str]) -> std::process::Output {
+    let mut all = vec!["import"];
+    all.extend_from_slice(args);
+    all.extend_from_slice(&["--db", db]);
+    run(&all, &[])
+}
+
+/// Every article of `server`, as `GET /articles/{id}` answers.
+fn articles(server: &TestServer) -> BTreeMap<i64, Value> {
+    crate::support::ledger::fetch_all(server.addr)
+        .into_keys()
+        .map(|id| (id, server.get(&format!("/articles/{id}")).json()))
+        .collect()
+}
+
+/// A server with users, authored and anonymous articles, tags, updates
+/// and a deletion.
+fn seeded() -> TestServer {
+    let server = TestServer::start();
+    let alice = bearer(&server.add_user("alice"));
+    server.add_user("bob");
+    for n in 0..30 {
+        let body = json!({"title": format!("title {n} é"), "content": format!("findme{n} text"),
+                          "tags": [format!("t{}", n % 3), "all"]});
+        let auth = [("Authorization", alice.as_str())];
+        let headers: &[(&str, &str)] = if n % 2 == 0 { &auth } else { &[] };
+        assert_eq!(
+            server.send_json("POST", "/articles", headers, &body).status,
+            201
+        );
+    }
+    let resp = server.send_json("PATCH", "/articles/2", &[], &json!({"title": "changed"}));
+    assert_eq!(resp.status, 200);
+    assert_eq!(
+        server.request("DELETE", "/articles/6", &[], None).status,
+        204
+    );
+    server
+}
+
+#[test]
+fn export_then_import_copies_every_article_users_and_search() {
+    let source = seeded();
+    let file = source.dir.path().join("all.jsonl");
+    let file = file.to_str().unwrap().to_owned();
+    let out = run(&["export", "--db", &source.db(), "--output", &file], &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    let target = TestServer::start();
+    let out = import(&target.db(), &[&file]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let summary = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        summary.starts_with("imported 29 article(s) (0 skipped as existing) and 2 new user(s) in "),
+        "{summary}"
+    );
+    assert_eq!(articles(&target), articles(&source));
+    // The same search, the same listing by tag and author.
+    for query in [
+        "/articles?q=findme7",
+        "/articles?tag=t1&per_page=50",
+        "/articles?author=alice&per_page=50",
+    ] {
+        assert_eq!(
+            target.get(query).json(),
+            source.get(query).json(),
+            "{query}"
+        );
+    }
+    // Ids go on after the largest imported; the users' ids came along.
+    assert_eq!(target.create("next", "c", &[])["id"], 31);
+    let me = target.request("GET", "/articles/1", &[], None).json();
+    assert_eq!(me["author"]["username"], "alice");
+}
+
+#[test]
+#[cfg_attr(
+    not(feature = "postgres"),
+    ignore = "needs PostgreSQL: cargo test --features postgres with ARTICLES_TEST_POSTGRES set"
+)]
+fn a_sqlite_export_imports_into_postgresql_and_answers_the_same() {
+    let dir = crate::support::database::TempDir::new();
+    let sqlite = dir.path().join("source.db");
+    let source = TestServer::start_on(sqlite.to_str().unwrap(), &[]);
+    let alice = bearer(&source.add_user("alice"));
+    for n in 0..20 {
+        let body =
+            json!({"title": format!("t{n} ü"), "content": "c", "tags": ["x", format!("n{n}")]});
+        let resp = source.send_json("POST", "/articles", &[("Authorization", &alice)], &body);
+        assert_eq!(resp.status, 201);
+    }
+    let out = run(&["export", "--db", sqlite.to_str().unwrap()], &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let file = dir.path().join("all.jsonl");
+    fs::write(&file, &out.stdout).unwrap();
+    let target = TestServer::start(); // PostgreSQL
+    let out = import(&target.db(), &[file.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(articles(&target), articles(&source));
+    assert_eq!(target.create("next", "c", &[])["id"], 21);
+}
+
+#[test]
+fn a_db_json_an_array_and_standard_input_import() {
+    let server = TestServer::start();
+    let dir = server.dir.path();
+    let db_json = dir.join("db.json");
+    fs::write(
+        &db_json,
+        r#"{"posts": [1], "articles": [
+             {"id": 10, "title": "first", "content": "c", "tags": ["a"], "author": "carol",
+              "created_at": "2026-01-02T03:04:05.678+01:00"},
+             {"title": "second", "content": "c"}
+           ], "comments": {"x": 1}}"#,
+    )
+    .unwrap();
+    let out = import(&server.db(), &[db_json.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let first = server.get("/articles/10").json();
+    assert_eq!(first["author"]["username"], "carol");
+    assert_eq!(first["created_at"], "2026-01-02T02:04:05.678Z");
+    assert_eq!(first["updated_at"], first["created_at"]);
+    assert_eq!(server.get("/articles/11").json()["title"], "second");
+
+    let array = dir.join("array.json");
+    fs::write(&array, r#"[{"title": "third", "content": "c"}]"#).unwrap();
+    assert!(import(&server.db(), &[array.to_str().unwrap()])
+        .status
+        .success());
+    let mut child = crate::spawned::binary()
+        .args(["import", "-", "--db", &server.db()])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"{\"article\": {\"title\": \"fourth\", \"content\": \"c\"}}\n")
+        .unwrap();
+    assert!(child.wait_with_output().unwrap().status.success());
+    assert_eq!(server.total(), "4");
+}
+
+#[test]
+fn bad_input_is_one_line_naming_where_and_nothing_is_imported() {
+    let server = TestServer::start();
+    server.create("kept", "c", &[]);
+    let dir = server.dir.path().to_owned();
+    let before = export(&server).0;
+    let ok = r#"{"article": {"title": "fine", "content": "c"}}"#;
+    for (name, input, expected) in [
+        ("not_json", format!("{ok}\n{{oops\n"), "line 2: not JSON"),
+        ("invalid", format!("{ok}\n{{\"article\": {{\"title\": \"\", \"content\": \"c\"}}}}\n"), "line 2: title"),
+        ("bad_user", format!("{ok}\n{{\"user\": {{\"username\": \"no way\"}}}}\n"), "line 2: username"),
+        ("bad_author", format!("{ok}\n{{\"article\": {{\"title\": \"t\", \"content\": \"c\", \"author\": \"a b\"}}}}\n"), "line 2: author"),
+        ("twice", "{\"article\": {\"id\": 9, \"title\": \"t\", \"content\": \"c\"}}\n\n{\"article\": {\"id\": 9, \"title\": \"t\", \"content\": \"c\"}}\n".into(), "line 3: id 9 is in the input twice (first at line 1)"),
+        ("exists", "{\"article\": {\"id\": 1, \"title\": \"t\", \"content\": \"c\"}}\n".into(), "line 1: an article with id 1 exists"),
+        ("array", r#"[{"title": "t", "content": "c"}, {"title": "t"}]"#.into(), "article 2: content"),
+        ("neither", r#"{"posts": []}"#.into(), "without an \"articles\" array"),
+        (
+            "record",
+            format!("{ok}\n{{\"comment\": {{}}}}\n"),
+            "line 2: expected",
+        ),
+    ] {
+        let file = dir.join(name);
+        fs::write(&file, input).unwrap();
+        let out = import(&server.db(), &[file.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(1), "{name}");
+        let message = stderr(&out);
+        let last = message.lines().last().unwrap_or_default();
+        assert!(last.contains(expected) && last.contains("nothing was imported"), "{name}: {message}");
+        assert_eq!(export(&server).0, before, "{name}: the database changed");
+    }
+    // A file that is not there creates no database either.
+    let nowhere = dir.join("nowhere.db");
+    let out = import(
+        nowhere.to_str().unwrap(),
+        &[dir.join("missing.jsonl").to_str().unwrap()],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("missing.jsonl"), "{}", stderr(&out));
+    assert!(!nowhere.exists());
+}
+
+#[test]
+#[cfg_attr(
+    feature = "postgres",
+    ignore = "SQLite only: holds SQLite's write lock"
+)]
+fn a_locked_database_fails_the_import_and_keeps_it_as_it_was() {
+    let server = TestServer::start();
+    server.create("kept", "c", &[]);
+    let file = server.dir.path().join("one.jsonl");
+    fs::write(
+        &file,
+        "{\"article\": {\"title\": \"t\", \"content\": \"c\"}}\n",
+    )
+    .unwrap();
+    let lock = crate::support::write_lock::WriteLock::hold(&server);
+    let out = import(&server.db(), &[file.to_str().unwrap()]);
+    lock.release();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("busy"), "{}", stderr(&out));
+    assert_eq!(server.total(), "1");
+}
+
+#[test]
+fn an_import_resets_followers_of_the_change_feed() {
+    let server = TestServer::start();
+    server.create("before", "c", &[]);
+    let position = server.get("/events").json()["next"].as_i64().unwrap();
+    let file = server.dir.path().join("one.jsonl");
+    fs::write(
+        &file,
+        "{\"article\": {\"title\": \"imported\", \"content\": \"c\"}}\n",
+    )
+    .unwrap();
+    let out = import(&server.db(), &[file.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    // No event per article; a follower from before the import is told to
+    // reload (within the second it takes the server to see the import).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let page = loop {
+        let page = server.get(&format!("/events?after={position}")).json();
+        if page["reset"] == true || std::time::Instant::now() > deadline {
+            break page;
+        }
+        thread::sleep(std::time::Duration::from_millis(100));
+    };
+    assert_eq!(page["reset"], true, "{page}");
+    assert!(page["events"].as_array().unwrap().is_empty());
+    let next = page["next"].as_i64().unwrap();
+    assert!(next > position);
+    // Changes after it follow on from there.
+    server.create("after", "c", &[]);
+    let after = server.get(&format!("/events?after={next}")).json();
+    assert_eq!(after["events"][0]["data"]["title"], "after", "{after}");
+}

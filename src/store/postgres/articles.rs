@@ -248,6 +248,15 @@ const EXPORT_ARTICLES: &str = concat!(
 );
 
 impl Transfer for PgStore {
+    fn import(
+        &self,
+        work: &mut dyn FnMut(
+            &mut dyn crate::store::Importer,
+        ) -> Result<(), crate::store::ImportError>,
+    ) -> Result<(), crate::store::ImportError> {
+        self.import_all(work)
+    }
+
     /// One repeatable-read snapshot, read through cursors.
     fn export(&self, sink: &mut dyn ExportSink) -> Result<(), ExportError> {
         let mut write_failed = None;

@@ -13,6 +13,7 @@
 
 mod articles;
 mod idempotency;
+mod import;
 mod migrate;
 mod outbox;
 mod users;

@@ -26,9 +26,9 @@ use crate::store::{Events, EventsRead, Outbox, Recorded, StoredEvent};
 
 /// The advisory lock that puts events in commit order (see the module's
 /// docs): any constant no other application on the database uses.
-const FEED_LOCK: i64 = 0x6172_7469_6665_6564; // "artifeed"
+pub(super) const FEED_LOCK: i64 = 0x6172_7469_6665_6564; // "artifeed"
 
-const TAKE_FEED_LOCK: &str = "SELECT pg_advisory_xact_lock($1)";
+pub(super) const TAKE_FEED_LOCK: &str = "SELECT pg_advisory_xact_lock($1)";
 
 const INSERT_EVENT: &str = "INSERT INTO webhook_events \
      (webhook_id, type, created_at, body, match_tags, match_author) \

@@ -202,6 +202,15 @@ const EXPORT_USERS: &str = "SELECT id, username, created_at FROM users ORDER BY 
 const EXPORT_ARTICLES: &str = concat!("SELECT ", article_columns!(), " ORDER BY a.id");
 
 impl Transfer for SqliteStore {
+    fn import(
+        &self,
+        work: &mut dyn FnMut(
+            &mut dyn crate::store::Importer,
+        ) -> Result<(), crate::store::ImportError>,
+    ) -> Result<(), crate::store::ImportError> {
+        self.import_all(work)
+    }
+
     /// One read transaction: one snapshot, however long the writes go on.
     fn export(&self, sink: &mut dyn ExportSink) -> Result<(), ExportError> {
         let mut conn = self.read()?;
@@ -272,7 +281,7 @@ pub(super) fn index_articles(conn: &Connection, first: i64, last: i64) -> Result
     Ok(())
 }
 
-fn insert_tags(conn: &Connection, id: i64, tags: &[String]) -> Result<(), StoreError> {
+pub(super) fn insert_tags(conn: &Connection, id: i64, tags: &[String]) -> Result<(), StoreError> {
     let mut insert = conn.prepare_cached(INSERT_TAG)?;
     for tag in tags {
         insert.execute(params![id, tag])?;
@@ -286,7 +295,7 @@ fn insert_tags(conn: &Connection, id: i64, tags: &[String]) -> Result<(), StoreE
 const TAG_SEPARATOR: &str = "\u{1f}";
 
 /// `articles.tags` for `tags`: joined, or NULL for none.
-fn joined(tags: &[String]) -> Option<String> {
+pub(super) fn joined(tags: &[String]) -> Option<String> {
     (!tags.is_empty()).then(|| tags.join(TAG_SEPARATOR))
 }
 

@@ -18,6 +18,7 @@ mod articles;
 mod batch;
 mod files;
 mod idempotency;
+mod import;
 mod migrate;
 mod outbox;
 mod users;

@@ -1,0 +1,172 @@
+//! `articles import` on SQLite: one write transaction on the writer.
+
+use std::collections::HashMap;
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+use super::articles::{insert_tags, joined};
+use super::outbox::FEED_POSITION;
+use super::SqliteStore;
+use crate::model::import::{ImportedArticle, ImportedUser};
+use crate::store::{ImportError, Imported, Importer, StoreError};
+use crate::util::time::now_millis;
+
+const USER_BY_NAME: &str = "SELECT id FROM users WHERE username = ?1 COLLATE NOCASE";
+const USER_ID_TAKEN: &str = "SELECT 1 FROM users WHERE id = ?1";
+/// A NULL id is assigned, as by a create.
+const INSERT_USER: &str = "INSERT INTO users (id, username, created_at) VALUES (?1, ?2, ?3)";
+const ARTICLE_EXISTS: &str = "SELECT 1 FROM articles WHERE id = ?1";
+const INSERT_ARTICLE: &str = "INSERT INTO articles \
+     (id, title, content, created_at, updated_at, author_id, tags) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
+/// Imported articles enter the full-text index one by one: the import is
+/// one transaction with no savepoint, so FTS5 writes its index once.
+const INDEX_ARTICLE: &str = "INSERT INTO articles_fts (rowid, title, content) VALUES (?1, ?2, ?3)";
+
+/// Moves the feed's horizon past every event so far: a row one past the
+/// newest, at the horizon (never served), keeps its id from being reused
+/// (see `outbox::INSERT_EVENT`).
+const PASS_MARK: &str = concat!(
+    "INSERT INTO webhook_events (id, type, created_at, body) VALUES ((",
+    "SELECT max(coalesce((SELECT max(id) FROM webhook_events), 0), ",
+    "(SELECT horizon FROM feed_horizon WHERE id = 1))",
+    ") + 1, 'import', ?1, '{}')"
+);
+const MOVE_HORIZON: &str = "UPDATE feed_horizon SET horizon = ?1 WHERE id = 1";
+
+impl SqliteStore {
+    pub(super) fn import_all(
+        &self,
+        work: &mut dyn FnMut(&mut dyn Importer) -> Result<(), ImportError>,
+    ) -> Result<(), ImportError> {
+        let mut input_error = None;
+        let written = self.short_write(|conn| {
+            let mut importer = SqliteImporter {
+                conn,
+                users: HashMap::new(),
+                added: 0,
+                now: now_millis(),
+            };
+            if let Err(err) = work(&mut importer) {
+                return Err(match err {
+                    ImportError::Store(err) => err,
+                    input => {
+                        input_error = Some(input);
+                        // Rolls the import back; the input's error is returned.
+                        StoreError::Rejected
+                    }
+                });
+            }
+            conn.prepare_cached(PASS_MARK)?.execute([importer.now])?;
+            let mark = conn.last_insert_rowid();
+            conn.prepare_cached(MOVE_HORIZON)?.execute([mark])?;
+            // A reader of the newest seq sees the mark.
+            let _: i64 = conn.query_row(FEED_POSITION, [], |row| row.get(0))?;
+            Ok(())
+        });
+        match (written, input_error) {
+            (_, Some(err)) => Err(err),
+            (written, None) => Ok(written?),
+        }
+    }
+}
+
+struct SqliteImporter<'c> {
+    conn: &'c Connection,
+    /// Users by lower-case name, as found or added.
+    users: HashMap<String, i64>,
+    /// Users added.
+    added: u64,
+    now: i64,
+}
+
+impl Importer for SqliteImporter<'_> {
+    fn user(&mut self, user: &ImportedUser) -> Result<i64, StoreError> {
+        let key = user.username.to_ascii_lowercase();
+        if let Some(id) = self.users.get(&key) {
+            return Ok(*id);
+        }
+        let found: Option<i64> = self
+            .conn
+            .prepare_cached(USER_BY_NAME)?
+            .query_row([&user.username], |row| row.get(0))
+            .optional()?;
+        let (id, added) = match found {
+            Some(id) => (id, false),
+            None => {
+                // The given id if it is free; another otherwise.
+                let id = match user.id {
+                    Some(id) if !self.exists(USER_ID_TAKEN, id)? => Some(id),
+                    _ => None,
+                };
+                let created_at = user.created_at.unwrap_or(self.now);
+                self.conn.prepare_cached(INSERT_USER)?.execute(params![
+                    id,
+                    user.username,
+                    created_at
+                ])?;
+                (self.conn.last_insert_rowid(), true)
+            }
+        };
+        self.users.insert(key, id);
+        self.added += u64::from(added);
+        Ok(id)
+    }
+
+    fn article(&mut self, article: &ImportedArticle) -> Result<Imported, StoreError> {
+        if let Some(id) = article.id {
+            if self.exists(ARTICLE_EXISTS, id)? {
+                return Ok(Imported::Exists(id));
+            }
+        }
+        let author = match &article.author {
+            Some(name) => {
+                let user = ImportedUser {
+                    id: None,
+                    username: name.clone(),
+                    created_at: None,
+                };
+                Some(self.user(&user)?)
+            }
+            None => None,
+        };
+        let change = &article.change;
+        let (title, content) = (change.title.as_deref(), change.content.as_deref());
+        let tags = change.tags.as_deref().unwrap_or_default();
+        let created_at = article
+            .created_at
+            .or(article.updated_at)
+            .unwrap_or(self.now);
+        let updated_at = article.updated_at.unwrap_or(created_at);
+        self.conn.prepare_cached(INSERT_ARTICLE)?.execute(params![
+            article.id,
+            title,
+            content,
+            created_at,
+            updated_at,
+            author,
+            joined(tags)
+        ])?;
+        let id = self.conn.last_insert_rowid();
+        insert_tags(self.conn, id, tags)?;
+        self.conn
+            .prepare_cached(INDEX_ARTICLE)?
+            .execute(params![id, title, content])?;
+        Ok(Imported::Added(id))
+    }
+
+    fn users_added(&self) -> u64 {
+        self.added
+    }
+}
+
+impl SqliteImporter<'_> {
+    fn exists(&self, sql: &str, id: i64) -> Result<bool, StoreError> {
+        Ok(self
+            .conn
+            .prepare_cached(sql)?
+            .query_row([id], |_| Ok(()))
+            .optional()?
+            .is_some())
+    }
+}
