@@ -352,22 +352,43 @@ struct Counts {
     users: u64,
 }
 
+/// Where a record is in the input (1-based).
+#[derive(Debug, Clone, Copy)]
+enum At {
+    /// A line of JSON Lines.
+    Line(u64),
+    /// An element of a top-level array.
+    Element(u64),
+    /// An element of a `db.json`'s `"articles"`.
+    Articles(u64),
+}
+
+impl fmt::Display for At {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            At::Line(n) => write!(f, "line {n}"),
+            At::Element(n) => write!(f, "article {n}"),
+            At::Articles(n) => write!(f, "article {n} of \"articles\""),
+        }
+    }
+}
+
 /// Records going into an import.
 struct Load<'a> {
     importer: &'a mut dyn Importer,
     skip_existing: bool,
     /// Each id given in the input, and where.
-    seen: HashMap<i64, String>,
+    seen: HashMap<i64, At>,
     counts: &'a mut Counts,
     progress: &'a mut Progress,
 }
 
 impl Load<'_> {
-    fn article(&mut self, value: &Value, at: String) -> Result<(), ImportError> {
+    fn article(&mut self, value: &Value, at: At) -> Result<(), ImportError> {
         let article =
             import::article(value).map_err(|err| ImportError::Input(format!("{at}: {err}")))?;
         if let Some(id) = article.id {
-            if let Some(first) = self.seen.insert(id, at.clone()) {
+            if let Some(first) = self.seen.insert(id, at) {
                 return Err(ImportError::Input(format!(
                     "{at}: id {id} is in the input twice (first at {first})"
                 )));
@@ -387,7 +408,7 @@ impl Load<'_> {
         Ok(())
     }
 
-    fn user(&mut self, value: &Value, at: String) -> Result<(), ImportError> {
+    fn user(&mut self, value: &Value, at: At) -> Result<(), ImportError> {
         let user = import::user(value).map_err(|err| ImportError::Input(format!("{at}: {err}")))?;
         self.importer.user(&user)?;
         Ok(())
@@ -430,7 +451,7 @@ fn read_lines(
     // Blank lines before the first record were skipped: count them too.
     loop {
         if !line.trim().is_empty() {
-            let at = format!("line {number}");
+            let at = At::Line(number);
             let value: Value = serde_json::from_str(&line)
                 .map_err(|err| ImportError::Input(format!("{at}: not JSON: {err}")))?;
             match &value {
@@ -502,7 +523,7 @@ impl<'de> Visitor<'de> for Document<'_, '_> {
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<bool, A::Error> {
-        each_article(seq, self.load, self.failure, |i| format!("article {i}"))
+        each_article(seq, self.load, self.failure, At::Element)
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<bool, A::Error> {
@@ -543,9 +564,7 @@ impl<'de> Visitor<'de> for Articles<'_, '_> {
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<bool, A::Error> {
-        each_article(seq, self.load, self.failure, |i| {
-            format!("article {i} of \"articles\"")
-        })
+        each_article(seq, self.load, self.failure, At::Articles)
     }
 }
 
@@ -555,7 +574,7 @@ fn each_article<'de, A: SeqAccess<'de>>(
     mut seq: A,
     load: &mut Load<'_>,
     failure: &mut Option<ImportError>,
-    at: fn(u64) -> String,
+    at: fn(u64) -> At,
 ) -> Result<bool, A::Error> {
     let mut index = 0u64;
     while let Some(value) = seq.next_element::<Value>()? {
