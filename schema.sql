@@ -201,15 +201,17 @@ DROP TRIGGER articles_fts_insert;
 
 -- The feed's horizon: the newest seq that is no longer kept (pruned, or
 -- passed over by an import). A follower behind it has missed changes.
--- Starts just below the oldest event kept. (Ids used by webhook events
--- deleted before the feed existed may be used again: no follower has seen
--- them.)
+-- Starts at the newest event there is: the events before this migration
+-- were written only while webhooks were configured, so they are not every
+-- change, and a follower from 0 must get a reset rather than that partial
+-- history. (The newest row stays as the largest id, so no id is reused;
+-- pending deliveries still go out.)
 CREATE TABLE feed_horizon (
     id      INTEGER PRIMARY KEY CHECK (id = 1),
     horizon INTEGER NOT NULL
 );
 INSERT INTO feed_horizon (id, horizon)
-    VALUES (1, coalesce((SELECT min(id) - 1 FROM webhook_events), 0));
+    VALUES (1, coalesce((SELECT max(id) FROM webhook_events), 0));
 
 -- Renamed first: the deliveries' reference follows its table's new name,
 -- and both old tables go once their rows are copied.

@@ -145,4 +145,7 @@ CREATE TABLE feed_horizon (
     id      INTEGER PRIMARY KEY CHECK (id = 1),
     horizon BIGINT  NOT NULL
 );
-INSERT INTO feed_horizon (id, horizon) VALUES (1, 0);
+-- Starts at the newest event there is: earlier events were written only
+-- while webhooks were configured, so a follower from 0 gets a reset.
+INSERT INTO feed_horizon (id, horizon)
+    VALUES (1, coalesce((SELECT max(id) FROM webhook_events), 0));

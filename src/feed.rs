@@ -42,7 +42,7 @@ impl Watcher {
         Ok(Watcher { thread, stop })
     }
 
-    /// Stops the watcher and waits for it (it is never in a long call).
+    /// Stops the watcher and waits for it (at most one pruning batch).
     pub fn stop(self) {
         let (stopped, wake) = &*self.stop;
         *stopped.lock().unwrap_or_else(PoisonError::into_inner) = true;
@@ -59,7 +59,7 @@ fn watch(store: &Store, retention: Duration, stop: &(Mutex<bool>, Condvar)) {
             log::warn!("change feed: reading the newest event failed: {err}");
         }
         if Instant::now() >= next_prune {
-            prune(store, now_millis().saturating_sub(retention_ms));
+            prune(store, now_millis().saturating_sub(retention_ms), stop);
             next_prune = Instant::now() + PRUNE_EVERY;
         }
         let (stopped, wake) = stop;
@@ -73,11 +73,19 @@ fn watch(store: &Store, retention: Duration, stop: &(Mutex<bool>, Condvar)) {
     }
 }
 
-/// Deletes the events older than `before`, a batch at a time.
-fn prune(store: &Store, before: i64) {
+/// Deletes the events older than `before`, a batch at a time. A long
+/// backlog neither delays the news (published between batches) nor a stop.
+fn prune(store: &Store, before: i64, stop: &(Mutex<bool>, Condvar)) {
     loop {
         match store.prune_events(before, PRUNE_BATCH) {
-            Ok(n) if n == PRUNE_BATCH => continue,
+            Ok(n) if n == PRUNE_BATCH => {
+                if *stop.0.lock().unwrap_or_else(PoisonError::into_inner) {
+                    return;
+                }
+                if let Err(err) = store.feed_position() {
+                    log::warn!("change feed: reading the newest event failed: {err}");
+                }
+            }
             Ok(_) => return,
             Err(err) => {
                 log::warn!("change feed: pruning old events failed: {err}");

@@ -602,3 +602,28 @@ fn metrics_and_cors_name_the_feed() {
         );
     }
 }
+
+#[test]
+fn a_json_page_of_large_events_stops_at_a_few_mib_and_next_goes_on() {
+    let server = TestServer::start();
+    let content = "x".repeat(900_000);
+    for n in 1..=6 {
+        server.create(&format!("big {n}"), &content, &[]);
+    }
+    let first = page(&server, "?after=0&limit=1000");
+    let got = seqs(&first);
+    assert!((1..6).contains(&got.len()), "{got:?}");
+    assert_eq!(
+        first["next"].as_i64(),
+        got.last().copied(),
+        "next is the last event sent"
+    );
+    let rest = page(&server, &format!("?after={}&limit=1000", first["next"]));
+    let mut all = got.clone();
+    all.extend(seqs(&rest));
+    if all.len() < 6 {
+        let last = page(&server, &format!("?after={}&limit=1000", rest["next"]));
+        all.extend(seqs(&last));
+    }
+    assert_eq!(all, [1, 2, 3, 4, 5, 6]);
+}

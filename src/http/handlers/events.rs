@@ -24,8 +24,15 @@ const MAX_LIMIT: u64 = 1000;
 const DEFAULT_LIMIT: usize = 100;
 /// Longest long poll, in seconds.
 const MAX_WAIT_SECONDS: u64 = 60;
-/// Events read from the database at a time.
-const READ_BATCH: usize = 500;
+/// Events read from the database at a time (each may be as large as an
+/// article: `--max-body`).
+const READ_BATCH: usize = 100;
+/// A JSON page ends once its events reach this many bytes (at least one
+/// event): `limit` is a most, and `next` says where to go on.
+const PAGE_BYTES: usize = 4 << 20;
+/// Events a JSON request examines at most before it answers: with filters
+/// that match little, `next` moves on and the client asks again.
+const MAX_EXAMINED: usize = 10_000;
 /// A comment is sent after this long without anything else, so that idle
 /// streams stay open through proxies, and a client that has gone is noticed.
 pub(crate) const KEEP_ALIVE: Duration = Duration::from_secs(15);
@@ -174,19 +181,31 @@ fn page(
     };
     let deadline = Instant::now() + wait;
     let mut events: Vec<String> = Vec::new();
+    let (mut bytes, mut examined) = (0, 0);
     loop {
         let read = app.store.events_after(next, READ_BATCH)?;
         if read.horizon > next {
-            return Ok(json_page(&[], read.newest, true));
+            // What was collected before the horizon moved is still good:
+            // the reset comes with the next request.
+            return Ok(match events.is_empty() {
+                true => json_page(&[], read.newest, true),
+                false => json_page(&events, next, false),
+            });
         }
         let more = read.events.len() == READ_BATCH;
-        for event in read.events {
+        for event in read.events.iter() {
             next = event.seq;
-            if filters.matches(&event) {
-                events.push(with_seq(event.seq, &event.body));
-                if events.len() == limit {
+            examined += 1;
+            if filters.matches(event) {
+                let event = with_seq(event.seq, &event.body);
+                bytes += event.len();
+                events.push(event);
+                if events.len() == limit || bytes >= PAGE_BYTES {
                     return Ok(json_page(&events, next, false));
                 }
+            }
+            if examined >= MAX_EXAMINED {
+                return Ok(json_page(&events, next, false));
             }
         }
         if more {
@@ -295,6 +314,14 @@ fn send_events(app: &App, stream: &EventStream, sent: &mut Sent<'_>) -> io::Resu
             continue;
         }
         for event in &read.events {
+            // Catching up past events that do not match can take a while:
+            // the client still hears from the stream within the keep-alive
+            // (the position of the events passed so far, not this one).
+            if told < position && sent.last_write.elapsed() >= KEEP_ALIVE {
+                sent.write(format!("id: {position}\n\n").as_bytes())?;
+                sent.flush()?;
+                told = position;
+            }
             position = event.seq;
             if stream.filters.matches(event) {
                 let frame = format!(

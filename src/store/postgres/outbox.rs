@@ -39,11 +39,16 @@ pub(super) const FEED_POSITION: &str = "SELECT greatest(\
      coalesce((SELECT max(id) FROM webhook_events), 0), \
      (SELECT horizon FROM feed_horizon WHERE id = 1))";
 
+/// Never a row at or below the horizon: pruned (or passed), even if kept
+/// for a pending delivery.
 const EVENTS_AFTER: &str = "SELECT id, type, body, match_tags, match_author \
-     FROM webhook_events WHERE id > $1 ORDER BY id LIMIT $2";
+     FROM webhook_events \
+     WHERE id > greatest($1, (SELECT horizon FROM feed_horizon WHERE id = 1)) \
+     ORDER BY id LIMIT $2";
 
-const FEED_BOUNDS: &str = "SELECT (SELECT horizon FROM feed_horizon WHERE id = 1), \
-     (SELECT min(id) FROM webhook_events)";
+const FEED_BOUNDS: &str = "SELECT h.horizon, \
+     (SELECT min(id) FROM webhook_events WHERE id > h.horizon) \
+     FROM feed_horizon h WHERE h.id = 1";
 
 const MOVE_HORIZON: &str = "UPDATE feed_horizon SET horizon = greatest(horizon, $1) WHERE id = 1";
 

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{params, Connection};
 
 use super::batch::WriteBatch;
 use super::SqliteStore;
@@ -59,12 +59,16 @@ const DELETE_EVENT: &str =
     "DELETE FROM webhook_events WHERE id = ?1 AND id < (SELECT max(id) FROM webhook_events)";
 const DELETE_DELIVERIES: &str = "DELETE FROM webhook_deliveries WHERE event_id = ?1";
 
-/// The oldest row's age (ages follow ids: see `EXPIRED`), and whether it
-/// is the largest id already pruned: then nothing else is in the table.
-const OLDEST: &str = "SELECT created_at, \
-     id = (SELECT max(id) FROM webhook_events) \
-       AND id <= (SELECT horizon FROM feed_horizon WHERE id = 1) \
-     FROM webhook_events ORDER BY id LIMIT 1";
+/// Whether `EXPIRED` may find anything (it also skips pending events): a
+/// read, so that the usual case, nothing expired, takes no write lock.
+/// Young rows do not stop it: one with a time ahead of the others (a clock
+/// that stepped back) must not hold the rest back.
+const ANY_EXPIRED: &str = "SELECT EXISTS (SELECT 1 FROM \
+     (SELECT e.created_at FROM webhook_events e \
+      WHERE e.id > (SELECT horizon FROM feed_horizon WHERE id = 1) \
+         OR e.id < (SELECT max(id) FROM webhook_events) \
+      ORDER BY e.id LIMIT ?2) \
+     WHERE created_at <= ?1)";
 
 const MOVE_HORIZON: &str = "UPDATE feed_horizon SET horizon = max(horizon, ?1) WHERE id = 1";
 
@@ -190,13 +194,11 @@ impl Events for SqliteStore {
     }
 
     fn prune_events(&self, before: i64, batch: usize) -> Result<usize, StoreError> {
-        // Usually nothing has expired: one row says so, without a write.
-        let oldest: Option<(i64, bool)> = self
+        let any: bool = self
             .read()?
-            .prepare_cached(OLDEST)?
-            .query_row([], |row| Ok((row.get(0)?, row.get(1)?)))
-            .optional()?;
-        if oldest.is_none_or(|(at, only_pruned)| at > before || only_pruned) {
+            .prepare_cached(ANY_EXPIRED)?
+            .query_row(params![before, batch as i64], |row| row.get(0))?;
+        if !any {
             return Ok(0);
         }
         self.short_write(|conn| {
@@ -548,6 +550,33 @@ mod tests {
             .unwrap();
         let ids = stmt.query_map([], |row| row.get(0)).unwrap();
         ids.collect::<Result<_, _>>().unwrap()
+    }
+
+    #[test]
+    fn an_event_dated_ahead_does_not_hold_pruning_back() {
+        let store = SqliteStore::open(":memory:", 1, || {}).unwrap();
+        let quiet = Outbox::new(Vec::new());
+        for n in 0..4 {
+            store
+                .create_article(&change(&format!("n{n}")), None, &quiet)
+                .unwrap();
+        }
+        let now = crate::util::time::now_millis();
+        store
+            .short_write(|conn| {
+                let ahead = "UPDATE webhook_events SET created_at = ?1 WHERE id = 1";
+                Ok(conn.execute(ahead, [now + 86_400_000])?)
+            })
+            .unwrap();
+        assert_eq!(store.prune_events(now + 1, 10).unwrap(), 3);
+        assert_eq!(ids(&store), [1, 4], "1 is young; 4 stays as the largest id");
+        store
+            .create_article(&change("later"), None, &quiet)
+            .unwrap();
+        let later = crate::util::time::now_millis() + 1000;
+        // 4 goes for good, 5 is pruned and stays as the largest id.
+        assert_eq!(store.prune_events(later, 10).unwrap(), 2);
+        assert_eq!(ids(&store), [1, 5]);
     }
 
     #[test]
