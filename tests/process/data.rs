@@ -302,6 +302,7 @@ fn export_then_import_copies_every_article_users_and_search() {
         "{summary}"
     );
     assert_eq!(articles(&target), articles(&source));
+    assert_eq!(target.total(), source.total());
     // The same search, the same listing by tag and author.
     for query in [
         "/articles?q=findme7",
@@ -423,6 +424,9 @@ fn bad_input_is_one_line_naming_where_and_nothing_is_imported() {
         assert!(last.contains(expected) && last.contains("nothing was imported"), "{name}: {message}");
         assert_eq!(export(&server).0, before, "{name}: the database changed");
     }
+    // The count of articles is still kept (its trigger is back).
+    server.create("after", "c", &[]);
+    assert_eq!(server.total(), "2");
     // A file that is not there creates no database either.
     let nowhere = dir.join("nowhere.db");
     let out = import(
