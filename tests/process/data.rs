@@ -492,3 +492,32 @@ fn an_import_resets_followers_of_the_change_feed() {
     let after = server.get(&format!("/events?after={next}")).json();
     assert_eq!(after["events"][0]["data"]["title"], "after", "{after}");
 }
+
+#[test]
+#[cfg_attr(
+    feature = "postgres",
+    ignore = "the same code on both backends; 60,000 articles take long on PostgreSQL"
+)]
+fn on_a_terminal_an_import_shows_its_progress_in_place() {
+    let server = TestServer::start();
+    let file = server.dir.path().join("many.jsonl");
+    let lines: String = (1..=60_000)
+        .map(|n| format!("{{\"article\": {{\"title\": \"a{n}\", \"content\": \"c\"}}}}\n"))
+        .collect();
+    fs::write(&file, lines).unwrap();
+    // `script` runs the command with a pseudo-terminal as its output.
+    let command = format!(
+        "{} import {} --db {}",
+        env!("CARGO_BIN_EXE_articles"),
+        file.display(),
+        server.db()
+    );
+    let out = std::process::Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .output()
+        .expect("script (util-linux)");
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("\rimported "), "no progress line: {text:?}");
+    assert!(text.contains("imported 60000 article(s)"), "{text:?}");
+}
