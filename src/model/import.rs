@@ -23,6 +23,24 @@ pub struct ImportedArticle {
     pub updated_at: Option<i64>,
 }
 
+impl ImportedArticle {
+    /// `created_at` and `updated_at`, missing ones as a create at `now`
+    /// would set them (`updated_at` defaults to `created_at`).
+    pub fn times(&self, now: i64) -> (i64, i64) {
+        let created_at = self.created_at.or(self.updated_at).unwrap_or(now);
+        (created_at, self.updated_at.unwrap_or(created_at))
+    }
+
+    /// The author, as a user to find by name or add.
+    pub fn author_user(&self) -> Option<ImportedUser> {
+        self.author.as_ref().map(|name| ImportedUser {
+            id: None,
+            username: name.clone(),
+            created_at: None,
+        })
+    }
+}
+
 /// A user to import: never a token.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ImportedUser {

@@ -566,6 +566,9 @@ impl From<StoreError> for ImportError {
     }
 }
 
+/// What an import runs inside its transaction (see `Transfer::import`).
+pub type ImportWork<'a> = dyn FnMut(&mut dyn Importer) -> Result<(), ImportError> + 'a;
+
 /// Data in and out.
 pub trait Transfer {
     /// Every user, then every article, each in id order, from one snapshot
@@ -577,10 +580,7 @@ pub trait Transfer {
     /// and the change feed's horizon has moved past every event so far
     /// (no event is recorded per article: followers get a reset). Nothing
     /// is kept if `work` fails.
-    fn import(
-        &self,
-        work: &mut dyn FnMut(&mut dyn Importer) -> Result<(), ImportError>,
-    ) -> Result<(), ImportError>;
+    fn import(&self, work: &mut ImportWork<'_>) -> Result<(), ImportError>;
 }
 
 /// One storage backend: everything handlers, the dispatcher and the admin
@@ -728,10 +728,7 @@ impl Store {
     }
 
     /// See `Transfer::import`.
-    pub fn import(
-        &self,
-        work: &mut dyn FnMut(&mut dyn Importer) -> Result<(), ImportError>,
-    ) -> Result<(), ImportError> {
+    pub fn import(&self, work: &mut ImportWork<'_>) -> Result<(), ImportError> {
         self.backend.import(work)
     }
 

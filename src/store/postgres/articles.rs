@@ -10,7 +10,8 @@ use crate::model::ArticleQuery;
 use crate::model::EventType;
 use crate::model::User;
 use crate::store::{apply, order_by, Articles, Check, Events, Listing, NewArticle, StoreError};
-use crate::store::{ExportError, ExportSink, ExportedUser, Outbox, Recorded, Transfer};
+use crate::store::{ExportError, ExportSink, ExportedUser, ImportError, ImportWork};
+use crate::store::{Outbox, Recorded, Transfer};
 use crate::util::time::now_millis;
 
 /// The columns of an article and the tables they come from, its tags as an
@@ -248,12 +249,7 @@ const EXPORT_ARTICLES: &str = concat!(
 );
 
 impl Transfer for PgStore {
-    fn import(
-        &self,
-        work: &mut dyn FnMut(
-            &mut dyn crate::store::Importer,
-        ) -> Result<(), crate::store::ImportError>,
-    ) -> Result<(), crate::store::ImportError> {
+    fn import(&self, work: &mut ImportWork<'_>) -> Result<(), ImportError> {
         self.import_all(work)
     }
 

@@ -8,7 +8,7 @@ use postgres::GenericClient;
 use super::outbox::{FEED_LOCK, TAKE_FEED_LOCK};
 use super::{Db, PgStore};
 use crate::model::import::{ImportedArticle, ImportedUser};
-use crate::store::{ImportError, Imported, Importer, StoreError};
+use crate::store::{ImportError, ImportWork, Imported, Importer, StoreError};
 use crate::util::time::now_millis;
 
 const USER_BY_NAME: &str = "SELECT id FROM users WHERE lower(username) = lower($1)";
@@ -45,10 +45,7 @@ const PASS_HORIZON: &str = "UPDATE feed_horizon SET horizon = greatest(horizon, 
      nextval(pg_get_serial_sequence('webhook_events', 'id'))) WHERE id = 1";
 
 impl PgStore {
-    pub(super) fn import_all(
-        &self,
-        work: &mut dyn FnMut(&mut dyn Importer) -> Result<(), ImportError>,
-    ) -> Result<(), ImportError> {
+    pub(super) fn import_all(&self, work: &mut ImportWork<'_>) -> Result<(), ImportError> {
         let mut input_error = None;
         let written = self.write(|db| {
             let mut importer = PgImporter {
@@ -142,25 +139,14 @@ impl<C: GenericClient> Importer for PgImporter<'_, '_, C> {
                 return Ok(Imported::Exists(id));
             }
         }
-        let author: Option<i64> = match &article.author {
-            Some(name) => {
-                let user = ImportedUser {
-                    id: None,
-                    username: name.clone(),
-                    created_at: None,
-                };
-                Some(self.user(&user)?)
-            }
+        let author = match article.author_user() {
+            Some(user) => Some(self.user(&user)?),
             None => None,
         };
         let change = &article.change;
         let (title, content) = (change.title.as_deref(), change.content.as_deref());
         let tags = change.tags.clone().unwrap_or_default();
-        let created_at = article
-            .created_at
-            .or(article.updated_at)
-            .unwrap_or(self.now);
-        let updated_at = article.updated_at.unwrap_or(created_at);
+        let (created_at, updated_at) = article.times(self.now);
         let row = match article.id {
             Some(id) => {
                 self.next_article = self.next_article.max(id + 1);

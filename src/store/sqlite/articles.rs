@@ -11,7 +11,7 @@ use crate::model::ArticleQuery;
 use crate::model::EventType;
 use crate::model::User;
 use crate::store::{apply, order_by, Articles, Check, Listing, NewArticle, StoreError};
-use crate::store::{ExportError, ExportSink, ExportedUser, Transfer};
+use crate::store::{ExportError, ExportSink, ExportedUser, ImportError, ImportWork, Transfer};
 use crate::store::{Outbox, Recorded};
 use crate::util::time::now_millis;
 
@@ -202,12 +202,7 @@ const EXPORT_USERS: &str = "SELECT id, username, created_at FROM users ORDER BY 
 const EXPORT_ARTICLES: &str = concat!("SELECT ", article_columns!(), " ORDER BY a.id");
 
 impl Transfer for SqliteStore {
-    fn import(
-        &self,
-        work: &mut dyn FnMut(
-            &mut dyn crate::store::Importer,
-        ) -> Result<(), crate::store::ImportError>,
-    ) -> Result<(), crate::store::ImportError> {
+    fn import(&self, work: &mut ImportWork<'_>) -> Result<(), ImportError> {
         self.import_all(work)
     }
 

@@ -7,7 +7,7 @@ use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use super::articles::{insert_tags, joined};
 use super::SqliteStore;
 use crate::model::import::{ImportedArticle, ImportedUser};
-use crate::store::{ImportError, Imported, Importer, StoreError};
+use crate::store::{ImportError, ImportWork, Imported, Importer, StoreError};
 use crate::util::time::now_millis;
 
 const USER_BY_NAME: &str = "SELECT id FROM users WHERE username = ?1 COLLATE NOCASE";
@@ -50,10 +50,7 @@ impl SqliteStore {
     /// batch's savepoint: a savepoint journals every page the import
     /// changes, a tenth of its time. (The command runs in a process of its
     /// own; a server on the same file waits for the write lock meanwhile.)
-    pub(super) fn import_all(
-        &self,
-        work: &mut dyn FnMut(&mut dyn Importer) -> Result<(), ImportError>,
-    ) -> Result<(), ImportError> {
+    pub(super) fn import_all(&self, work: &mut ImportWork<'_>) -> Result<(), ImportError> {
         self.check_files()?;
         let mut conn = self.writer.get().map_err(StoreError::from)?;
         // The import's rows refer only to rows it has just found or made:
@@ -66,10 +63,7 @@ impl SqliteStore {
         imported
     }
 
-    fn import_on(
-        conn: &mut Connection,
-        work: &mut dyn FnMut(&mut dyn Importer) -> Result<(), ImportError>,
-    ) -> Result<(), ImportError> {
+    fn import_on(conn: &mut Connection, work: &mut ImportWork<'_>) -> Result<(), ImportError> {
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(StoreError::from)?;
@@ -157,25 +151,14 @@ impl Importer for SqliteImporter<'_> {
                 return Ok(Imported::Exists(id));
             }
         }
-        let author = match &article.author {
-            Some(name) => {
-                let user = ImportedUser {
-                    id: None,
-                    username: name.clone(),
-                    created_at: None,
-                };
-                Some(self.user(&user)?)
-            }
+        let author = match article.author_user() {
+            Some(user) => Some(self.user(&user)?),
             None => None,
         };
         let change = &article.change;
         let (title, content) = (change.title.as_deref(), change.content.as_deref());
         let tags = change.tags.as_deref().unwrap_or_default();
-        let created_at = article
-            .created_at
-            .or(article.updated_at)
-            .unwrap_or(self.now);
-        let updated_at = article.updated_at.unwrap_or(created_at);
+        let (created_at, updated_at) = article.times(self.now);
         self.conn.prepare_cached(INSERT_ARTICLE)?.execute(params![
             article.id,
             title,
