@@ -9,6 +9,7 @@
 //! database read serves them all.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -79,10 +80,15 @@ impl Feed {
 #[derive(Debug, Default)]
 pub struct Tail {
     cached: Mutex<Cached>,
+    /// Moved on by `clear`, which then need not wait for the lock (held
+    /// across a database read): what is kept from an older epoch is
+    /// dropped at the next read.
+    epoch: AtomicU64,
 }
 
 #[derive(Debug, Default)]
 struct Cached {
+    epoch: u64,
     after: i64,
     upto: i64,
     events: VecDeque<Arc<StoredEvent>>,
@@ -99,7 +105,14 @@ impl Tail {
         limit: usize,
         fetch: impl FnOnce(i64, usize) -> Result<EventsRead, StoreError>,
     ) -> Result<EventsRead, StoreError> {
+        let epoch = self.epoch.load(Ordering::Acquire);
         let mut cached = self.cached.lock().unwrap_or_else(PoisonError::into_inner);
+        if cached.epoch != epoch {
+            *cached = Cached {
+                epoch,
+                ..Cached::default()
+            };
+        }
         if (cached.after..cached.upto).contains(&after) {
             return Ok(cached.since(after, limit));
         }
@@ -110,8 +123,9 @@ impl Tail {
         let read = fetch(after, limit)?;
         // Only what is complete is kept: nothing pruned past `after`, and
         // `after` not beyond what has committed (events up to it may still
-        // come).
-        if read.horizon <= after && after <= read.newest {
+        // come); and nothing read while a prune was clearing.
+        let current = self.epoch.load(Ordering::Acquire) == epoch;
+        if current && read.horizon <= after && after <= read.newest {
             cached.extend(after, &read, limit);
         }
         Ok(read)
@@ -122,7 +136,7 @@ impl Tail {
     /// Forgets every event kept: some were pruned from the database, and a
     /// follower before them must hear it (a reset), not be served them.
     pub fn clear(&self) {
-        *self.cached.lock().unwrap_or_else(PoisonError::into_inner) = Cached::default();
+        self.epoch.fetch_add(1, Ordering::AcqRel);
     }
 }
 
@@ -295,5 +309,21 @@ mod tests {
         tail.clear();
         assert_eq!(read(10, 1), [11]);
         assert_eq!(db.reads.get(), 3, "cleared");
+    }
+
+    #[test]
+    fn a_read_that_a_prune_overtook_is_not_kept() {
+        let tail = Tail::default();
+        let db = Database::new(5);
+        // The prune clears while the read is at the database (no deadlock:
+        // clearing takes no lock).
+        let read = tail.read(3, 100, |a, l| {
+            tail.clear();
+            db.fetch(a, l)
+        });
+        assert_eq!(seqs(&read.unwrap()), [4, 5]);
+        let again = tail.read(3, 100, |a, l| db.fetch(a, l)).unwrap();
+        assert_eq!(seqs(&again), [4, 5]);
+        assert_eq!(db.reads.get(), 2, "read again, not from memory");
     }
 }
