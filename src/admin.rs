@@ -281,9 +281,7 @@ pub fn backup(db: &str, file: &str) -> Result<String, AdminError> {
     if Path::new(file).exists() {
         return Err(AdminError::Exists(file.to_owned()));
     }
-    if !Path::new(db).exists() {
-        return Err(AdminError::NoDatabase(db.to_owned()));
-    }
+    require_file(db)?;
     let bytes = store::sqlite::backup(Path::new(db), Path::new(file))?;
     Ok(format!(
         "backed up {db} to {file} ({bytes} bytes, integrity ok) in {:.2} s",
@@ -291,13 +289,20 @@ pub fn backup(db: &str, file: &str) -> Result<String, AdminError> {
     ))
 }
 
-/// The store at `db`, which must exist: export and backup create nothing.
+/// The store at `db`, which must exist: export creates nothing.
 fn open_existing(db: &str) -> Result<Store, AdminError> {
-    let file = !store::is_postgres(db) && db != ":memory:";
-    if file && !Path::new(db).exists() {
-        return Err(AdminError::NoDatabase(db.to_owned()));
-    }
+    require_file(db)?;
     open(db)
+}
+
+/// A SQLite file that must be there already (a PostgreSQL database or
+/// `:memory:` always is).
+fn require_file(db: &str) -> Result<(), AdminError> {
+    let file = !store::is_postgres(db) && db != ":memory:";
+    match file && !Path::new(db).exists() {
+        true => Err(AdminError::NoDatabase(db.to_owned())),
+        false => Ok(()),
+    }
 }
 
 /// `articles import FILE`: users and articles from JSON Lines (as `export`
@@ -429,15 +434,20 @@ fn read_input(input: &mut dyn BufRead, name: &str, load: &mut Load<'_>) -> Resul
             break;
         }
     }
-    let record = serde_json::from_str::<Value>(&first).ok().filter(|value| {
-        value
-            .as_object()
-            .is_some_and(|o| o.len() == 1 && (o.contains_key("user") || o.contains_key("article")))
-    });
-    match record {
-        Some(_) => read_lines(first, input, load, unreadable),
-        None => read_document(std::io::Cursor::new(first).chain(input), load),
+    let first_is_record =
+        serde_json::from_str::<Value>(&first).is_ok_and(|value| record(&value).is_some());
+    match first_is_record {
+        true => read_lines(first, input, load, unreadable),
+        false => read_document(std::io::Cursor::new(first).chain(input), load),
     }
+}
+
+/// A JSON Lines record: `{"user": ...}` or `{"article": ...}`, its key and
+/// its object.
+fn record(value: &Value) -> Option<(&str, &Value)> {
+    let object = value.as_object().filter(|object| object.len() == 1)?;
+    let (key, inner) = object.iter().next()?;
+    matches!(key.as_str(), "user" | "article").then_some((key.as_str(), inner))
 }
 
 fn read_lines(
@@ -454,14 +464,10 @@ fn read_lines(
             let at = At::Line(number);
             let value: Value = serde_json::from_str(&line)
                 .map_err(|err| ImportError::Input(format!("{at}: not JSON: {err}")))?;
-            match &value {
-                Value::Object(o) if o.len() == 1 && o.contains_key("article") => {
-                    load.article(&o["article"], at)?
-                }
-                Value::Object(o) if o.len() == 1 && o.contains_key("user") => {
-                    load.user(&o["user"], at)?
-                }
-                _ => {
+            match record(&value) {
+                Some(("article", article)) => load.article(article, at)?,
+                Some((_, user)) => load.user(user, at)?,
+                None => {
                     return Err(ImportError::Input(format!(
                         "{at}: expected {{\"user\": {{...}}}} or {{\"article\": {{...}}}}"
                     )))

@@ -268,6 +268,9 @@ const FLAGS: &[(&str, &str)] = &[
     ("--output", "ARTICLES_OUTPUT"),
 ];
 
+/// Flags of one command only, besides `--db`.
+const COMMAND_FLAGS: &[(&str, &str)] = &[("--output", "export"), ("--skip-existing", "import")];
+
 /// Parses the arguments (without the program name), reading variables
 /// through `env`.
 pub fn parse<I, S>(args: I, env: impl Fn(&str) -> Option<String>) -> Result<Command, ConfigError>
@@ -331,10 +334,11 @@ where
         .any(|(flag, _)| *flag == "--skip-existing");
     match admin_command(&words, &db, output, skip_existing)? {
         Some(command) => {
-            let applies = |flag: &str| match command {
-                Command::Export { .. } => flag == "--db" || flag == "--output",
-                Command::Import { .. } => flag == "--db" || flag == "--skip-existing",
-                _ => flag == "--db",
+            let applies = |flag: &str| {
+                flag == "--db"
+                    || COMMAND_FLAGS
+                        .iter()
+                        .any(|(own, name)| *own == flag && words.first().is_some_and(|w| w == name))
             };
             if let Some((flag, _)) = sources.given.iter().find(|(flag, _)| !applies(flag)) {
                 return Err(ConfigError(format!(
@@ -345,8 +349,8 @@ where
             Ok(command)
         }
         None => {
-            for (flag, command) in [("--output", "export"), ("--skip-existing", "import")] {
-                if sources.given.iter().any(|(given, _)| *given == flag) {
+            for (flag, command) in COMMAND_FLAGS {
+                if sources.given.iter().any(|(given, _)| given == flag) {
                     return Err(ConfigError(format!("{flag} applies to '{command}' only")));
                 }
             }

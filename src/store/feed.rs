@@ -130,9 +130,7 @@ impl Tail {
         }
         Ok(read)
     }
-}
 
-impl Tail {
     /// Forgets every event kept: some were pruned from the database, and a
     /// follower before them must hear it (a reset), not be served them.
     pub fn clear(&self) {

@@ -12,6 +12,7 @@
 //! the backends' object-safe ones, which fail with `StoreError::Rejected`.
 
 mod feed;
+mod import;
 mod outbox;
 pub mod schema;
 pub mod sqlite;
@@ -24,7 +25,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use feed::{Feed, Tail};
+pub use feed::Feed;
+use feed::Tail;
+pub(crate) use import::{ImportRows, RowImporter};
 pub use outbox::Outbox;
 pub(crate) use outbox::Recorded;
 

@@ -151,14 +151,10 @@ pub fn parse_rfc3339(text: &str) -> Option<i64> {
     }
     let (year, month, day) = (number(0..4)?, number(5..7)?, number(8..10)?);
     let (hour, minute, second) = (number(11..13)?, number(14..16)?, number(17..19)?);
-    let days_in_month = match month {
-        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
-        4 | 6 | 9 | 11 => 30,
-        2 if year % 4 == 0 && (year % 100 != 0 || year % 400 == 0) => 29,
-        2 => 28,
-        _ => return None,
-    };
-    if day < 1 || day > days_in_month || hour > 23 || minute > 59 || second > 60 {
+    let days = days_from_civil(year, month, day);
+    // A date that does not exist (month 13, February 30) does not come back.
+    let real = civil_from_days(days) == (year, month as u32, day as u32);
+    if !real || hour > 23 || minute > 59 || second > 60 {
         return None;
     }
     let mut at = 19;
@@ -192,7 +188,6 @@ pub fn parse_rfc3339(text: &str) -> Option<i64> {
         }
         _ => return None,
     };
-    let days = days_from_civil(year, month, day);
     let seconds = days * 86_400 + hour * 3600 + minute * 60 + second.min(59) - offset_minutes * 60;
     Some(seconds * 1000 + millis)
 }

@@ -224,7 +224,7 @@ pub(super) fn insert_article<C: GenericClient>(
     Ok((article, recorded))
 }
 
-fn insert_tags<C: GenericClient>(
+pub(super) fn insert_tags<C: GenericClient>(
     db: &mut Db<'_, C>,
     id: i64,
     tags: &[String],

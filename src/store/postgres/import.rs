@@ -1,35 +1,28 @@
 //! `articles import` on PostgreSQL: one transaction.
 
-use std::collections::HashMap;
-
-use postgres::types::ToSql;
 use postgres::GenericClient;
 
+use super::articles::insert_tags;
 use super::outbox::{FEED_LOCK, TAKE_FEED_LOCK};
 use super::{Db, PgStore};
 use crate::model::import::{ImportedArticle, ImportedUser};
-use crate::store::{ImportError, ImportWork, Imported, Importer, StoreError};
+use crate::store::{ImportError, ImportRows, ImportWork, RowImporter, StoreError};
 use crate::util::time::now_millis;
 
 const USER_BY_NAME: &str = "SELECT id FROM users WHERE lower(username) = lower($1)";
 const USER_ID_TAKEN: &str = "SELECT 1 FROM users WHERE id = $1";
-/// An id assigned as a create would, but past any given so far (`$3`):
-/// the sequence itself follows only when the import commits.
-const INSERT_USER: &str = "INSERT INTO users (id, username, created_at) OVERRIDING SYSTEM VALUE \
-     VALUES (greatest(nextval(pg_get_serial_sequence('users', 'id')), $3), $1, $2) RETURNING id";
-const INSERT_USER_WITH_ID: &str = "INSERT INTO users (id, username, created_at) \
-     OVERRIDING SYSTEM VALUE VALUES ($1, $2, $3) RETURNING id";
 const ARTICLE_EXISTS: &str = "SELECT 1 FROM articles WHERE id = $1";
-/// As `INSERT_USER`.
+/// The id given (`$1`), or one assigned as a create would but past any
+/// given so far (`$4`): the sequence itself follows only when the import
+/// commits. (`coalesce` takes no value from the sequence when `$1` is set.)
+const INSERT_USER: &str = "INSERT INTO users (id, username, created_at) OVERRIDING SYSTEM VALUE \
+     VALUES (coalesce($1, greatest(nextval(pg_get_serial_sequence('users', 'id')), $4)), $2, $3) \
+     RETURNING id";
+/// As `INSERT_USER` (`$1` and `$7`).
 const INSERT_ARTICLE: &str = "INSERT INTO articles \
      (id, title, content, created_at, updated_at, author_id) OVERRIDING SYSTEM VALUE \
-     VALUES (greatest(nextval(pg_get_serial_sequence('articles', 'id')), $6), \
-             $1, $2, $3, $4, $5) RETURNING id";
-const INSERT_ARTICLE_WITH_ID: &str = "INSERT INTO articles \
-     (id, title, content, created_at, updated_at, author_id) OVERRIDING SYSTEM VALUE \
-     VALUES ($1, $2, $3, $4, $5, $6) RETURNING id";
-const INSERT_TAGS: &str =
-    "INSERT INTO article_tags (article_id, tag) SELECT $1, unnest($2::text[])";
+     VALUES (coalesce($1, greatest(nextval(pg_get_serial_sequence('articles', 'id')), $7)), \
+             $2, $3, $4, $5, $6) RETURNING id";
 
 /// Once imported: the next id assigned follows the largest, never going
 /// back.
@@ -48,14 +41,12 @@ impl PgStore {
     pub(super) fn import_all(&self, work: &mut ImportWork<'_>) -> Result<(), ImportError> {
         let mut input_error = None;
         let written = self.write(|db| {
-            let mut importer = PgImporter {
+            let mut importer = RowImporter::new(PgRows {
                 db,
-                users: HashMap::new(),
-                added: 0,
                 now: now_millis(),
                 next_user: 0,
                 next_article: 0,
-            };
+            });
             if let Err(err) = work(&mut importer) {
                 return Err(match err {
                     ImportError::Store(err) => err,
@@ -66,7 +57,7 @@ impl PgStore {
                     }
                 });
             }
-            let db = importer.db;
+            let db = importer.rows.db;
             for table in ["users", "articles"] {
                 db.client
                     .batch_execute(&FOLLOW_IDS.replace("{table}", table))?;
@@ -82,99 +73,66 @@ impl PgStore {
     }
 }
 
-struct PgImporter<'d, 'c, C> {
+struct PgRows<'d, 'c, C> {
     db: &'d mut Db<'c, C>,
-    /// Users by lower-case name, as found or added.
-    users: HashMap<String, i64>,
-    /// Users added.
-    added: u64,
     now: i64,
     /// One past the largest user and article id given so far.
     next_user: i64,
     next_article: i64,
 }
 
-impl<C: GenericClient> Importer for PgImporter<'_, '_, C> {
-    fn user(&mut self, user: &ImportedUser) -> Result<i64, StoreError> {
-        let key = user.username.to_ascii_lowercase();
-        if let Some(id) = self.users.get(&key) {
-            return Ok(*id);
+impl<C: GenericClient> ImportRows for PgRows<'_, '_, C> {
+    fn find_user(&mut self, name: &str) -> Result<Option<i64>, StoreError> {
+        match self.db.query_opt(USER_BY_NAME, &[&name])? {
+            Some(row) => Ok(Some(row.try_get(0)?)),
+            None => Ok(None),
         }
-        let found = self.db.query_opt(USER_BY_NAME, &[&user.username])?;
-        let (id, added) = match found {
-            Some(row) => (row.try_get(0)?, false),
-            None => {
-                let created_at = user.created_at.unwrap_or(self.now);
-                let free = match user.id {
-                    Some(id) => self
-                        .db
-                        .query_opt(USER_ID_TAKEN, &[&id])?
-                        .is_none()
-                        .then_some(id),
-                    None => None,
-                };
-                let row = match free {
-                    Some(id) => {
-                        self.next_user = self.next_user.max(id + 1);
-                        let values: [&(dyn ToSql + Sync); 3] = [&id, &user.username, &created_at];
-                        self.db.query_one(INSERT_USER_WITH_ID, &values)?
-                    }
-                    None => {
-                        let values: [&(dyn ToSql + Sync); 3] =
-                            [&user.username, &created_at, &self.next_user];
-                        self.db.query_one(INSERT_USER, &values)?
-                    }
-                };
-                (row.try_get(0)?, true)
-            }
-        };
-        self.users.insert(key, id);
-        self.added += u64::from(added);
-        Ok(id)
     }
 
-    fn article(&mut self, article: &ImportedArticle) -> Result<Imported, StoreError> {
+    fn add_user(&mut self, user: &ImportedUser) -> Result<i64, StoreError> {
+        let id = match user.id {
+            Some(id) if self.db.query_opt(USER_ID_TAKEN, &[&id])?.is_none() => Some(id),
+            _ => None,
+        };
+        if let Some(id) = id {
+            self.next_user = self.next_user.max(id + 1);
+        }
+        let created_at = user.created_at.unwrap_or(self.now);
+        let row = self.db.query_one(
+            INSERT_USER,
+            &[&id, &user.username, &created_at, &self.next_user],
+        )?;
+        Ok(row.try_get(0)?)
+    }
+
+    fn article_exists(&mut self, id: i64) -> Result<bool, StoreError> {
+        Ok(self.db.query_opt(ARTICLE_EXISTS, &[&id])?.is_some())
+    }
+
+    fn add_article(
+        &mut self,
+        article: &ImportedArticle,
+        author: Option<i64>,
+    ) -> Result<i64, StoreError> {
         if let Some(id) = article.id {
-            if self.db.query_opt(ARTICLE_EXISTS, &[&id])?.is_some() {
-                return Ok(Imported::Exists(id));
-            }
+            self.next_article = self.next_article.max(id + 1);
         }
-        let author = match article.author_user() {
-            Some(user) => Some(self.user(&user)?),
-            None => None,
-        };
         let change = &article.change;
-        let (title, content) = (change.title.as_deref(), change.content.as_deref());
-        let tags = change.tags.clone().unwrap_or_default();
         let (created_at, updated_at) = article.times(self.now);
-        let row = match article.id {
-            Some(id) => {
-                self.next_article = self.next_article.max(id + 1);
-                self.db.query_one(
-                    INSERT_ARTICLE_WITH_ID,
-                    &[&id, &title, &content, &created_at, &updated_at, &author],
-                )?
-            }
-            None => self.db.query_one(
-                INSERT_ARTICLE,
-                &[
-                    &title,
-                    &content,
-                    &created_at,
-                    &updated_at,
-                    &author,
-                    &self.next_article,
-                ],
-            )?,
-        };
+        let row = self.db.query_one(
+            INSERT_ARTICLE,
+            &[
+                &article.id,
+                &change.title,
+                &change.content,
+                &created_at,
+                &updated_at,
+                &author,
+                &self.next_article,
+            ],
+        )?;
         let id: i64 = row.try_get(0)?;
-        if !tags.is_empty() {
-            self.db.execute(INSERT_TAGS, &[&id, &tags])?;
-        }
-        Ok(Imported::Added(id))
-    }
-
-    fn users_added(&self) -> u64 {
-        self.added
+        insert_tags(self.db, id, change.tags.as_deref().unwrap_or_default())?;
+        Ok(id)
     }
 }

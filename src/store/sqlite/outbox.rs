@@ -16,7 +16,7 @@ use crate::store::{Events, EventsRead, Outbox, Recorded, StoredEvent};
 
 /// The id, the change's `seq`, is SQLite's rowid: one past the largest id
 /// in the table. Pruning never deletes the row with the largest id (see
-/// `PRUNE`), so ids are never reused; one writer, so they are in commit
+/// `DELETE_EVENT`), so ids are never reused; one writer, so they are in commit
 /// order.
 const INSERT_EVENT: &str = "INSERT INTO webhook_events \
      (webhook_id, type, created_at, body, match_tags, match_author) \
@@ -40,9 +40,9 @@ const FEED_BOUNDS: &str = "SELECT h.horizon, \
 
 /// Of the oldest events none of whose deliveries is pending (a batch, in id
 /// order, which is commit order; not the largest id once pruned, see
-/// `DELETE_EVENT`), those older than `?1`. There is no
-/// index by age: ages follow ids (within the few milliseconds a group
-/// commit spans), so once an event is young enough the rest are too.
+/// `DELETE_EVENT`), those older than `?1`. There is no index by age: ages
+/// follow ids (within the few milliseconds a group commit spans); a young
+/// event among them (a clock that stepped back) is passed over, not a stop.
 const EXPIRED: &str = "SELECT id FROM \
      (SELECT e.id, e.created_at FROM webhook_events e \
       WHERE NOT EXISTS (SELECT 1 FROM webhook_deliveries d \
@@ -59,18 +59,8 @@ const DELETE_EVENT: &str =
     "DELETE FROM webhook_events WHERE id = ?1 AND id < (SELECT max(id) FROM webhook_events)";
 const DELETE_DELIVERIES: &str = "DELETE FROM webhook_deliveries WHERE event_id = ?1";
 
-/// Whether `EXPIRED` may find anything (it also skips pending events): a
-/// read, so that the usual case, nothing expired, takes no write lock.
-/// Young rows do not stop it: one with a time ahead of the others (a clock
-/// that stepped back) must not hold the rest back.
-const ANY_EXPIRED: &str = "SELECT EXISTS (SELECT 1 FROM \
-     (SELECT e.created_at FROM webhook_events e \
-      WHERE e.id > (SELECT horizon FROM feed_horizon WHERE id = 1) \
-         OR e.id < (SELECT max(id) FROM webhook_events) \
-      ORDER BY e.id LIMIT ?2) \
-     WHERE created_at <= ?1)";
-
-const MOVE_HORIZON: &str = "UPDATE feed_horizon SET horizon = max(horizon, ?1) WHERE id = 1";
+pub(super) const MOVE_HORIZON: &str =
+    "UPDATE feed_horizon SET horizon = max(horizon, ?1) WHERE id = 1";
 
 /// Due at once: the dispatcher is woken right after the commit.
 const INSERT_DELIVERY: &str = "INSERT INTO webhook_deliveries \
@@ -194,18 +184,18 @@ impl Events for SqliteStore {
     }
 
     fn prune_events(&self, before: i64, batch: usize) -> Result<usize, StoreError> {
-        let any: bool = self
+        // Found on a reader, so that the usual case, nothing expired, takes
+        // no write lock. What it finds stays expired: an event's deliveries
+        // never become pending again.
+        let expired = self
             .read()?
-            .prepare_cached(ANY_EXPIRED)?
-            .query_row(params![before, batch as i64], |row| row.get(0))?;
-        if !any {
+            .prepare_cached(EXPIRED)?
+            .query_map(params![before, batch as i64], |row| row.get::<_, i64>(0))?
+            .collect::<Result<Vec<_>, _>>()?;
+        let Some(last) = expired.last() else {
             return Ok(0);
-        }
+        };
         self.short_write(|conn| {
-            let expired = conn
-                .prepare_cached(EXPIRED)?
-                .query_map(params![before, batch as i64], |row| row.get::<_, i64>(0))?
-                .collect::<Result<Vec<_>, _>>()?;
             let mut delete_event = conn.prepare_cached(DELETE_EVENT)?;
             let mut delete_deliveries = conn.prepare_cached(DELETE_DELIVERIES)?;
             for id in &expired {
@@ -213,9 +203,7 @@ impl Events for SqliteStore {
                     delete_deliveries.execute([id])?;
                 }
             }
-            if let Some(last) = expired.last() {
-                conn.prepare_cached(MOVE_HORIZON)?.execute([last])?;
-            }
+            conn.prepare_cached(MOVE_HORIZON)?.execute([last])?;
             Ok(expired.len())
         })
     }
