@@ -6,7 +6,7 @@ use tiny_http_fork::Method;
 
 use super::auth::{self, Credentials};
 use super::error::ApiError;
-use super::handlers::{articles, events, ops, users};
+use super::handlers::{articles, events, ops, pages, users};
 use super::request::Req;
 use super::response::Reply;
 use super::App;
@@ -46,6 +46,15 @@ const ROUTES: &[Route] = &[
     route(Method::Get, "/metrics", ops::metrics),
     route(Method::Get, "/openapi.json", ops::openapi),
     route(Method::Get, "/events", events::list),
+    route(Method::Get, "/", pages::index),
+    route(Method::Get, "/docs", pages::serve),
+    route(Method::Get, "/admin", pages::serve),
+    // The pages' files: not API, so not in the OpenAPI document.
+    route(Method::Get, "/assets/style.css", pages::serve),
+    route(Method::Get, "/assets/api.js", pages::serve),
+    route(Method::Get, "/assets/docs.js", pages::serve),
+    route(Method::Get, "/assets/admin.js", pages::serve),
+    route(Method::Get, "/assets/icon.svg", pages::serve),
 ];
 
 /// The `detail` of a 404 for a path no route has.
@@ -204,6 +213,10 @@ fn authenticate(app: &App, req: &Req<'_>) -> Result<Option<User>, ApiError> {
 mod tests {
     use super::*;
 
+    /// Routes under this prefix are the pages' files, left out of the
+    /// OpenAPI document.
+    const ASSETS: &str = "/assets/";
+
     fn patterns(path: &str) -> Result<Vec<&'static str>, u16> {
         resolve(path)
             .map(|(routes, _)| routes.iter().map(|r| r.pattern).collect())
@@ -234,7 +247,8 @@ mod tests {
             "/articles/",
             "/articles//1",
             "/articles/1/../2",
-            "/",
+            "/assets/",
+            "/assets/nothing.js",
             "*",
             "",
             "/Articles",
@@ -269,7 +283,7 @@ mod tests {
     #[test]
     fn labels_are_the_patterns_once_each() {
         let labels = labels();
-        assert_eq!(labels.len(), 8);
+        assert_eq!(labels.len(), 16);
         assert_eq!(&labels[..2], ["/articles", "/articles/{id}"]);
     }
 
@@ -281,7 +295,7 @@ mod tests {
         let doc: serde_json::Value = serde_json::from_str(ops::OPENAPI).unwrap();
         assert_eq!(doc["openapi"], "3.1.0");
         let paths = doc["paths"].as_object().unwrap();
-        for route in ROUTES {
+        for route in ROUTES.iter().filter(|r| !r.pattern.starts_with(ASSETS)) {
             let mut methods = vec![route.method.as_str()];
             if route.method == Method::Get {
                 methods.push("HEAD");

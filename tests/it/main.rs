@@ -20,6 +20,7 @@ mod hostile;
 mod http_layer;
 mod idempotency;
 mod ops;
+mod pages;
 mod reliability_clients;
 mod reliability_http;
 mod reliability_input;

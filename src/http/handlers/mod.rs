@@ -5,4 +5,5 @@
 pub mod articles;
 pub mod events;
 pub mod ops;
+pub mod pages;
 pub mod users;
