@@ -33,10 +33,9 @@ for (const type of ['article.created', 'article.updated', 'article.deleted']) {
 "#;
 
 #[test]
+#[ignore = "needs Chromium: cargo test --test it in_browser -- --ignored"]
 fn a_browsers_event_source_follows_and_resumes_across_a_restart() {
-    let Some(browser) = Browser::start("event_source") else {
-        return;
-    };
+    let browser = Browser::start();
     let server = TestServer::start();
     server.create("one", "c", &[]);
     server.create("two", "c", &[]);

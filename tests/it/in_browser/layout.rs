@@ -1,0 +1,114 @@
+//! Every page at 375 px and at 1280 px: nothing wider than the window, and
+//! nothing loaded from another host. Also makes the README's screenshots
+//! (`ARTICLES_SCREENSHOTS=docs`).
+
+use serde_json::json;
+
+use super::{open_admin, save_screenshot};
+use crate::browser::Browser;
+use crate::in_process::TestServer;
+
+/// What a page's width and requests are: `[innerWidth, scrollWidth,
+/// addresses of everything it loaded from another origin]`.
+const MEASURE: &str = "
+const foreign = performance.getEntries()
+  .filter((e) => e.name.startsWith('http') && !e.name.startsWith(location.origin + '/'))
+  .map((e) => e.name);
+return [window.innerWidth, document.documentElement.scrollWidth, foreign];";
+
+#[test]
+#[ignore = "needs Chromium: cargo test --test it in_browser -- --ignored"]
+fn every_page_fits_375_and_1280_pixels_and_loads_only_from_its_server() {
+    let server = TestServer::start();
+    let long = "A title with a very-long-unbroken-word-that-would-overflow-a-narrow-screen-if-it-were-not-wrapped-at-all";
+    let id = server.create(long, &"Some content. ".repeat(40), &["layout", "narrow"])["id"]
+        .as_i64()
+        .unwrap();
+    for i in 1..=4 {
+        server.create(&format!("Article {i}"), "Text", &["demo"]);
+    }
+    let browser = Browser::start();
+    for (width, suffix) in [(375, "-375"), (1280, "")] {
+        browser.resize(width, 900);
+        let views = [
+            ("/", "index"),
+            ("/admin", "admin"),
+            (&format!("/admin#/articles/{id}") as &str, "admin-article"),
+            ("/admin#/new", "admin-new"),
+            ("/docs", "docs"),
+        ];
+        for (path, name) in views {
+            if path.starts_with("/admin") {
+                open_admin(&browser, &server, &path["/admin".len()..]);
+            } else {
+                browser.goto(&format!("http://{}{path}", server.addr));
+            }
+            if path == "/docs" {
+                browser.wait_for(
+                    "the operations",
+                    "return document.querySelectorAll('details.operation').length",
+                    &[],
+                );
+                // Open every operation: tables and examples must fit too.
+                browser.run(
+                    "document.querySelectorAll('details').forEach((d) => { d.open = true; })",
+                    &[],
+                );
+            }
+            if path.contains("#/articles") {
+                browser.wait_for(
+                    "the article",
+                    "return document.getElementById('article-title').textContent",
+                    &[],
+                );
+            }
+            let measured = browser.run(MEASURE, &[]);
+            assert_eq!(measured[0], width, "the window is {width} px wide");
+            assert!(
+                measured[1].as_u64() <= measured[0].as_u64(),
+                "{path} at {width} px scrolls sideways: {measured}"
+            );
+            assert_eq!(measured[2], json!([]), "{path} loaded from another host");
+            if path == "/admin" {
+                save_screenshot(&browser, &format!("{name}{suffix}.png"));
+            }
+        }
+    }
+}
+
+#[test]
+#[ignore = "needs Chromium: cargo test --test it in_browser -- --ignored"]
+fn the_policy_blocks_what_a_page_did_not_ship() {
+    // A script that tries to load from elsewhere, or inject inline script,
+    // is stopped by the Content-Security-Policy, which the page reports.
+    let server = TestServer::start();
+    let browser = Browser::start();
+    open_admin(&browser, &server, "");
+    let script = "
+const done = arguments[arguments.length - 1];
+const blocked = [];
+document.addEventListener('securitypolicyviolation', (e) => blocked.push(e.violatedDirective));
+const img = document.createElement('img');
+img.src = 'http://example.invalid/x.png';
+document.body.append(img);
+const inline = document.createElement('script');
+inline.textContent = 'window.ran = true';
+document.body.append(inline);
+fetch('http://example.invalid/').catch(() => {});
+setTimeout(() => done([blocked, window.ran === true]), 500);";
+    let outcome = browser.run_async(script, &[]);
+    let blocked: Vec<String> = serde_json::from_value(outcome[0].clone()).unwrap();
+    assert!(
+        blocked.iter().any(|d| d.starts_with("img-src")),
+        "{blocked:?}"
+    );
+    assert!(
+        blocked.iter().any(|d| d.starts_with("script-src")),
+        "{blocked:?}"
+    );
+    assert!(
+        blocked.iter().any(|d| d.starts_with("connect-src")),
+        "{blocked:?}"
+    );
+    assert_eq!(outcome[1], false, "inline script ran");
+}
