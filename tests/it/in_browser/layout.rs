@@ -38,10 +38,9 @@ fn every_page_fits_375_and_1280_pixels_and_loads_only_from_its_server() {
             ("/docs", "docs"),
         ];
         for (path, name) in views {
-            if path.starts_with("/admin") {
-                open_admin(&browser, &server, &path["/admin".len()..]);
-            } else {
-                browser.goto(&format!("http://{}{path}", server.addr));
+            match path.strip_prefix("/admin") {
+                Some(fragment) => open_admin(&browser, &server, fragment),
+                None => browser.goto(&format!("http://{}{path}", server.addr)),
             }
             if path == "/docs" {
                 browser.wait_for(
