@@ -265,8 +265,16 @@ impl Target {
     }
 
     fn pool(&self, size: u32, role: Role) -> Result<Pool<SqliteConnectionManager>, StoreError> {
+        // The file exists by now (`open` made and migrated it). A pool opens
+        // connections later too, and one opened after the file was removed
+        // must fail, not create an empty database at the path and answer
+        // reads from it; then a read waits for a connection to the real one.
+        let flags = match self.in_memory {
+            true => self.flags,
+            false => self.flags - OpenFlags::SQLITE_OPEN_CREATE,
+        };
         let manager = SqliteConnectionManager::file(&self.path)
-            .with_flags(self.flags)
+            .with_flags(flags)
             .with_init(move |conn| configure(conn, role));
         // One connection opened at start (it proves the database opens);
         // the rest when first wanted, so that start-up waits for one:

@@ -24,8 +24,20 @@ fn every_page_fits_375_and_1280_pixels_and_loads_only_from_its_server() {
     let id = server.create(long, &"Some content. ".repeat(40), &["layout", "narrow"])["id"]
         .as_i64()
         .unwrap();
-    for i in 1..=4 {
-        server.create(&format!("Article {i}"), "Text", &["demo"]);
+    let token = server.add_user("alice");
+    for (title, tags) in [
+        ("Choosing a framework", &["python", "web"] as &[&str]),
+        ("Token auth in five minutes", &["auth"]),
+        (
+            "Webhooks that never lose a write",
+            &["webhooks", "reliability"],
+        ),
+        ("Following the change feed", &["events", "web"]),
+    ] {
+        let body = json!({"title": title, "content": "Text", "tags": tags});
+        let auth = format!("Bearer {token}");
+        let resp = server.send_json("POST", "/articles", &[("Authorization", &auth)], &body);
+        assert_eq!(resp.status, 201);
     }
     let browser = Browser::start();
     for (width, suffix) in [(375, "-375"), (1280, "")] {
