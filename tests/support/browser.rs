@@ -242,6 +242,17 @@ impl Browser {
         );
     }
 
+    /// Has the page report `prefers-color-scheme: scheme` (`light` or
+    /// `dark`), through the Chrome DevTools Protocol.
+    pub fn prefer_color_scheme(&self, scheme: &str) {
+        let features = [json!({"name": "prefers-color-scheme", "value": scheme})];
+        self.session_command(
+            "POST",
+            "/goog/cdp/execute",
+            &json!({"cmd": "Emulation.setEmulatedMedia", "params": {"features": features}}),
+        );
+    }
+
     /// A PNG of the window.
     pub fn screenshot(&self) -> Vec<u8> {
         use base64::Engine;

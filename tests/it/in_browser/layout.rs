@@ -123,3 +123,28 @@ setTimeout(() => done([blocked, window.ran === true]), 500);";
     );
     assert_eq!(outcome[1], false, "inline script ran");
 }
+
+#[test]
+#[ignore = "needs Chromium: cargo test --test it in_browser -- --ignored"]
+fn the_pages_follow_the_systems_colour_scheme() {
+    let server = TestServer::start();
+    let browser = Browser::start();
+    let colours = "const s = getComputedStyle(document.body); return [s.backgroundColor, s.color]";
+    for path in ["/", "/docs", "/admin"] {
+        browser.goto(&format!("http://{}{path}", server.addr));
+        browser.prefer_color_scheme("light");
+        let light = browser.run(colours, &[]);
+        assert_eq!(
+            light,
+            json!(["rgb(255, 255, 255)", "rgb(27, 31, 36)"]),
+            "{path}"
+        );
+        browser.prefer_color_scheme("dark");
+        let dark = browser.run(colours, &[]);
+        assert_eq!(
+            dark,
+            json!(["rgb(13, 17, 23)", "rgb(230, 237, 243)"]),
+            "{path}"
+        );
+    }
+}
