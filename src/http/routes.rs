@@ -287,6 +287,72 @@ mod tests {
         assert_eq!(&labels[..2], ["/articles", "/articles/{id}"]);
     }
 
+    /// What a `$ref` in the OpenAPI document points at (`#/components/...`).
+    fn follow_ref<'a>(
+        doc: &'a serde_json::Value,
+        node: &'a serde_json::Value,
+    ) -> &'a serde_json::Value {
+        match node["$ref"].as_str() {
+            Some(reference) => {
+                let pointer = reference.strip_prefix('#').expect("a local $ref");
+                follow_ref(doc, doc.pointer(pointer).expect("the $ref resolves"))
+            }
+            None => node,
+        }
+    }
+
+    fn has_example(node: &serde_json::Value) -> bool {
+        node.get("example").is_some() || node["examples"].as_object().is_some_and(|e| !e.is_empty())
+    }
+
+    /// `/docs` shows examples: every parameter, request body and response
+    /// of every operation has one (a response without a body, in a header).
+    #[test]
+    fn openapi_gives_every_operation_examples() {
+        let doc: serde_json::Value = serde_json::from_str(ops::OPENAPI).unwrap();
+        for (pattern, item) in doc["paths"].as_object().unwrap() {
+            let shared = item["parameters"].as_array().cloned().unwrap_or_default();
+            for (method, op) in item.as_object().unwrap() {
+                if method == "parameters" {
+                    continue;
+                }
+                let here = format!("{method} {pattern}");
+                let own = op["parameters"].as_array().cloned().unwrap_or_default();
+                for parameter in shared.iter().chain(&own) {
+                    let parameter = follow_ref(&doc, parameter);
+                    assert!(has_example(parameter), "{here}: {}", parameter["name"]);
+                }
+                if let Some(body) = op.get("requestBody") {
+                    for media in follow_ref(&doc, body)["content"]
+                        .as_object()
+                        .unwrap()
+                        .values()
+                    {
+                        assert!(has_example(media), "{here}: request body");
+                    }
+                }
+                for (status, response) in op["responses"].as_object().unwrap() {
+                    let response = follow_ref(&doc, response);
+                    match response["content"].as_object() {
+                        Some(content) => {
+                            for (media_type, media) in content {
+                                assert!(has_example(media), "{here} {status} {media_type}");
+                            }
+                        }
+                        None => assert!(
+                            response["headers"]
+                                .as_object()
+                                .unwrap()
+                                .values()
+                                .any(|header| has_example(follow_ref(&doc, header))),
+                            "{here} {status}: no header example"
+                        ),
+                    }
+                }
+            }
+        }
+    }
+
     /// The OpenAPI document describes exactly the table: every route (and
     /// `HEAD` where `GET` is) has an operation with responses, and the
     /// document has no path the table lacks.

@@ -143,9 +143,11 @@ fn number_in(text: &str, min: u64, max: u64) -> Option<u64> {
 }
 
 /// The words of a search: split on whitespace, keeping only those with a
-/// letter or digit (the index holds nothing else).
+/// letter or digit (the index holds nothing else). NUL splits words too: no
+/// article holds one, SQLite's FTS5 ends a query string at it and
+/// PostgreSQL's text cannot carry it.
 fn search_words(q: &str) -> Vec<String> {
-    q.split_whitespace()
+    q.split(|c: char| c.is_whitespace() || c == '\0')
         .filter(|word| word.chars().any(char::is_alphanumeric))
         .map(str::to_owned)
         .collect()
@@ -233,5 +235,14 @@ mod tests {
         );
         let query = ArticleQuery::parse(&params("q=!!!")).unwrap();
         assert_eq!(query.words, Some(vec![]));
+    }
+
+    #[test]
+    fn nul_splits_search_words() {
+        let query = ArticleQuery::parse(&params("q=a%00b+%00+c%00")).unwrap();
+        assert_eq!(
+            query.words,
+            Some(vec!["a".to_owned(), "b".to_owned(), "c".to_owned()])
+        );
     }
 }

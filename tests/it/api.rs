@@ -140,6 +140,13 @@ fn filters_by_tag_and_full_text() {
     let combined = server.get("/articles?q=and&tag=web");
     assert_eq!(titles(&combined), ["Python apps", "Rust servers"]);
     assert_eq!(combined.header("X-Total-Count"), Some("2"));
+    // A NUL separates words (it was a 500: FTS5 ended the query string at it).
+    assert_eq!(
+        titles(&server.get("/articles?q=fast%00and")),
+        ["Rust servers"]
+    );
+    let nul = server.request("HEAD", "/articles?q=%00w%0B%7F", &[], None);
+    assert_eq!(nul.status, 200);
 }
 
 #[test]

@@ -422,6 +422,16 @@ fn bad_positions_limits_waits_and_types_are_422() {
     }
     let resp = server.request("GET", "/events", &[("Last-Event-ID", "abc")], None);
     assert_eq!(resp.invalid_fields(), ["Last-Event-ID"]);
+    // Last-Event-ID wins over `after`, but an invalid `after` is still a 422.
+    for accept in ["application/json", "text/event-stream"] {
+        let resp = server.request(
+            "GET",
+            "/events?after=9223372036854775808",
+            &[("Last-Event-ID", "0"), ("Accept", accept)],
+            None,
+        );
+        assert_eq!(resp.invalid_fields(), ["after"], "{accept}");
+    }
     let resp = server.request("GET", "/events", &[("Authorization", "Bearer nope")], None);
     resp.assert_401();
 }

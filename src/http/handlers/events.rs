@@ -107,12 +107,16 @@ pub fn list(app: &App, req: &mut Req<'_>) -> Result<Reply, ApiError> {
 }
 
 /// Where to start: `Last-Event-ID`, else `after`, else the present. A value
-/// that is not a non-negative integer is a 422.
+/// that is not a non-negative integer is a 422, `after` included when
+/// `Last-Event-ID` wins over it.
 fn position(req: &Req<'_>) -> Result<Option<i64>, ApiError> {
-    let (field, text) = match req.header("Last-Event-ID") {
-        Some(id) => ("Last-Event-ID", Some(id.trim())),
-        None => ("after", query(req, "after")),
-    };
+    let after = seq(query(req, "after"), "after")?;
+    let last_event_id = seq(req.header("Last-Event-ID").map(str::trim), "Last-Event-ID")?;
+    Ok(last_event_id.or(after))
+}
+
+/// A position sent as `field`, if it was sent.
+fn seq(text: Option<&str>, field: &str) -> Result<Option<i64>, ApiError> {
     text.map(|text| {
         crate::util::decimal(text)
             .and_then(|n| i64::try_from(n).ok())

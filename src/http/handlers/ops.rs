@@ -1,6 +1,7 @@
 //! What an operator's tooling calls: liveness, readiness, metrics and the
 //! OpenAPI document.
 
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use serde_json::json;
@@ -10,6 +11,7 @@ use crate::http::request::Req;
 use crate::http::response::{Reply, JSON};
 use crate::http::App;
 use crate::metrics::Snapshot;
+use crate::model::AuthMode;
 use crate::store::Store;
 use crate::util::time::now_millis;
 
@@ -62,7 +64,51 @@ pub fn metrics(app: &App, _req: &mut Req<'_>) -> Result<Reply, ApiError> {
     Ok(Reply::with_body(200, PROMETHEUS_TEXT, body))
 }
 
-/// `GET /openapi.json`.
-pub fn openapi(_app: &App, _req: &mut Req<'_>) -> Result<Reply, ApiError> {
-    Ok(Reply::with_body(200, JSON, OPENAPI.as_bytes().to_vec()))
+/// `GET /openapi.json`: the document as this server runs it. With `--auth
+/// required` the writes' `security` no longer offers the anonymous `{}`, so
+/// a tool knows (and checks) that they need the bearer token.
+pub fn openapi(app: &App, _req: &mut Req<'_>) -> Result<Reply, ApiError> {
+    let document = match app.config.auth {
+        AuthMode::Open => OPENAPI,
+        AuthMode::Required => required_document(),
+    };
+    Ok(Reply::with_body(200, JSON, document.as_bytes().to_vec()))
+}
+
+/// An operation's `security` that makes the bearer token optional, as the
+/// document spells it (a unit test holds the spelling), and the same
+/// without the anonymous alternative.
+const OPTIONAL_BEARER: &str = "\"security\": [\n          {},\n          {";
+const REQUIRED_BEARER: &str = "\"security\": [\n          {";
+
+/// The document for `--auth required`.
+fn required_document() -> &'static str {
+    static DOCUMENT: OnceLock<String> = OnceLock::new();
+    DOCUMENT.get_or_init(|| OPENAPI.replace(OPTIONAL_BEARER, REQUIRED_BEARER))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::Value;
+
+    /// In auth mode `required` exactly the writes change: their token is
+    /// required rather than optional.
+    #[test]
+    fn the_required_document_requires_the_token_for_writes_only() {
+        let mut expected: Value = serde_json::from_str(OPENAPI).unwrap();
+        let mut writes = 0;
+        for item in expected["paths"].as_object_mut().unwrap().values_mut() {
+            for (method, op) in item.as_object_mut().unwrap() {
+                if ["post", "put", "patch", "delete"].contains(&method.as_str()) {
+                    assert_eq!(op["security"], json!([{}, {"bearer": []}]), "{method}");
+                    op["security"] = json!([{"bearer": []}]);
+                    writes += 1;
+                }
+            }
+        }
+        assert_eq!(writes, 4);
+        let required: Value = serde_json::from_str(required_document()).unwrap();
+        assert_eq!(required, expected);
+    }
 }
