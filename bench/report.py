@@ -19,11 +19,13 @@ import statistics
 import sys
 from pathlib import Path
 
-SERVERS = [("articles", "articles"), ("articles-pg", "articles-pg"), ("fastapi", "FastAPI"),
-           ("flask", "Flask"), ("ceiling", "ceiling")]
+SERVERS = [("articles", "articles"), ("articles-pg", "articles-pg"), ("axum", "axum"),
+           ("axum-sqlx", "axum-sqlx"), ("fastapi", "FastAPI"), ("flask", "Flask"),
+           ("json-server", "json-server"), ("ceiling", "ceiling")]
 # Ratio columns, numerator ÷ denominator. articles-pg is not set against the
 # ceiling: articles/ceiling already says what the HTTP layer leaves.
-RATIOS = [("articles", "fastapi"), ("articles", "flask"), ("articles", "ceiling"),
+RATIOS = [("articles", "axum"), ("articles", "axum-sqlx"), ("articles", "fastapi"),
+          ("articles", "flask"), ("articles", "json-server"), ("articles", "ceiling"),
           ("articles-pg", "articles"), ("articles-pg", "fastapi"), ("articles-pg", "flask")]
 LABEL = dict(SERVERS)
 WORKLOADS = [("get_id_32", "GET /articles/{id}, 32 conns"),

@@ -1,15 +1,20 @@
 #!/usr/bin/env bash
 # Benchmark `articles` (on SQLite, and on PostgreSQL as `articles-pg`)
-# against the usual Python ways of writing the same API (Flask + gunicorn,
-# FastAPI + uvicorn) and against a bare tiny_http_fork server that answers a
-# fixed body (the "ceiling" of the HTTP layer).
+# against the same API written with axum (+ rusqlite as a performance-minded
+# engineer would: "axum"; + sqlx the idiomatic way: "axum-sqlx"), the usual
+# Python ways (Flask + gunicorn, FastAPI + uvicorn), json-server 0.17 over a
+# db.json, and a bare tiny_http_fork server that answers a fixed body (the
+# "ceiling" of the HTTP layer).
 #
-#   bash bench/run.sh     # 6-9 minutes of measuring, after ~1 min of builds
+#   bash bench/run.sh     # 10-14 minutes of measuring, after the builds
+#                         # (~1 min when cached, ~8 on a fresh machine)
 #
 # Knobs (environment): DURATION (wrk -d, default 5s), RUNS (per workload,
 # default 3), RUNS_PG (per workload for articles-pg, default RUNS), WRK_THREADS
-# (default 1), SKIP_BUILD=1 (reuse existing binaries), CONTENDERS (default
-# "articles articles-pg fastapi flask ceiling"), IDLE_WAIT (seconds to wait
+# (default 1), SKIP_BUILD=1 (reuse existing binaries; a missing one is still
+# built), CONTENDERS (default "articles articles-pg axum axum-sqlx fastapi
+# flask json-server ceiling"), AXUM_SQLX_RUNTIME (tokio flavour of axum-sqlx:
+# current, the faster on one core, or multi), IDLE_WAIT (seconds to wait
 # for the CPUs to go quiet before each contender, default 30), DISTURBED
 # (default 10: a run where other processes took more than this % of the
 # server's or wrk's core is repeated).
@@ -31,18 +36,31 @@ RUNS=${RUNS:-3}
 # shortens the whole by ~21 s per run dropped (with DURATION=5s).
 RUNS_PG=${RUNS_PG:-$RUNS}
 WRK_THREADS=${WRK_THREADS:-1}
-CONTENDERS=${CONTENDERS:-articles articles-pg fastapi flask ceiling}
+CONTENDERS=${CONTENDERS:-articles articles-pg axum axum-sqlx fastapi flask json-server ceiling}
+AXUM_SQLX_RUNTIME=${AXUM_SQLX_RUNTIME:-current}
 IDLE_WAIT=${IDLE_WAIT:-30}
 DISTURBED=${DISTURBED:-10}   # % of a core taken by others that voids a run
-# No more waiting or repeating once the script has run 7 minutes (8 before
-# articles-pg joined): what is left then takes at most ~6.5 more. All five
-# contenders without any repeat or wait come to ~6 minutes with the
-# defaults (each workload: a 1 s warm-up + 3 runs of ~5.3 s; ~70 s for
-# articles, ~75 s each for FastAPI and Flask with their slower cold starts,
-# ~75 s for articles-pg with its cluster's start, seeding and stop, ~50 s
-# for the ceiling's three workloads), plus at most one wait (30 s) begun
-# just before the limit: the whole stays under ~13.5 minutes.
-RETRY_UNTIL=420
+# The time budget: waiting for quiet CPUs and repeating disturbed runs
+# spend only the slack, what the contenders still to come will not need.
+# All eight contenders without any repeat or wait come to ~10 minutes with
+# the defaults (each workload: a 1 s warm-up + 3 runs of ~5.3 s; ~70 s for
+# articles and each axum peer, ~75 s each for FastAPI, Flask and
+# json-server with their slower cold starts, ~75 s for articles-pg with its
+# cluster's start, seeding and stop, ~50 s for the ceiling's three
+# workloads; ~20 s of setup with cached builds). A wait or repeat (at most
+# ~30 s) is begun only while the script's time so far, plus that, plus
+# PER_CONTENDER for the current contender and each one still to come fits in
+# TIME_BUDGET, so the whole stays under ~14.5 minutes (builds on a fresh
+# machine eat the slack first: then nothing is repeated).
+TIME_BUDGET=${TIME_BUDGET:-870}
+DURATION_S=${DURATION%s}
+[[ "$DURATION_S" =~ ^[0-9]+$ ]] || DURATION_S=5
+PER_CONTENDER=$(( 4 * (RUNS * DURATION_S + 2) + 15 ))   # 83 s with the defaults
+LEFT_AFTER=0   # contenders after the current one (set by the main loop)
+# may_spend SECONDS: whether a wait or repeat that long still fits.
+may_spend() {
+  [ $(( SECONDS + $1 + (LEFT_AFTER + 1) * PER_CONTENDER )) -lt "$TIME_BUDGET" ]
+}
 CEILING_THREADS=4   # the same as articles' default workers on 2 CPUs
 SERVER_CPU=0
 LOAD_CPU=1
@@ -99,16 +117,59 @@ ARTICLES_BIN="$ROOT/target/release/articles"
 # default release binary (and its size figure) is untouched.
 ARTICLES_PG_BIN="$ROOT/target/pg/release/articles"
 CEILING_BIN="$BENCH/ceiling/target/release/ceiling"
-if [ "${SKIP_BUILD:-0}" != 1 ]; then
+# The axum peers: Cargo projects of their own, each with its target dir.
+AXUM_BIN="$BENCH/peers/axum_rusqlite/target/release/axum-rusqlite-peer"
+AXUM_SQLX_BIN="$BENCH/peers/axum_sqlx/target/release/axum-sqlx-peer"
+JSON_SERVER="$BENCH/.node/node_modules/.bin/json-server"
+wants() { [[ " $CONTENDERS " == *" $1 "* ]]; }
+# Build when asked to (the default), or when the binary is missing.
+build_needed() { [ "${SKIP_BUILD:-0}" != 1 ] || [ ! -x "$1" ]; }
+# The SQLite both axum peers compile (bundled, libsqlite3-sys 0.30.1 as
+# articles') gets articles' compile options: .cargo/config.toml's
+# LIBSQLITE3_FLAGS reach any cargo build under the repository. The
+# rusqlite peer takes them as they are. sqlx's driver calls functions that
+# five of them leave out (sqlite3_column_decltype, sqlite3_column_table_name
+# and the other column metadata, sqlite3_progress_handler,
+# sqlite3_load_extension), so its build gets the rest.
+ARTICLES_SQLITE_FLAGS=$(sed -n 's/^LIBSQLITE3_FLAGS *= *"\(.*\)"$/\1/p' "$ROOT/.cargo/config.toml" 2>/dev/null || true)
+SQLX_SQLITE_FLAGS=$(tr ' ' '\n' <<<"$ARTICLES_SQLITE_FLAGS" \
+  | grep -vxE -- '-USQLITE_ENABLE_COLUMN_METADATA|-USQLITE_ENABLE_LOAD_EXTENSION|-DSQLITE_OMIT_LOAD_EXTENSION|-DSQLITE_OMIT_PROGRESS_CALLBACK|-DSQLITE_OMIT_DECLTYPE' \
+  | tr '\n' ' ' | sed 's/ *$//' || true)
+if wants ceiling && build_needed "$CEILING_BIN"; then
   log "building the ceiling server (release)"
   (cd "$BENCH/ceiling" && cargo build --release)
-  if [[ " $CONTENDERS " == *" articles "* ]]; then
-    log "building articles (release)"
-    (cd "$ROOT" && cargo build --release)
+fi
+# articles also seeds the axum peers' databases (`articles import`).
+if { wants articles || wants axum || wants axum-sqlx; } && build_needed "$ARTICLES_BIN"; then
+  log "building articles (release)"
+  (cd "$ROOT" && cargo build --release)
+fi
+if wants articles-pg && build_needed "$ARTICLES_PG_BIN"; then
+  log "building articles with the postgres feature (release, target/pg)"
+  (cd "$ROOT" && cargo build --release --features postgres --target-dir "$ROOT/target/pg")
+fi
+if wants axum && build_needed "$AXUM_BIN"; then
+  log "building the axum + rusqlite peer (release, fat LTO)"
+  (cd "$BENCH/peers/axum_rusqlite" && cargo build --release --locked)
+fi
+if wants axum-sqlx && build_needed "$AXUM_SQLX_BIN"; then
+  log "building the axum + sqlx peer (release, fat LTO)"
+  (cd "$BENCH/peers/axum_sqlx" && LIBSQLITE3_FLAGS="$SQLX_SQLITE_FLAGS" cargo build --release --locked)
+fi
+if wants json-server; then
+  if ! command -v npm >/dev/null; then
+    log "installing Node.js and npm"
+    apt-get update
+    DEBIAN_FRONTEND=noninteractive apt-get install -y nodejs npm
   fi
-  if [[ " $CONTENDERS " == *" articles-pg "* ]]; then
-    log "building articles with the postgres feature (release, target/pg)"
-    (cd "$ROOT" && cargo build --release --features postgres --target-dir "$ROOT/target/pg")
+  # json-server 0.17.4 and its dependencies as locked in peers/json_server,
+  # into bench/.node; again whenever the lock file changes.
+  if [ ! -x "$JSON_SERVER" ] \
+     || ! cmp -s "$BENCH/peers/json_server/package-lock.json" "$BENCH/.node/package-lock.json"; then
+    log "installing json-server (npm ci into bench/.node)"
+    mkdir -p "$BENCH/.node"
+    cp "$BENCH/peers/json_server/package.json" "$BENCH/peers/json_server/package-lock.json" "$BENCH/.node/"
+    (cd "$BENCH/.node" && npm ci --no-audit --no-fund --loglevel=error)
   fi
 fi
 if [[ " $CONTENDERS " == *" articles-pg "* ]] && ! "$ROOT/.ci/postgres" bindir >/dev/null 2>&1; then
@@ -118,7 +179,7 @@ if [[ " $CONTENDERS " == *" articles-pg "* ]] && ! "$ROOT/.ci/postgres" bindir >
 fi
 
 rm -rf "$OUT"
-mkdir -p "$OUT/db" "$OUT/raw"/{articles,articles-pg,fastapi,flask,ceiling}
+mkdir -p "$OUT/db" "$OUT/raw"/{articles,articles-pg,axum,axum-sqlx,fastapi,flask,json-server,ceiling}
 # Anything else busy on the 2 cores skews every figure: keep the load
 # average at the start in the notes, so a noisy run can be recognised.
 LOADAVG_START=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -154,6 +215,22 @@ server_cmd() {
       SERVER_CMD=(env PEER_DB="$db" taskset -c $SERVER_CPU "$VENV/bin/gunicorn" flask_app:app
                   --chdir "$BENCH/peers" --bind "127.0.0.1:$port" --workers 2
                   --worker-class sync --no-control-socket --log-level warning) ;;
+    axum)
+      # axum + rusqlite (peers/axum_rusqlite): tokio's multi-thread runtime
+      # (one worker on the one CPU it may use), 4 reading connections and a
+      # blocking pool of 4, one writer thread. No request log.
+      SERVER_CMD=(taskset -c $SERVER_CPU "$AXUM_BIN" --addr "127.0.0.1:$port" --db "$db") ;;
+    axum-sqlx)
+      # axum + sqlx (peers/axum_sqlx): a SqlitePool of 4 connections (each
+      # with its sqlx worker thread), on the runtime flavour chosen above.
+      SERVER_CMD=(taskset -c $SERVER_CPU "$AXUM_SQLX_BIN" --addr "127.0.0.1:$port" --db "$db"
+                  --runtime "$AXUM_SQLX_RUNTIME") ;;
+    json-server)
+      # json-server 0.17 with its defaults (CORS, gzip when asked for: wrk
+      # does not ask), --quiet for no request log; $db is its db.json, which
+      # it rewrites whole on every write.
+      SERVER_CMD=(taskset -c $SERVER_CPU "$JSON_SERVER" --quiet --host 127.0.0.1 --port "$port"
+                  "$db") ;;
     ceiling)
       SERVER_CMD=(taskset -c $SERVER_CPU "$CEILING_BIN" "127.0.0.1:$port" $CEILING_THREADS) ;;
   esac
@@ -181,22 +258,45 @@ start_server() {
 
 stop_server() { kill_tree "$SERVER_PID"; }
 
+# The first page, newest first, 20 articles: json-server spells it its own
+# way (its _page, _limit, _sort, _order parameters).
+list_path() {
+  case $1 in
+    json-server) echo "/articles?_page=1&_limit=20&_sort=id&_order=desc" ;;
+    *) echo "/articles?page=1" ;;
+  esac
+}
+
 # check NAME PORT: one request of each kind, to catch a broken contender
-# before its numbers are taken seriously. Recorded in sanity.txt.
+# before its numbers are taken seriously. Recorded in sanity.txt. Then
+# shape.py compares the bodies with the seeded data and with articles' (its
+# bodies are kept when articles runs first, as it does by default); its
+# verdict goes to shape.txt and under the table. A difference is reported,
+# not fatal: a broken contender also shows in the table's error rows.
 check() {
-  local name=$1 port=$2 path code
-  for path in /articles/1 "/articles?page=1" /articles/999999; do
+  local name=$1 port=$2 path code bodies=(--ref "$OUT/raw/articles/bodies")
+  for path in /articles/1 "$(list_path "$name")" /articles/999999; do
     code=$(curl -s -o "$OUT/raw/$name/body" -w '%{http_code} %{size_download}' \
            "http://127.0.0.1:$port$path")
     echo "GET $path -> $code bytes" | tee -a "$OUT/raw/$name/sanity.txt" >&2
   done
+  [ "$name" != articles ] || bodies=(--save "$OUT/raw/articles/bodies")
+  "$PY" "$BENCH/shape.py" "$name" "http://127.0.0.1:$port" "$(list_path "$name")" "${bodies[@]}" \
+    | tee -a "$OUT/raw/$name/shape.txt" >&2 || true
+}
+
+# check_post NAME PORT: the answer to one more POST /articles (after the
+# measured runs, which it cannot disturb), checked by shape.py.
+check_post() {
+  "$PY" "$BENCH/shape.py" "$1" "http://127.0.0.1:$2" --post \
+    | tee -a "$OUT/raw/$1/shape.txt" >&2 || true
 }
 
 # wrk_run NAME WORKLOAD CONNS PORT [wrk args...]: a 1 s warm-up, then RUNS
 # measured runs, each saved as raw/NAME/WORKLOAD-N.txt for report.py.
 # runwrk.py also measures how much CPU other processes took during the run;
 # a disturbed run (> DISTURBED %) is repeated after the machine goes quiet,
-# at most twice and only while the whole script is under RETRY_UNTIL seconds,
+# at most twice and only while the time budget has slack for it (may_spend),
 # so the 15-minute budget holds; the least disturbed attempt is kept.
 wrk_run() {
   local name=$1 workload=$2 conns=$3 port=$4 i attempt file verdict score best
@@ -220,7 +320,7 @@ wrk_run() {
         best=$score
       fi
       if awk -v a="$best" -v max="$DISTURBED" 'BEGIN { exit !(a > max) }' \
-         && [ "$attempt" -lt 3 ] && [ "$SECONDS" -lt "$RETRY_UNTIL" ]; then
+         && [ "$attempt" -lt 3 ] && may_spend 30; then
         echo "  disturbed: waiting for quiet CPUs, then repeating" >&2
         "$PY" "$BENCH/monitor.py" --wait-idle 20
         continue
@@ -255,7 +355,7 @@ measure() {
   STARTED+=("$sampler")
   log "$name: load"
   wrk_run "$name" get_id_32 32 "$port" -s "$BENCH/lua/get_random_id.lua" "$url"
-  wrk_run "$name" list_32 32 "$port" "$url/articles?page=1"
+  wrk_run "$name" list_32 32 "$port" "$url$(list_path "$name")"
   wrk_run "$name" get_id_256 256 "$port" -s "$BENCH/lua/get_random_id.lua" "$url"
   # POST last, so the reads above all saw the same 1,000 articles.
   if [ -n "$with_post" ]; then
@@ -346,6 +446,7 @@ bench_articles() {
   port=$(free_port)
   start_server articles "$port" "$db"
   BENCH_TOKEN="$token" measure articles "$port" post
+  BENCH_TOKEN="$token" check_post articles "$port"
   stop_server
   stripped_size "$ARTICLES_BIN" >"$OUT/raw/articles/binary_bytes"
 }
@@ -375,6 +476,7 @@ bench_articles_pg() {
   port=$(free_port)
   start_server articles-pg "$port" "$PG_DB_URL"
   BENCH_TOKEN="$token" measure articles-pg "$port" post
+  BENCH_TOKEN="$token" check_post articles-pg "$port"
   stop_server
   stop_postgres
   stripped_size "$ARTICLES_PG_BIN" >"$OUT/raw/articles-pg/binary_bytes"
@@ -390,6 +492,50 @@ bench_peer() {
   start_server "$name" "$port" "$db"
   check "$name" "$port"
   measure "$name" "$port" post
+  check_post "$name" "$port"
+  stop_server
+}
+
+# The seeded articles as a db.json (seed.py dbjson): json-server serves a
+# copy, and `articles import` makes the axum peers' databases from it.
+SEED_JSON="$OUT/db/seed.json"
+seed_json() {
+  [ -f "$SEED_JSON" ] || "$PY" "$BENCH/seed.py" dbjson "$SEED_JSON"
+}
+
+# The axum peers: a database made by `articles import` of the seed (so
+# articles' own schema.sql, migrations, indexes, FTS5 index and count
+# table, with the same 1,000 articles, ids, author and times as the Python
+# peers'), then cold start, checks and load as for the Python peers.
+bench_axum() {
+  local name=$1 bin=$2 db="$OUT/db/$1.db" port
+  log "$name"
+  seed_json
+  "$ARTICLES_BIN" import "$SEED_JSON" --db "$db" >"$OUT/raw/$name/import.out" \
+    2>"$OUT/raw/$name/import.err"
+  coldstart "$name" "$db"
+  port=$(free_port)
+  start_server "$name" "$port" "$db"
+  check "$name" "$port"
+  measure "$name" "$port" post
+  check_post "$name" "$port"
+  stop_server
+  stripped_size "$bin" >"$OUT/raw/$name/binary_bytes"
+}
+
+# json-server: its own copy of the seed's db.json (it rewrites the file on
+# every write).
+bench_json_server() {
+  local db="$OUT/db/json-server.json" port
+  log "json-server"
+  seed_json
+  cp "$SEED_JSON" "$db"
+  coldstart json-server "$db"
+  port=$(free_port)
+  start_server json-server "$port" "$db"
+  check json-server "$port"
+  measure json-server "$port" post
+  check_post json-server "$port"
   stop_server
 }
 
@@ -405,22 +551,37 @@ bench_ceiling() {
   stripped_size "$CEILING_BIN" >"$OUT/raw/ceiling/binary_bytes"
 }
 
+LEFT_AFTER=$(wc -w <<<"$CONTENDERS")
 for contender in $CONTENDERS; do
+  LEFT_AFTER=$(( LEFT_AFTER - 1 ))
   # Let other work on the 2 cores (a build, a test run) finish first, up to
   # IDLE_WAIT seconds; the disturbance row in the table tells what remained.
-  if [ "$SECONDS" -lt "$RETRY_UNTIL" ]; then
+  if may_spend "$IDLE_WAIT"; then
     "$PY" "$BENCH/monitor.py" --wait-idle "$IDLE_WAIT"
   fi
   case $contender in
     articles) bench_articles ;;
     articles-pg) bench_articles_pg ;;
+    axum) bench_axum axum "$AXUM_BIN" ;;
+    axum-sqlx) bench_axum axum-sqlx "$AXUM_SQLX_BIN" ;;
     fastapi|flask) bench_peer "$contender" ;;
+    json-server) bench_json_server ;;
     ceiling) bench_ceiling ;;
     *) echo "unknown contender: $contender" >&2; exit 2 ;;
   esac
 done
 
 # ----------------------------------------------------------------- report ---
+# A crate's version in a peer's Cargo.lock.
+crate_version() {
+  awk -v n="$2" '$0 == "name = \"" n "\"" { getline; gsub(/version = |"/, ""); print; exit }' \
+    "$BENCH/peers/$1/Cargo.lock"
+}
+AXUM_STACK="axum $(crate_version axum_rusqlite axum), tokio $(crate_version axum_rusqlite tokio), rusqlite $(crate_version axum_rusqlite rusqlite)"
+SQLX_STACK="axum $(crate_version axum_sqlx axum), tokio $(crate_version axum_sqlx tokio), sqlx $(crate_version axum_sqlx sqlx)"
+JSON_SERVER_VERSION=$(cat "$BENCH/.node/node_modules/json-server/package.json" 2>/dev/null \
+  | "$PY" -c 'import json, sys; print(json.load(sys.stdin)["version"])' 2>/dev/null || echo "?")
+NODE_VERSION=$(node --version 2>/dev/null || echo "?")
 cat >"$OUT/notes.md" <<EOF
 Ratios are the first-named column ÷ the second (articles/FastAPI is articles
 ÷ FastAPI, articles-pg/articles is PostgreSQL ÷ SQLite): above 1 is better
@@ -449,6 +610,43 @@ $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //')):
   commit's WAL to disk before articles answers (survives power loss), while
   articles on SQLite runs \`synchronous = NORMAL\` (no flush per commit; survives a
   crash of the process): POST /articles costs articles-pg more for that.
+- axum: $AXUM_STACK (bench/peers/axum_rusqlite),
+  fat LTO, codegen-units 1, panic = abort; tokio's multi-thread runtime (one
+  worker: it may use one CPU). Reads on spawn_blocking over 4 rusqlite
+  connections with cached statements, the blocking pool capped at 4; writes
+  sent over a channel to one writer thread, which commits all the writes
+  queued when it wakes in one transaction (a savepoint each, the new
+  articles put in the FTS5 index by one statement, as articles does).
+  articles' schema.sql (its migrations, by \`PRAGMA user_version\`): a POST
+  writes the article row (tags joined in it), its article_tags rows, the
+  count table's row (trigger) and the FTS5 index, as articles does; not the
+  change-feed event articles records with every change, nor a token lookup
+  (POSTs go to the seeded user, read per write). No request log. Bundled
+  SQLite with articles' compile options (.cargo/config.toml).
+- axum-sqlx: $SQLX_STACK (bench/peers/axum_sqlx),
+  fat LTO, codegen-units 1; tokio's $AXUM_SQLX_RUNTIME-thread runtime (the faster of the
+  two on one core). One SqlitePool of 4 connections (each driven by a thread
+  of sqlx's), State and Json extractors, query_as into FromRow structs,
+  sqlx's statement cache; each POST one \`pool.begin()\` transaction
+  (article row, its tags, its FTS5 row; the count trigger). The same
+  schema.sql, WAL, synchronous = NORMAL. SQLite compiled with articles'
+  options except five sqlx needs (column metadata, decltype, progress
+  handler, load_extension).
+- The axum peers' databases are made by \`articles import\` of the seed's
+  db.json: articles' schema, indexes and FTS5 index, and the same 1,000
+  articles, ids, author (\`bench\`) and times as the Python peers'. No
+  authentication; POSTs are attributed to the seeded user, like the Python
+  peers'.
+- json-server: json-server $JSON_SERVER_VERSION on Node.js $NODE_VERSION, its defaults (CORS on,
+  gzip only when asked for, which wrk does not) with \`--quiet\` (no request
+  log), serving a db.json of the same 1,000 articles in the API's shape. Its
+  own URLs: GET /articles/{id} as the others; the page is
+  \`/articles?_page=1&_limit=20&_sort=id&_order=desc\` (X-Total-Count too);
+  POST /articles stores the body as sent (no validation; tags not
+  deduplicated or sorted; no author or times) and answers it with its new
+  id, and rewrites the whole db.json (~850 KB, growing) synchronously on every
+  write. Bodies are pretty-printed JSON (785 bytes for /articles/1, where
+  the others send 723).
 - FastAPI: async SQLAlchemy + aiosqlite, Pydantic response models, uvicorn with
   uvloop and httptools, 1 worker, no access log.
 - Flask: Flask-SQLAlchemy, gunicorn with 2 sync workers (both on CPU $SERVER_CPU; sync
@@ -478,11 +676,19 @@ $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //')):
   ticks minus ours). A run above $DISTURBED % was repeated (at most
   twice, within the time budget) after waiting for quiet CPUs, keeping the
   least disturbed attempt; the row shows the worst kept run.
-  Load average when measuring began: $LOADAVG_START.
+  Load average when measuring began: $LOADAVG_START. The whole run took
+  $((SECONDS / 60)) min $((SECONDS % 60)) s, setup and builds included.
 
 Sanity checks (status, bytes) per contender:
-$(for n in articles articles-pg fastapi flask; do
+$(for n in articles articles-pg axum axum-sqlx fastapi flask json-server; do
     if [ -f "$OUT/raw/$n/sanity.txt" ]; then sed "s/^/- $n: /" "$OUT/raw/$n/sanity.txt"; fi
+  done)
+
+Bodies (bench/shape.py: GET /articles/{id} for ids 1, 2, 500 and 1000 and
+the first page, against the seeded data and articles' own bodies; then the
+answer to one POST after the load):
+$(for n in articles articles-pg axum axum-sqlx fastapi flask json-server; do
+    if [ -f "$OUT/raw/$n/shape.txt" ]; then sed "s/^$n: /- $n: /" "$OUT/raw/$n/shape.txt"; fi
   done)
 EOF
 "$PY" "$BENCH/report.py" "$OUT" "$BENCH/results.md"

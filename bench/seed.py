@@ -1,7 +1,10 @@
 """Seed data for the benchmark: the same 1,000 articles for every contender.
 
-    seed.py sqlite FILE          create the peers' schema in FILE and fill it
+    seed.py sqlite FILE          create the Python peers' schema in FILE and fill it
     seed.py http URL [TOKEN]     POST the articles to a running `articles`
+    seed.py dbjson FILE          write them as a json-server db.json, in the
+                                 API's shape (also what `articles import`
+                                 reads: the axum peers' databases are made so)
 
 The articles are deterministic (fixed random seed): ~500 characters of content
 each, 2 to 4 tags from a small vocabulary, all by one user ("bench").
@@ -79,6 +82,29 @@ def seed_sqlite(path):
     con.close()
 
 
+def rfc3339(dt):
+    return dt.isoformat(timespec="milliseconds") + "Z"
+
+
+def seeded_time(i):
+    """created_at (and updated_at) of article i in the peers' data, as the
+    API writes it: seed_sqlite's time of the same article."""
+    return rfc3339(datetime(2026, 1, 1) + timedelta(minutes=i))
+
+
+def seed_dbjson(path):
+    # The same articles, ids and times as seed_sqlite, in the shape GET
+    # /articles/{id} answers (keys in articles' order).
+    rows = []
+    for i, a in enumerate(articles(), 1):
+        ts = seeded_time(i)
+        rows.append({"id": i, "title": a["title"], "content": a["content"], "tags": a["tags"],
+                     "author": {"id": 1, "username": "bench"},
+                     "created_at": ts, "updated_at": ts})
+    with open(path, "w") as f:
+        json.dump({"articles": rows}, f, ensure_ascii=False, indent=2)
+
+
 def seed_http(url, token=None):
     u = urllib.parse.urlsplit(url)
     conn = http.client.HTTPConnection(u.hostname, u.port, timeout=30)  # keep-alive
@@ -96,6 +122,8 @@ def seed_http(url, token=None):
 if __name__ == "__main__":
     if sys.argv[1] == "sqlite":
         seed_sqlite(sys.argv[2])
+    elif sys.argv[1] == "dbjson":
+        seed_dbjson(sys.argv[2])
     elif sys.argv[1] == "http":
         seed_http(sys.argv[2], sys.argv[3] if len(sys.argv) > 3 else None)
     else:
