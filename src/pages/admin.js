@@ -433,7 +433,8 @@
       } else {
         reloadOpenArticle().then(() => say('This article was just changed elsewhere; you see the new version.'));
       }
-    } else if (!$('editor').hidden && !state.creating) {
+    } else if (!$('editor').hidden && !state.creating && $('reload').hidden) {
+      // (With Reload showing, a refused Save has said so already.)
       warn(event.type === 'article.deleted'
         ? 'This article was just deleted elsewhere.'
         : 'Someone else just changed this article: saving now will be refused. Reload to get their version.');

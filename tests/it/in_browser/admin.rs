@@ -254,6 +254,7 @@ fn the_list_and_an_open_article_follow_changes_made_elsewhere() {
 
     // Open it; another client edits it: the page shows the new version.
     browser.click(&browser.control("Made elsewhere"));
+    await_heading(&browser, "Made elsewhere");
     let id = made["id"].as_i64().unwrap();
     let path = format!("/articles/{id}");
     let patched = server.send_json("PATCH", &path, &[], &json!({"title": "Changed elsewhere"}));
