@@ -112,9 +112,93 @@ fn escape(byte: u8) -> Option<Escape> {
     })
 }
 
+/// The bytes of a JSON text without the whitespace between its tokens.
+/// Both halves run at compile time: `minified_len` sizes the array that
+/// `minify` fills, so a document embedded pretty-printed (readable in the
+/// repository) is stored in the binary at its smallest.
+pub const fn minified_len(json: &[u8]) -> usize {
+    let mut len = 0;
+    let mut scan = Scan::new();
+    let mut i = 0;
+    while i < json.len() {
+        if scan.keeps(json[i]) {
+            len += 1;
+        }
+        i += 1;
+    }
+    len
+}
+
+/// `json` without its insignificant whitespace; `N` is `minified_len(json)`.
+pub const fn minify<const N: usize>(json: &[u8]) -> [u8; N] {
+    let mut out = [0u8; N];
+    let mut scan = Scan::new();
+    let (mut i, mut o) = (0, 0);
+    while i < json.len() {
+        if scan.keeps(json[i]) {
+            out[o] = json[i];
+            o += 1;
+        }
+        i += 1;
+    }
+    out
+}
+
+/// Where a byte-by-byte walk through a JSON text is: in a string or not,
+/// and after a backslash in one.
+struct Scan {
+    in_string: bool,
+    escaped: bool,
+}
+
+impl Scan {
+    const fn new() -> Scan {
+        Scan {
+            in_string: false,
+            escaped: false,
+        }
+    }
+
+    /// Whether `byte`, the next one, belongs in the minified text.
+    const fn keeps(&mut self, byte: u8) -> bool {
+        if self.in_string {
+            match (self.escaped, byte) {
+                (true, _) => self.escaped = false,
+                (false, b'\\') => self.escaped = true,
+                (false, b'"') => self.in_string = false,
+                _ => {}
+            }
+            return true;
+        }
+        match byte {
+            b'"' => {
+                self.in_string = true;
+                true
+            }
+            b' ' | b'\t' | b'\n' | b'\r' => false,
+            _ => true,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn minify_drops_whitespace_between_tokens_only() {
+        const PRETTY: &[u8] = b"{\n  \"a b\": [1, 2],\n\t\"c\": \"x \\\" y\\\\\", \"d\": {}\r\n}";
+        const MIN: [u8; minified_len(PRETTY)] = minify(PRETTY);
+        assert_eq!(
+            std::str::from_utf8(&MIN).unwrap(),
+            r#"{"a b":[1,2],"c":"x \" y\\","d":{}}"#
+        );
+        let value: serde_json::Value = serde_json::from_slice(PRETTY).unwrap();
+        assert_eq!(
+            serde_json::from_slice::<serde_json::Value>(&MIN).unwrap(),
+            value
+        );
+    }
 
     fn string(text: &str) -> String {
         let mut out = Vec::new();
