@@ -6,15 +6,15 @@
 # db.json, and a bare tiny_http_fork server that answers a fixed body (the
 # "ceiling" of the HTTP layer).
 #
-#   bash bench/run.sh     # 10-14 minutes of measuring, after the builds
-#                         # (~1 min when cached, ~8 on a fresh machine)
+#   bash bench/run.sh     # ~10 minutes of measuring (at most ~14.5 in all),
+#                         # after the builds (minutes more on a fresh machine)
 #
 # Knobs (environment): DURATION (wrk -d, default 5s), RUNS (per workload,
 # default 3), RUNS_PG (per workload for articles-pg, default RUNS), WRK_THREADS
 # (default 1), SKIP_BUILD=1 (reuse existing binaries; a missing one is still
 # built), CONTENDERS (default "articles articles-pg axum axum-sqlx fastapi
 # flask json-server ceiling"), AXUM_SQLX_RUNTIME (tokio flavour of axum-sqlx:
-# current, the faster on one core, or multi), IDLE_WAIT (seconds to wait
+# multi, the faster on one core, or current), IDLE_WAIT (seconds to wait
 # for the CPUs to go quiet before each contender, default 30), DISTURBED
 # (default 10: a run where other processes took more than this % of the
 # server's or wrk's core is repeated).
@@ -37,7 +37,10 @@ RUNS=${RUNS:-3}
 RUNS_PG=${RUNS_PG:-$RUNS}
 WRK_THREADS=${WRK_THREADS:-1}
 CONTENDERS=${CONTENDERS:-articles articles-pg axum axum-sqlx fastapi flask json-server ceiling}
-AXUM_SQLX_RUNTIME=${AXUM_SQLX_RUNTIME:-current}
+# Measured with both on one core (2026-12-07): multi-thread 4 % faster on
+# the page, 2 % on GET by id at 256 connections, 20 % on POST; current-thread
+# 6 % faster on GET by id at 32 connections.
+AXUM_SQLX_RUNTIME=${AXUM_SQLX_RUNTIME:-multi}
 IDLE_WAIT=${IDLE_WAIT:-30}
 DISTURBED=${DISTURBED:-10}   # % of a core taken by others that voids a run
 # The time budget: waiting for quiet CPUs and repeating disturbed runs
@@ -624,8 +627,8 @@ $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //')):
   (POSTs go to the seeded user, read per write). No request log. Bundled
   SQLite with articles' compile options (.cargo/config.toml).
 - axum-sqlx: $SQLX_STACK (bench/peers/axum_sqlx),
-  fat LTO, codegen-units 1; tokio's $AXUM_SQLX_RUNTIME-thread runtime (the faster of the
-  two on one core). One SqlitePool of 4 connections (each driven by a thread
+  fat LTO, codegen-units 1; tokio's $AXUM_SQLX_RUNTIME-thread runtime (multi-thread
+  measured the faster of the two on one core; AXUM_SQLX_RUNTIME). One SqlitePool of 4 connections (each driven by a thread
   of sqlx's), State and Json extractors, query_as into FromRow structs,
   sqlx's statement cache; each POST one \`pool.begin()\` transaction
   (article row, its tags, its FTS5 row; the count trigger). The same
