@@ -134,10 +134,21 @@ build_needed() { [ "${SKIP_BUILD:-0}" != 1 ] || [ ! -x "$1" ]; }
 # five of them leave out (sqlite3_column_decltype, sqlite3_column_table_name
 # and the other column metadata, sqlite3_progress_handler,
 # sqlite3_load_extension), so its build gets the rest.
-ARTICLES_SQLITE_FLAGS=$(sed -n 's/^LIBSQLITE3_FLAGS *= *"\(.*\)"$/\1/p' "$ROOT/.cargo/config.toml" 2>/dev/null || true)
-SQLX_SQLITE_FLAGS=$(tr ' ' '\n' <<<"$ARTICLES_SQLITE_FLAGS" \
-  | grep -vxE -- '-USQLITE_ENABLE_COLUMN_METADATA|-USQLITE_ENABLE_LOAD_EXTENSION|-DSQLITE_OMIT_LOAD_EXTENSION|-DSQLITE_OMIT_PROGRESS_CALLBACK|-DSQLITE_OMIT_DECLTYPE' \
-  | tr '\n' ' ' | sed 's/ *$//' || true)
+SQLX_SQLITE_FLAGS=$("$PY" - "$ROOT/.cargo/config.toml" <<'PYEOF'
+import sys, tomllib
+try:
+    with open(sys.argv[1], "rb") as f:
+        flags = tomllib.load(f).get("env", {}).get("LIBSQLITE3_FLAGS", "")
+except FileNotFoundError:
+    flags = ""
+if isinstance(flags, dict):  # [env] NAME = { value = "..." }
+    flags = flags.get("value", "")
+needed = {"-USQLITE_ENABLE_COLUMN_METADATA", "-USQLITE_ENABLE_LOAD_EXTENSION",
+          "-DSQLITE_OMIT_LOAD_EXTENSION", "-DSQLITE_OMIT_PROGRESS_CALLBACK",
+          "-DSQLITE_OMIT_DECLTYPE"}
+print(" ".join(f for f in flags.split() if f not in needed))
+PYEOF
+)
 if wants ceiling && build_needed "$CEILING_BIN"; then
   log "building the ceiling server (release)"
   (cd "$BENCH/ceiling" && cargo build --release)
