@@ -15,7 +15,8 @@
     list: { q: '', tag: '', author: '', sort: '-created_at', page: 1 },
     total: 0,
     article: null, // the article open in the view or the editor
-    etag: null, // its ETag, sent as If-Match by Save and Delete
+    etag: null, // its ETag, sent as If-Match by Delete
+    editTag: null, // the ETag of the version the editor was filled from, sent by Save
     creating: false,
     idempotencyKey: null, // one per new-article form: a double click creates one
     ownWrite: null, // {id, updated_at} of our last save, not news to us
@@ -100,7 +101,7 @@
         if (response.status !== 200) { warn('Could not load the articles: ' + describe(response)); break; }
         state.total = Number(response.headers.get('X-Total-Count') || 0);
         const pages = Math.max(1, Math.ceil(state.total / PER_PAGE));
-        if (state.list.page > pages && state.total > 0) { state.list.page = pages; listAgain = true; continue; }
+        if (state.list.page > pages) { state.list.page = pages; listAgain = true; continue; }
         renderList(response.body, pages);
         follow(response.headers.get('Events-Seq'));
       } while (listAgain);
@@ -131,7 +132,7 @@
 
   function tagList(tags) {
     if (!tags.length) return null;
-    return el('div', { 'aria-label': 'Tags' }, tags.map((tag) => el('span', { class: 'tag' }, tag)));
+    return el('div', { role: 'group', 'aria-label': 'Tags' }, tags.map((tag) => el('span', { class: 'tag' }, tag)));
   }
 
   let typing = null;
@@ -157,8 +158,19 @@
 
   // ---- one article ------------------------------------------------------
 
+  // Where the page is: each navigation moves it on, so an answer that
+  // comes back after the user moved on is dropped, not shown.
+  let navigation = 0;
+  let loading = null; // {id, changed}: an article being fetched
   async function fetchArticle(id) {
+    const at = navigation;
+    loading = { id, changed: false };
     const response = await request('GET', '/articles/' + id);
+    const changed = loading && loading.changed;
+    loading = null;
+    if (at !== navigation) return false;
+    // A change to it landed while the answer was on its way: ask again.
+    if (changed) return fetchArticle(id);
     if (response.status === 200) {
       state.article = response.body;
       state.etag = response.headers.get('ETag');
@@ -232,6 +244,7 @@
 
   function openEditor(article) {
     state.creating = !article;
+    state.editTag = article ? state.etag : null;
     state.idempotencyKey = article ? null : api.randomKey();
     $('editor-heading').textContent = article ? 'Edit “' + article.title + '”' : 'New article';
     fillEditor(article);
@@ -308,12 +321,13 @@
   async function update() {
     const article = state.article;
     const response = await request('PUT', '/articles/' + article.id, {
-      body: editorBody(), headers: { 'If-Match': state.etag },
+      body: editorBody(), headers: { 'If-Match': state.editTag },
     });
     if (response.status === 200) {
       state.ownWrite = { id: response.body.id, updated_at: response.body.updated_at };
       state.article = response.body;
       state.etag = response.headers.get('ETag');
+      state.editTag = state.etag;
       go('#/articles/' + article.id, 'Saved “' + response.body.title + '”.');
     } else if (response.status === 412) {
       warn('Someone else changed this article since you opened it, so your edit was not saved. ' +
@@ -330,6 +344,7 @@
 
   $('reload').addEventListener('click', async () => {
     if (!(await fetchArticle(state.article.id))) return;
+    state.editTag = state.etag;
     fillEditor(state.article);
     say('Reloaded the current version.');
     $('title').focus();
@@ -348,22 +363,28 @@
   }
 
   async function route() {
+    navigation += 1;
+    const at = navigation;
     quiet();
-    await open(location.hash);
+    await open(location.hash, at);
+    if (at !== navigation) return;
     if (notice) { say(notice); notice = null; }
   }
 
-  async function open(hash) {
+  async function open(hash, at) {
     let match;
     if ((match = /^#\/articles\/(\d+)\/edit$/.exec(hash))) {
       const id = Number(match[1]);
       if (!state.article || state.article.id !== id || !state.etag) {
-        if (!(await fetchArticle(id))) { show('list-view'); return; }
+        if (!(await fetchArticle(id))) { if (at === navigation) show('list-view'); return; }
       }
       show('editor');
       openEditor(state.article);
     } else if ((match = /^#\/articles\/(\d+)$/.exec(hash))) {
-      if (!(await fetchArticle(Number(match[1])))) { show('list-view'); loadList(); return; }
+      if (!(await fetchArticle(Number(match[1])))) {
+        if (at === navigation) { show('list-view'); loadList(); }
+        return;
+      }
       show('article-view');
       renderArticle();
       $('article-title').focus();
@@ -398,14 +419,23 @@
     if (source || seq === null) return;
     state.seq = seq;
     connect();
+    // An article opened before the feed began may have changed in between.
+    reloadOpenArticle();
   }
 
   function connect() {
     source = new EventSource('/events?after=' + encodeURIComponent(state.seq));
     for (const type of ['article.created', 'article.updated', 'article.deleted']) {
-      source.addEventListener(type, (message) => changed(JSON.parse(message.data)));
+      source.addEventListener(type, (message) => {
+        state.seq = message.lastEventId || state.seq;
+        changed(JSON.parse(message.data));
+      });
     }
-    source.addEventListener('reset', () => { refreshList(); reloadOpenArticle(); });
+    source.addEventListener('reset', (message) => {
+      state.seq = message.lastEventId || state.seq;
+      refreshList();
+      reloadOpenArticle();
+    });
     source.onerror = () => {
       // The browser reconnects by itself (with Last-Event-ID) unless the
       // server refused the stream (a 503 when too many are open): then try
@@ -418,7 +448,7 @@
   }
 
   function changed(event) {
-    state.seq = String(event.seq);
+    if (loading && loading.id === event.data.id) loading.changed = true;
     refreshList();
     const article = state.article;
     if (!article || article.id !== event.data.id) return;

@@ -28,8 +28,8 @@ const api = (() => {
   }
 
   // Sends a request; resolves to {status, headers, body, text} whatever the
-  // status (body is parsed JSON when the response is JSON). Rejects only when
-  // no answer came back.
+  // status (body is parsed JSON when the response is JSON); status 0 when no
+  // answer came back.
   async function request(method, path, options = {}) {
     const headers = new Headers(options.headers || {});
     const bearer = options.token === undefined ? token() : options.token;
@@ -39,8 +39,17 @@ const api = (() => {
       headers.set('Content-Type', 'application/json');
       init.body = typeof options.body === 'string' ? options.body : JSON.stringify(options.body);
     }
-    const response = await fetch(path, init);
-    const text = await response.text();
+    let response;
+    let text;
+    try {
+      response = await fetch(path, init);
+      text = await response.text();
+    } catch (error) {
+      // No answer (the server is down, the network failed): status 0,
+      // with a problem that says so, like any other error.
+      const detail = 'Could not reach the server (' + error.message + ')';
+      return { status: 0, headers: new Headers(), body: { detail }, text: '' };
+    }
     let body = null;
     if (/json/.test(response.headers.get('Content-Type') || '') && text) {
       try { body = JSON.parse(text); } catch (_) { body = null; }

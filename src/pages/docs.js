@@ -207,7 +207,9 @@
     $('headers-error').textContent = '';
     $('path').removeAttribute('aria-invalid');
     // Only this server's paths: the console never calls another host.
-    if (!path.startsWith('/') || path.startsWith('//')) {
+    let target = null;
+    try { target = new URL(path, location.href); } catch (_) { target = null; }
+    if (!path.startsWith('/') || !target || target.origin !== location.origin) {
       $('path-error').textContent = 'A path on this server, starting with one /.';
       $('path').setAttribute('aria-invalid', 'true');
       $('path').focus();
@@ -232,6 +234,7 @@
         body: body && !['GET', 'HEAD'].includes(method) ? body : undefined,
       });
       const ms = Math.round(performance.now() - started);
+      if (response.status === 0) throw new Error(response.body.detail);
       $('result-status').textContent = response.status + ' (' + ms + ' ms)';
       const lines = [];
       response.headers.forEach((value, name) => lines.push(name + ': ' + value));

@@ -82,7 +82,18 @@ fn signing_in_creating_once_editing_and_deleting() {
     assert_eq!(field_error, json!(["true", expected]));
     assert!(articles(&server).is_empty());
 
-    // A double click on Save creates one article.
+    // A double click on Save creates one article. Every POST the page sent
+    // for this form carried one Idempotency-Key (so even a repeat that got
+    // through would be replayed, not created again).
+    browser.run(
+        "window.sentKeys = [];
+         const send = window.fetch;
+         window.fetch = (url, init) => {
+           if (init.method === 'POST') window.sentKeys.push(init.headers.get('Idempotency-Key'));
+           return send(url, init);
+         };",
+        &[],
+    );
     browser.fill(&browser.control("Title"), "First");
     browser.double_click(&browser.control("Save"));
     await_message(&browser, "status", "Created “First”");
@@ -92,6 +103,12 @@ fn signing_in_creating_once_editing_and_deleting() {
     assert_eq!(all.len(), 1, "{all:?}");
     assert_eq!(all[0]["author"]["username"], "alice");
     assert_eq!(all[0]["tags"], json!(["rust", "web"]));
+    let keys: Vec<String> =
+        serde_json::from_value(browser.run("return window.sentKeys", &[])).unwrap();
+    assert!(
+        !keys.is_empty() && keys.iter().all(|k| k.len() == 32 && *k == keys[0]),
+        "{keys:?}"
+    );
 
     // Edit.
     browser.click(&browser.control("Edit"));

@@ -66,11 +66,17 @@ fn every_page_fits_375_and_1280_pixels_and_loads_only_from_its_server() {
                     &[],
                 );
             }
-            if path.contains("#/articles") {
+            // A fragment is not a new page: wait for the view it opens.
+            let view = match path {
+                p if p.contains("#/articles") => Some("article-view"),
+                p if p.contains("#/new") => Some("editor"),
+                _ => None,
+            };
+            if let Some(view) = view {
                 browser.wait_for(
-                    "the article",
-                    "return document.getElementById('article-title').textContent",
-                    &[],
+                    view,
+                    "return !document.getElementById(arguments[0]).hidden",
+                    &[json!(view)],
                 );
             }
             let measured = browser.run(MEASURE, &[]);

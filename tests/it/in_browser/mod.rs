@@ -44,7 +44,10 @@ fn await_message(browser: &Browser, role: &str, text: &str) {
     let script = "const box = document.querySelector(`[role=\"${arguments[0]}\"]`);
                   return box.textContent.includes(arguments[1]) && box.textContent";
     browser.wait_for(
-        &format!("{role} saying {text:?} (now {:?})", message(browser, role)),
+        &format!(
+            "{role} saying {text:?} (before the wait: {:?})",
+            message(browser, role)
+        ),
         script,
         &[json!(role), json!(text)],
     );
