@@ -498,9 +498,15 @@ bench_articles_pg() {
 
 # The Python peers: their own SQLite files, seeded directly.
 bench_peer() {
-  local name=$1 db="$OUT/db/$1.db" port
+  local name=$1 db="$OUT/db/$1.db"
   log "$name"
   "$PY" "$BENCH/seed.py" sqlite "$db"
+  measure_peer "$name" "$db"
+}
+
+# A seeded peer: cold start, the shape checks and the load.
+measure_peer() {
+  local name=$1 db=$2 port
   coldstart "$name" "$db"
   port=$(free_port)
   start_server "$name" "$port" "$db"
@@ -522,18 +528,12 @@ seed_json() {
 # table, with the same 1,000 articles, ids, author and times as the Python
 # peers'), then cold start, checks and load as for the Python peers.
 bench_axum() {
-  local name=$1 bin=$2 db="$OUT/db/$1.db" port
+  local name=$1 bin=$2 db="$OUT/db/$1.db"
   log "$name"
   seed_json
   "$ARTICLES_BIN" import "$SEED_JSON" --db "$db" >"$OUT/raw/$name/import.out" \
     2>"$OUT/raw/$name/import.err"
-  coldstart "$name" "$db"
-  port=$(free_port)
-  start_server "$name" "$port" "$db"
-  check "$name" "$port"
-  measure "$name" "$port" post
-  check_post "$name" "$port"
-  stop_server
+  measure_peer "$name" "$db"
   stripped_size "$bin" >"$OUT/raw/$name/binary_bytes"
 }
 
