@@ -41,9 +41,7 @@ pub(super) fn handle(app: &App, mut request: Request) -> Reuse {
 
     app.metrics.start();
     let mut req = Req::new(&mut request, request_id, app.config.max_body);
-    let expected = writes(&req.method).then(|| app.store.expect_write());
     let outcome = catch_unwind(AssertUnwindSafe(|| routes::dispatch(app, &mut req)));
-    drop(expected);
     let reply = match outcome {
         Ok(Ok(reply)) => reply,
         Ok(Err(err)) => {

@@ -297,7 +297,7 @@ fn apply(article: &mut Article, title: Option<String>, content: Option<String>) 
 
 /// A check made inside a write transaction: `Err(StoreError::Rejected)`
 /// (or any other error) undoes the write.
-pub type Check<'a, T> = &'a mut dyn FnMut(&Article) -> Result<T, StoreError>;
+pub type Check<'a, T> = &'a mut (dyn FnMut(&Article) -> Result<T, StoreError> + Send);
 
 /// Articles: reads, and writes that queue their webhook event in `outbox`
 /// in the same transaction.
@@ -413,8 +413,8 @@ pub trait IdempotencyKeys {
         request: &KeyedRequest<'_>,
         author: Option<&User>,
         outbox: &Outbox,
-        decide: &mut dyn FnMut() -> Result<ArticleChange, StoreError>,
-        respond: &mut dyn FnMut(&Article) -> SavedResponse,
+        decide: &mut (dyn FnMut() -> Result<ArticleChange, StoreError> + Send),
+        respond: &mut (dyn FnMut(&Article) -> SavedResponse + Send),
     ) -> Result<Creation, StoreError>;
 }
 
@@ -491,13 +491,6 @@ pub trait Operations {
 
     /// Leaves the database tidy for a clean stop.
     fn checkpoint(&self) -> Result<(), StoreError>;
-
-    /// The calling thread is serving a request that will probably write
-    /// (see `Store::expect_write`). Backends without group commit ignore it.
-    fn announce_write(&self) {}
-
-    /// The calling thread's announced write will not come after all.
-    fn withdraw_write(&self) {}
 }
 
 /// A user as `articles export` writes it: never a token.
@@ -680,15 +673,6 @@ impl Store {
         &self.outbox
     }
 
-    /// Announces that the calling thread is serving a request that will
-    /// probably write, until its write begins or the guard drops. Group
-    /// commit holds an open batch for announced writes (for a few
-    /// milliseconds at most) rather than committing without them.
-    pub fn expect_write(&self) -> ExpectedWrite<'_> {
-        self.backend.announce_write();
-        ExpectedWrite(&*self.backend)
-    }
-
     /// How many operations found the database busy or waited too long for a
     /// connection, since the process started.
     pub fn busy_errors() -> u64 {
@@ -755,10 +739,10 @@ impl Store {
 
     /// `Articles::update_article` with a check that fails with the caller's
     /// own error type, returned as it was.
-    pub fn update_article<E: From<StoreError>>(
+    pub fn update_article<E: From<StoreError> + Send>(
         &self,
         id: i64,
-        decide: impl FnOnce(&Article) -> Result<ArticleChange, E>,
+        decide: impl FnOnce(&Article) -> Result<ArticleChange, E> + Send,
     ) -> Result<Option<Article>, E> {
         let mut check = Adapted::new(decide);
         let result = self
@@ -769,10 +753,10 @@ impl Store {
 
     /// `Articles::delete_article` with a guard that fails with the caller's
     /// own error type.
-    pub fn delete_article<E: From<StoreError>>(
+    pub fn delete_article<E: From<StoreError> + Send>(
         &self,
         id: i64,
-        guard: impl FnOnce(&Article) -> Result<(), E>,
+        guard: impl FnOnce(&Article) -> Result<(), E> + Send,
     ) -> Result<Option<Article>, E> {
         let mut check = Adapted::new(guard);
         let result = self
@@ -783,12 +767,12 @@ impl Store {
 
     /// `IdempotencyKeys::create_article_once` with a `decide` that fails
     /// with the caller's own error type.
-    pub fn create_article_once<E: From<StoreError>>(
+    pub fn create_article_once<E: From<StoreError> + Send>(
         &self,
         request: &KeyedRequest<'_>,
         author: Option<&User>,
-        decide: impl FnOnce() -> Result<ArticleChange, E>,
-        respond: impl FnOnce(&Article) -> SavedResponse,
+        decide: impl FnOnce() -> Result<ArticleChange, E> + Send,
+        respond: impl FnOnce(&Article) -> SavedResponse + Send,
     ) -> Result<Creation, E> {
         let mut check = Adapted::new(|()| decide());
         let mut respond = Some(respond);
@@ -845,16 +829,6 @@ impl Store {
     /// See `Operations::checkpoint`.
     pub fn checkpoint(&self) -> Result<(), StoreError> {
         self.backend.checkpoint()
-    }
-}
-
-/// A write announced with `Store::expect_write`; dropping it withdraws the
-/// announcement if the write has not begun.
-pub struct ExpectedWrite<'s>(&'s dyn Backend);
-
-impl Drop for ExpectedWrite<'_> {
-    fn drop(&mut self) {
-        self.0.withdraw_write();
     }
 }
 

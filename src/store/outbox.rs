@@ -83,6 +83,13 @@ impl Outbox {
         }
     }
 
+    /// `committed`, for a write that returned `(value, recorded)`: returns
+    /// the value.
+    pub(crate) fn announce<T>(&self, (value, recorded): (T, Recorded)) -> T {
+        self.committed(recorded);
+        value
+    }
+
     /// The change feed's news in this process.
     pub fn feed(&self) -> &Feed {
         &self.feed

@@ -3,7 +3,7 @@
 use postgres::types::ToSql;
 use postgres::{GenericClient, Row};
 
-use super::outbox::{announced, record_event, FEED_POSITION};
+use super::outbox::{record_event, FEED_POSITION};
 use super::{Db, PgStore};
 use crate::model::article::{Article, ArticleChange, Author};
 use crate::model::ArticleQuery;
@@ -120,7 +120,7 @@ impl Articles for PgStore {
         outbox: &Outbox,
     ) -> Result<Article, StoreError> {
         let written = self.write(|db| insert_article(db, change, author, outbox))?;
-        Ok(announced(outbox, written))
+        Ok(outbox.announce(written))
     }
 
     fn update_article(
@@ -156,7 +156,7 @@ impl Articles for PgStore {
             )?;
             Ok(Some((article, recorded)))
         })?;
-        Ok(written.map(|written| announced(outbox, written)))
+        Ok(written.map(|written| outbox.announce(written)))
     }
 
     fn delete_article(
@@ -177,7 +177,7 @@ impl Articles for PgStore {
             let recorded = record_event(db, outbox, EventType::Deleted, at, &article, None)?;
             Ok(Some((article, recorded)))
         })?;
-        Ok(written.map(|written| announced(outbox, written)))
+        Ok(written.map(|written| outbox.announce(written)))
     }
 }
 

@@ -38,8 +38,8 @@ impl IdempotencyKeys for PgStore {
         request: &KeyedRequest<'_>,
         author: Option<&User>,
         outbox: &Outbox,
-        decide: &mut dyn FnMut() -> Result<ArticleChange, StoreError>,
-        respond: &mut dyn FnMut(&Article) -> SavedResponse,
+        decide: &mut (dyn FnMut() -> Result<ArticleChange, StoreError> + Send),
+        respond: &mut (dyn FnMut(&Article) -> SavedResponse + Send),
     ) -> Result<Creation, StoreError> {
         let now = now_millis();
         let expired = now - KEY_LIFETIME_MILLIS;

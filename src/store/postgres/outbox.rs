@@ -127,14 +127,6 @@ pub(super) fn record_event<C: GenericClient>(
     })
 }
 
-/// After the commit of a write that returned `(value, recorded)`: tells the
-/// feed's followers, and the dispatcher if deliveries were queued (only
-/// now, so that they find it).
-pub(super) fn announced<T>(outbox: &Outbox, (value, recorded): (T, Recorded)) -> T {
-    outbox.committed(recorded);
-    value
-}
-
 impl Events for PgStore {
     fn events_after(&self, after: i64, limit: usize) -> Result<EventsRead, StoreError> {
         self.read_snapshot(|db| {

@@ -4,7 +4,7 @@ use rusqlite::types::Value;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use super::batch::Group;
-use super::outbox::{finish_write, record_event, FEED_POSITION};
+use super::outbox::{record_event, FEED_POSITION};
 use super::SqliteStore;
 use crate::model::article::{Article, ArticleChange, Author};
 use crate::model::ArticleQuery;
@@ -118,12 +118,13 @@ impl Articles for SqliteStore {
         author: Option<&User>,
         outbox: &Outbox,
     ) -> Result<Article, StoreError> {
-        let mut batch = self.write()?;
-        let tx = batch.create_savepoint()?;
-        let (article, recorded) = insert_article(&tx, &self.group, change, author, outbox)?;
-        tx.commit()?;
-        finish_write(batch, outbox, recorded)?;
-        Ok(article)
+        let written = self.write(|batch| {
+            let tx = batch.create_savepoint()?;
+            let created = insert_article(&tx, self.writes.group(), change, author, outbox)?;
+            tx.commit()?;
+            Ok(created)
+        })?;
+        Ok(outbox.announce(written))
     }
 
     fn update_article(
@@ -132,46 +133,47 @@ impl Articles for SqliteStore {
         outbox: &Outbox,
         decide: Check<'_, ArticleChange>,
     ) -> Result<Option<Article>, StoreError> {
-        let mut batch = self.write()?;
-        let tx = batch.savepoint()?;
-        let Some(mut article) = find(&tx, id)? else {
-            return Ok(None);
-        };
-        let change = decide(&article)?;
-        // A follower of a tag learns that an article left it.
-        let tags_before = change.tags.as_ref().map(|_| article.tags.clone());
+        let written = self.write(|batch| {
+            let tx = batch.savepoint()?;
+            let Some(mut article) = find(&tx, id)? else {
+                return Ok(None);
+            };
+            let change = decide(&article)?;
+            // A follower of a tag learns that an article left it.
+            let tags_before = change.tags.as_ref().map(|_| article.tags.clone());
 
-        let text_changes = change.title.is_some() || change.content.is_some();
-        apply(&mut article, change.title, change.content);
-        if let Some(tags) = change.tags {
-            tx.prepare_cached(DELETE_TAGS)?.execute([id])?;
-            insert_tags(&tx, id, &tags)?;
-            article.tags = tags;
-        }
-        let tags = joined(&article.tags);
-        if text_changes {
-            tx.prepare_cached(UPDATE_ARTICLE)?.execute(params![
-                id,
-                article.title,
-                article.content,
+            let text_changes = change.title.is_some() || change.content.is_some();
+            apply(&mut article, change.title, change.content);
+            if let Some(tags) = change.tags {
+                tx.prepare_cached(DELETE_TAGS)?.execute([id])?;
+                insert_tags(&tx, id, &tags)?;
+                article.tags = tags;
+            }
+            let tags = joined(&article.tags);
+            if text_changes {
+                tx.prepare_cached(UPDATE_ARTICLE)?.execute(params![
+                    id,
+                    article.title,
+                    article.content,
+                    article.updated_at,
+                    tags
+                ])?;
+            } else {
+                tx.prepare_cached(TOUCH_ARTICLE)?
+                    .execute(params![id, article.updated_at, tags])?;
+            }
+            let recorded = record_event(
+                &tx,
+                outbox,
+                EventType::Updated,
                 article.updated_at,
-                tags
-            ])?;
-        } else {
-            tx.prepare_cached(TOUCH_ARTICLE)?
-                .execute(params![id, article.updated_at, tags])?;
-        }
-        let recorded = record_event(
-            &tx,
-            outbox,
-            EventType::Updated,
-            article.updated_at,
-            &article,
-            tags_before.as_deref(),
-        )?;
-        tx.commit()?;
-        finish_write(batch, outbox, recorded)?;
-        Ok(Some(article))
+                &article,
+                tags_before.as_deref(),
+            )?;
+            tx.commit()?;
+            Ok(Some((article, recorded)))
+        })?;
+        Ok(written.map(|written| outbox.announce(written)))
     }
 
     fn delete_article(
@@ -180,20 +182,21 @@ impl Articles for SqliteStore {
         outbox: &Outbox,
         guard: Check<'_, ()>,
     ) -> Result<Option<Article>, StoreError> {
-        let mut batch = self.write()?;
-        let tx = batch.savepoint()?;
-        let Some(article) = find(&tx, id)? else {
-            return Ok(None);
-        };
-        guard(&article)?;
-        tx.prepare_cached(DELETE_ARTICLE)?.execute([id])?;
-        // Never before the article's last change, even if the clock
-        // stepped back.
-        let at = now_millis().max(article.updated_at);
-        let recorded = record_event(&tx, outbox, EventType::Deleted, at, &article, None)?;
-        tx.commit()?;
-        finish_write(batch, outbox, recorded)?;
-        Ok(Some(article))
+        let written = self.write(|batch| {
+            let tx = batch.savepoint()?;
+            let Some(article) = find(&tx, id)? else {
+                return Ok(None);
+            };
+            guard(&article)?;
+            tx.prepare_cached(DELETE_ARTICLE)?.execute([id])?;
+            // Never before the article's last change, even if the clock
+            // stepped back.
+            let at = now_millis().max(article.updated_at);
+            let recorded = record_event(&tx, outbox, EventType::Deleted, at, &article, None)?;
+            tx.commit()?;
+            Ok(Some((article, recorded)))
+        })?;
+        Ok(written.map(|written| outbox.announce(written)))
     }
 }
 

@@ -1,268 +1,89 @@
-//! Group commit.
+//! Group commit, on one writer thread.
 //!
-//! Every write needs the one writer connection. Writes that queue for it
-//! while a transaction is open join that transaction, each in a savepoint of
-//! its own (so one failing write does not undo the others), and the last
-//! writer with nobody queued behind it commits for all. A commit per batch
-//! instead of per write matters because each commit flushes the full-text
-//! index and writes every dirty page to the WAL: under load that was two
-//! thirds of the cost of a POST.
+//! Every write runs on the writer thread, the only user of the writer
+//! connection while the server runs. A write is queued for it as a job (a
+//! closure), and the thread that queued it waits for the answer. The writer
+//! takes every job queued, runs each in a savepoint of its own inside one
+//! `BEGIN IMMEDIATE` transaction (so one failing write does not undo the
+//! others), takes the jobs that were queued meanwhile, and once none are
+//! left (or `MAX_BATCH` ran) commits once for all, and answers them.
 //!
-//! On one core the writes rarely overlap by themselves, so a write about to
-//! commit also looks for writes that are coming: requests that will
-//! probably write (`Store::expect_write`, announced by the server for
-//! POST, PUT, PATCH and DELETE) and are being worked on. While there are
-//! any, it leaves the transaction open for them and waits, giving its
-//! worker's turn to another request meanwhile (see `turns`); the last one
-//! commits. A batch is held open for announced writes `MAX_HOLD` at most.
+//! A commit per batch instead of per write matters because each commit
+//! flushes the full-text index and writes every dirty page to the WAL:
+//! under load that was two thirds of the cost of a POST. The batches form
+//! by themselves: while the writer works on one, the next queues up.
 //!
-//! Nobody is answered before the commit that makes their write durable:
-//! `WriteBatch::finish` returns only after the batch committed, and an error
-//! if it did not, so a failed commit fails every write in it.
+//! Why a thread of its own rather than handing the connection from one
+//! request's thread to the next: each hand-over was a thread switch, and
+//! each batch closed as soon as nobody was queued at that instant. Here a
+//! write costs its thread one wait, and a batch one wake-up of the writer
+//! (figures in `docs/performance.md`).
+//!
+//! Nobody is answered before the commit that makes their write durable: the
+//! answer comes after the commit, and is an error if the commit failed.
 
-use std::cell::Cell;
+use std::any::Any;
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Condvar, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::{self, JoinHandle, Thread};
 
+use r2d2::Pool;
+use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::{Connection, Savepoint};
 
 use super::articles::index_articles;
-use super::{Pooled, SqliteStore, StoreError};
+use super::files::FileGuard;
+use super::{SqliteStore, StoreError};
 
 /// Most writes in one transaction, to bound the wait of the first one.
 const MAX_BATCH: usize = 64;
 
-/// Longest a batch stays open for announced writes that have not begun
-/// (a request still reading a slow client's body, say).
-const MAX_HOLD: Duration = Duration::from_millis(5);
-
-/// How often a write waiting for its batch checks that someone is still
-/// working on it (a writer that was next in line may have given up).
-const WAIT_SLICE: Duration = Duration::from_millis(20);
-
-/// Failed batches remembered for their members.
-const FAILURES_KEPT: usize = 64;
-
-/// The shared state of group commit.
+/// What the store and its writer thread share.
 pub(super) struct Group {
-    state: Mutex<State>,
-    ended: Condvar,
-    /// Writers waiting for the writer connection.
-    queued: AtomicUsize,
-    /// Writes announced and not begun (see `Group::announce`).
-    expected: AtomicUsize,
-    /// How long a batch may stay open for them: `MAX_HOLD`.
-    hold: Duration,
-    /// Writes that joined a batch, and batches committed: their ratio is
-    /// the batching achieved.
+    queue: Mutex<Queue>,
+    /// Signalled when a job is queued for a writer that sleeps, and when
+    /// the store closes.
+    arrived: Condvar,
+    /// The ids of the articles the open batch created and has not yet put
+    /// in the full-text index, first and last (see `Group::created`). Only
+    /// the writer thread uses it.
+    unindexed: Mutex<Option<(i64, i64)>>,
+    /// Writes run, and batches committed: their ratio is the batching
+    /// achieved.
     writes: AtomicU64,
     commits: AtomicU64,
-    /// Called by a writer about to wait for its batch to commit: the
-    /// server gives that thread's turn to another request meanwhile (see
+    /// Called by a thread about to wait for its write's answer: the server
+    /// gives that thread's turn to another request meanwhile (see
     /// `Store::open`).
     waiting: fn(),
 }
 
-impl Default for Group {
-    fn default() -> Group {
-        Group::new(|| {})
-    }
+#[derive(Default)]
+struct Queue {
+    jobs: VecDeque<Job>,
+    /// The writer waits for a job (so the next one must wake it).
+    sleeping: bool,
+    /// The store is closing: the writer runs what is queued, then stops.
+    closed: bool,
 }
 
 impl Group {
-    /// A group whose writers call `waiting` before they wait on a commit.
-    pub(super) fn new(waiting: fn()) -> Group {
+    fn new(waiting: fn()) -> Group {
         Group {
-            state: Mutex::default(),
-            ended: Condvar::new(),
-            queued: AtomicUsize::new(0),
-            expected: AtomicUsize::new(0),
-            hold: MAX_HOLD,
+            queue: Mutex::default(),
+            arrived: Condvar::new(),
+            unindexed: Mutex::new(None),
             writes: AtomicU64::new(0),
             commits: AtomicU64::new(0),
             waiting,
         }
     }
-}
-
-#[derive(Default)]
-struct State {
-    /// The batch whose transaction is open on the writer connection.
-    open: Option<Open>,
-    /// The last batch id handed out.
-    last: u64,
-    /// Every batch up to this one has ended (committed or failed).
-    ended: u64,
-    /// Writes in the open batch.
-    members: usize,
-    /// The ids of the articles the open batch created and has not yet put
-    /// in the full-text index, first and last (see `Group::created`).
-    unindexed: Option<(i64, i64)>,
-    /// Recently failed batches and why.
-    failures: VecDeque<(u64, String)>,
-}
-
-/// The open batch: its id, and when it began.
-#[derive(Clone, Copy)]
-struct Open {
-    id: u64,
-    since: Instant,
-}
-
-impl State {
-    fn end(&mut self, id: u64, failure: Option<String>) {
-        self.open = None;
-        self.ended = id;
-        self.members = 0;
-        self.unindexed = None;
-        if let Some(reason) = failure {
-            if self.failures.len() == FAILURES_KEPT {
-                self.failures.pop_front();
-            }
-            self.failures.push_back((id, reason));
-        }
-    }
-
-    /// Whether batch `id` is the open one.
-    fn is_open(&self, id: u64) -> bool {
-        self.open.is_some_and(|open| open.id == id)
-    }
-
-    /// How much longer the open batch may wait for announced writes: zero
-    /// once `hold` has passed, or with no batch open.
-    fn hold_left(&self, hold: Duration) -> Duration {
-        self.open.map_or(Duration::ZERO, |open| {
-            hold.saturating_sub(open.since.elapsed())
-        })
-    }
-
-    /// Whether the open batch may still wait for announced writes.
-    fn may_hold(&self, hold: Duration) -> bool {
-        self.members < MAX_BATCH && !self.hold_left(hold).is_zero()
-    }
-
-    fn outcome(&self, id: u64) -> Result<(), StoreError> {
-        match self.failures.iter().find(|(failed, _)| *failed == id) {
-            Some((_, reason)) => Err(StoreError::unavailable(format!(
-                "the transaction holding this write failed: {reason}"
-            ))),
-            None => Ok(()),
-        }
-    }
-}
-
-/// One write's place in a batch: the writer connection, inside the open
-/// transaction, until the write leaves it.
-pub(super) struct WriteBatch<'s> {
-    store: &'s SqliteStore,
-    conn: Option<Pooled>,
-    id: u64,
-}
-
-impl SqliteStore {
-    /// Joins the open write transaction, or begins one (`BEGIN IMMEDIATE`).
-    /// Waits at most `BUSY_TIMEOUT` for the writer connection. A transaction
-    /// is not begun while the database path does not name the files opened
-    /// (see `files`); one open already is checked when it commits.
-    pub(super) fn write(&self) -> Result<WriteBatch<'_>, StoreError> {
-        let group = &self.group;
-        group.queued.fetch_add(1, Ordering::SeqCst);
-        // Queued first, then no longer expected: never neither in between.
-        if group.take_announcement() {
-            group.expected.fetch_sub(1, Ordering::SeqCst);
-        }
-        let conn = self.writer.get();
-        group.queued.fetch_sub(1, Ordering::SeqCst);
-        let conn = conn?;
-        let mut state = lock(group);
-        let id = match state.open {
-            Some(open) => open.id,
-            None => {
-                self.check_files()?;
-                conn.execute_batch("BEGIN IMMEDIATE")?;
-                state.last += 1;
-                state.open = Some(Open {
-                    id: state.last,
-                    since: Instant::now(),
-                });
-                state.last
-            }
-        };
-        state.members += 1;
-        group.writes.fetch_add(1, Ordering::Relaxed);
-        Ok(WriteBatch {
-            store: self,
-            conn: Some(conn),
-            id,
-        })
-    }
-}
-
-impl SqliteStore {
-    /// One write in its own savepoint of the open (or a new) batch, made
-    /// durable before this returns.
-    pub(super) fn short_write<T>(
-        &self,
-        work: impl FnOnce(&Connection) -> Result<T, StoreError>,
-    ) -> Result<T, StoreError> {
-        let mut batch = self.write()?;
-        let tx = batch.savepoint()?;
-        let result = work(&tx)?;
-        tx.commit()?;
-        batch.finish()?;
-        Ok(result)
-    }
-}
-
-thread_local! {
-    /// The group this thread has announced a write to (its address), or 0.
-    static ANNOUNCED: Cell<usize> = const { Cell::new(0) };
-}
-
-impl Group {
-    /// The calling thread will probably write soon: an open batch waits for
-    /// it (see the module's docs). One announcement per thread at a time.
-    pub(super) fn announce(&self) {
-        if ANNOUNCED.get() == 0 {
-            ANNOUNCED.set(self.address());
-            self.expected.fetch_add(1, Ordering::SeqCst);
-        }
-    }
-
-    /// The calling thread's announced write will not come after all.
-    pub(super) fn withdraw(&self) {
-        if self.take_announcement() && self.expected.fetch_sub(1, Ordering::SeqCst) == 1 {
-            // A batch left open for it may be waiting: whoever waits on it
-            // commits it now. Without the state's lock, which a writer may
-            // hold for seconds while another process has the database
-            // locked: a waiter that misses this wakes when the hold ends.
-            self.ended.notify_all();
-        }
-    }
-
-    /// Ends this thread's announcement to this group, if it made one.
-    fn take_announcement(&self) -> bool {
-        let mine = ANNOUNCED.get() == self.address();
-        if mine {
-            ANNOUNCED.set(0);
-        }
-        mine
-    }
-
-    fn address(&self) -> usize {
-        std::ptr::from_ref(self) as usize
-    }
-
-    /// Whether a write is waiting for the writer connection or announced.
-    fn others_coming(&self) -> bool {
-        self.queued.load(Ordering::SeqCst) > 0 || self.expected.load(Ordering::SeqCst) > 0
-    }
 
     /// Article `id` was just inserted in the open batch (`insert_article`
     /// says so itself): the batch puts it in the full-text index before it
-    /// commits (`index_created`).
+    /// commits, or before a write that is not a creation (`Batch::savepoint`).
     ///
     /// Indexing each article in its own savepoint cost most of a POST's
     /// share of the full-text index: FTS5 writes its pending terms to disk
@@ -271,8 +92,8 @@ impl Group {
     /// indexing are exactly the ids from first to last (one whose write was
     /// undone is simply not there, or its id was taken again).
     pub(super) fn created(&self, id: i64) {
-        let mut state = lock(self);
-        state.unindexed = Some(match state.unindexed {
+        let mut unindexed = lock(&self.unindexed);
+        *unindexed = Some(match *unindexed {
             Some((first, last)) => (first.min(id), last.max(id)),
             None => (id, id),
         });
@@ -285,161 +106,391 @@ impl Group {
             self.commits.load(Ordering::Relaxed),
         )
     }
+
+    /// Queues `job` for the writer; gives it back once the store is closed.
+    fn push(&self, job: Job) -> Result<(), Job> {
+        let mut queue = lock(&self.queue);
+        if queue.closed {
+            return Err(job);
+        }
+        queue.jobs.push_back(job);
+        if std::mem::take(&mut queue.sleeping) {
+            drop(queue);
+            self.arrived.notify_one();
+        }
+        Ok(())
+    }
+
+    /// Waits for jobs, and takes up to `most` of them; `None` once the store
+    /// is closed and every job has been taken.
+    fn next(&self, most: usize) -> Option<VecDeque<Job>> {
+        let mut queue = lock(&self.queue);
+        while queue.jobs.is_empty() {
+            if queue.closed {
+                return None;
+            }
+            queue.sleeping = true;
+            queue = self
+                .arrived
+                .wait(queue)
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+        }
+        Some(take(&mut queue, most))
+    }
+
+    /// Takes up to `most` of the jobs queued, without waiting.
+    fn more(&self, most: usize) -> VecDeque<Job> {
+        take(&mut lock(&self.queue), most)
+    }
+
+    fn close(&self) {
+        lock(&self.queue).closed = true;
+        self.arrived.notify_one();
+    }
 }
 
-impl WriteBatch<'_> {
+fn take(queue: &mut Queue, most: usize) -> VecDeque<Job> {
+    match queue.jobs.len() <= most {
+        true => std::mem::take(&mut queue.jobs),
+        false => queue.jobs.drain(..most).collect(),
+    }
+}
+
+/// The writer thread, stopped (after the jobs queued) when dropped.
+pub(super) struct WriterThread {
+    group: Arc<Group>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl WriterThread {
+    /// Starts the writer thread of the database behind `pool` (one
+    /// connection) and `files`.
+    pub(super) fn start(
+        pool: Pool<SqliteConnectionManager>,
+        files: Option<Arc<FileGuard>>,
+        waiting: fn(),
+    ) -> Result<WriterThread, StoreError> {
+        let group = Arc::new(Group::new(waiting));
+        let committer = Committer {
+            group: Arc::clone(&group),
+            pool,
+            files,
+        };
+        let thread = thread::Builder::new()
+            .name("writer".into())
+            .spawn(move || committer.work())
+            .map_err(|err| StoreError::unavailable(format!("starting the writer: {err}")))?;
+        Ok(WriterThread {
+            group,
+            thread: Some(thread),
+        })
+    }
+
+    pub(super) fn group(&self) -> &Group {
+        &self.group
+    }
+}
+
+impl Drop for WriterThread {
+    fn drop(&mut self) {
+        self.group.close();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl SqliteStore {
+    /// Runs `work` on the writer thread, in the open write transaction, and
+    /// returns its result once the transaction has committed: `Ok` means
+    /// what it wrote is durable. `work` gets the batch, and takes a
+    /// savepoint of it (`Batch::savepoint`), which it commits for its
+    /// changes to count. A panic in `work` is resumed here.
+    pub(super) fn write<T: Send>(
+        &self,
+        work: impl FnOnce(&mut Batch<'_>) -> Result<T, StoreError> + Send,
+    ) -> Result<T, StoreError> {
+        let (mut work, mut value) = (Some(work), None);
+        self.run_write(&mut |batch| {
+            let work = work.take().expect("a write runs once");
+            value = Some(work(batch)?);
+            Ok(())
+        })?;
+        value.ok_or_else(|| StoreError::internal("a write was never run"))
+    }
+
+    /// `write`, with the types erased: one copy of the queueing and waiting
+    /// for every kind of write.
+    fn run_write(&self, work: Work<'_>) -> Result<(), StoreError> {
+        let slot = Slot {
+            answer: Mutex::new(None),
+            done: AtomicBool::new(false),
+            waiter: thread::current(),
+        };
+        // SAFETY: the job borrows `work` and `slot` for as long as this
+        // call lasts, not 'static: whether it ran or not, the job lets go of
+        // `work` before it marks `slot` done (its last use of either), and
+        // this call returns only once `slot` is done. Nothing between the
+        // push and that wait can unwind. Only lifetimes change, not types.
+        let job = unsafe {
+            Job {
+                work: Some(std::mem::transmute::<Work<'_>, Work<'static>>(work)),
+                answer: None,
+                slot: Some(std::mem::transmute::<&Slot, &'static Slot>(&slot)),
+            }
+        };
+        let group = self.writes.group();
+        if let Err(job) = group.push(job) {
+            drop(job);
+            return Err(StoreError::unavailable("the database is closing"));
+        }
+        (group.waiting)();
+        while !slot.done.load(Ordering::Acquire) {
+            thread::park();
+        }
+        let answer = lock(&slot.answer).take();
+        match answer {
+            Some(Ok(result)) => result,
+            Some(Err(panic)) => panic::resume_unwind(panic),
+            None => Err(StoreError::unavailable("the writer stopped")),
+        }
+    }
+
+    /// One write in its own savepoint, made durable before this returns.
+    pub(super) fn short_write<T: Send>(
+        &self,
+        work: impl FnOnce(&Connection) -> Result<T, StoreError> + Send,
+    ) -> Result<T, StoreError> {
+        self.write(|batch| {
+            let tx = batch.savepoint()?;
+            let result = work(&tx)?;
+            tx.commit()?;
+            Ok(result)
+        })
+    }
+}
+
+/// A write's view of the open transaction.
+pub(super) struct Batch<'c> {
+    conn: &'c mut Connection,
+    group: &'c Group,
+}
+
+impl Batch<'_> {
     /// A savepoint for this write: `commit` keeps its changes in the batch,
     /// dropping it undoes them. The articles the batch created so far are
     /// put in the full-text index first, outside the savepoint: an update
     /// or delete here must find them there, and undoing this write must not
     /// take them out again.
     pub(super) fn savepoint(&mut self) -> Result<Savepoint<'_>, StoreError> {
-        let conn = self.conn.as_mut().expect("a batch in use");
-        index_created(&self.store.group, conn)?;
-        Ok(conn.savepoint()?)
+        index_created(self.group, self.conn)?;
+        Ok(self.conn.savepoint()?)
     }
 
     /// A savepoint for a write that only creates articles: the batch's
     /// new articles stay out of the full-text index until it commits.
     pub(super) fn create_savepoint(&mut self) -> Result<Savepoint<'_>, StoreError> {
-        Ok(self.conn.as_mut().expect("a batch in use").savepoint()?)
+        Ok(self.conn.savepoint()?)
     }
+}
 
-    /// Leaves the batch and waits for it to end: `Ok` means the write is
-    /// durable. Call it after the savepoint's `commit`.
-    pub(super) fn finish(mut self) -> Result<(), StoreError> {
-        self.leave(true)
-    }
+/// A write, as `SqliteStore::write` passes it on.
+type Work<'w> = &'w mut (dyn FnMut(&mut Batch<'_>) -> Result<(), StoreError> + Send);
 
-    /// Hands the transaction to the next writer if one is queued or, with
-    /// `wait`, announced (and the batch may still hold), else commits it.
-    /// With `wait`, returns once the batch has ended, with its outcome.
-    /// Without, nobody might be left waiting to commit for an announced
-    /// write that never comes, so only a queued writer takes over.
-    fn leave(&mut self, wait: bool) -> Result<(), StoreError> {
-        let Some(conn) = self.conn.take() else {
-            return Ok(());
-        };
-        let group = &self.store.group;
-        let mut state = lock(group);
-        if conn.is_autocommit() {
-            // SQLite rolled the whole transaction back (a full disk, an I/O
-            // error): every write of the batch is lost, ours included.
-            state.end(self.id, Some("rolled back by the database".into()));
-            group.ended.notify_all();
-            return Err(StoreError::unavailable(
-                "the write transaction was rolled back",
-            ));
+/// What a write's thread gets back: the write's result, or its panic.
+type Answer = Result<Result<(), StoreError>, Box<dyn Any + Send>>;
+
+/// Where a write's answer goes, on the stack of the thread waiting for it.
+struct Slot {
+    answer: Mutex<Option<Answer>>,
+    done: AtomicBool,
+    waiter: Thread,
+}
+
+/// A queued write, as the writer thread sees it. Its lifetimes are those
+/// of the `SqliteStore::run_write` call waiting for it, erased there.
+struct Job {
+    work: Option<Work<'static>>,
+    /// What running it gave, until it ends.
+    answer: Option<Answer>,
+    /// Until the answer is given (see `Job::give`).
+    slot: Option<&'static Slot>,
+}
+
+impl Job {
+    /// Runs the write in `batch`.
+    fn run(&mut self, batch: &mut Batch<'_>) {
+        if let Some(work) = self.work.take() {
+            // A panic undoes the write (its savepoint is dropped on the
+            // way) and is resumed on the write's own thread.
+            self.answer = Some(panic::catch_unwind(AssertUnwindSafe(|| work(batch))));
         }
-        let coming = if wait {
-            group.others_coming()
-        } else {
-            group.queued.load(Ordering::SeqCst) > 0
-        };
-        if coming && state.may_hold(group.hold) {
-            drop(conn); // the next writer in line continues the transaction
-            if !wait {
-                return Ok(());
-            }
-            return self.await_end(state);
-        }
-        commit(self.store, state, &conn, self.id)
     }
 
-    /// Waits for batch `self.id` to end, its worker's turn given back.
-    /// Should the writers it was left open for not come (an announced one
-    /// gave up, or is still reading its body when the hold ends; one next
-    /// in line gave up before taking the connection), nobody would commit:
-    /// then whoever waits takes the idle connection and commits the batch
-    /// itself.
-    fn await_end<'g>(&self, mut state: MutexGuard<'g, State>) -> Result<(), StoreError> {
-        let group = &self.store.group;
-        (group.waiting)();
-        while state.ended < self.id {
-            let abandoned = group.queued.load(Ordering::SeqCst) == 0
-                && (group.expected.load(Ordering::SeqCst) == 0 || !state.may_hold(group.hold));
-            if state.is_open(self.id) && abandoned {
-                // The state stays locked meanwhile: the batch is still open.
-                if let Some(conn) = self.store.writer.try_get() {
-                    return commit(self.store, state, &conn, self.id);
+    /// Answers the write's thread: `failure` is why the transaction that
+    /// held the write did not commit, if it did not.
+    fn end(mut self, failure: Option<&StoreError>) {
+        let answer = match (self.answer.take(), failure) {
+            (Some(Ok(Ok(()))) | None, Some(failure)) => Ok(Err(shared(failure))),
+            (Some(answer), _) => answer,
+            (None, None) => Ok(Err(StoreError::internal("a write was never run"))),
+        };
+        self.give(Some(answer));
+    }
+
+    /// Puts `answer` in the slot and wakes its thread, letting go of the
+    /// write first: once the slot is done, its thread may return and end
+    /// what the write borrows.
+    fn give(&mut self, answer: Option<Answer>) {
+        self.work = None;
+        if let Some(slot) = self.slot.take() {
+            *lock(&slot.answer) = answer;
+            let waiter = slot.waiter.clone();
+            slot.done.store(true, Ordering::Release);
+            waiter.unpark();
+        }
+    }
+}
+
+impl Drop for Job {
+    /// A job dropped unanswered (the writer failed): its thread learns
+    /// that the writer stopped.
+    fn drop(&mut self) {
+        self.give(None);
+    }
+}
+
+/// The writer thread's side: the writer connection's pool and the files
+/// to check.
+struct Committer {
+    group: Arc<Group>,
+    pool: Pool<SqliteConnectionManager>,
+    files: Option<Arc<FileGuard>>,
+}
+
+impl Committer {
+    fn work(self) {
+        while let Some(jobs) = self.group.next(MAX_BATCH) {
+            // Each job's own panic is caught where it runs; one here is a
+            // bug of this module. The jobs it held are dropped, which
+            // answers them with an error, and the writer goes on.
+            if panic::catch_unwind(AssertUnwindSafe(|| self.batch(jobs))).is_err() {
+                log::error!("the writer panicked; its batch failed");
+                *lock(&self.group.unindexed) = None;
+                if let Ok(conn) = self.pool.get() {
+                    if !conn.is_autocommit() {
+                        let _ = conn.execute_batch("ROLLBACK");
+                    }
                 }
             }
-            // Wakes when the hold ends, if it is what keeps the batch open.
-            let hold_left = state.hold_left(group.hold);
-            let slice = if group.expected.load(Ordering::SeqCst) > 0 && !hold_left.is_zero() {
-                hold_left.min(WAIT_SLICE)
-            } else {
-                WAIT_SLICE
-            };
-            state = group
-                .ended
-                .wait_timeout(state, slice)
-                .unwrap_or_else(|poisoned| poisoned.into_inner())
-                .0;
         }
-        state.outcome(self.id)
+    }
+
+    /// Runs `jobs`, and those queued meanwhile, in one transaction, and
+    /// answers them once it ended.
+    fn batch(&self, mut jobs: VecDeque<Job>) {
+        let mut conn = match self.pool.get() {
+            Ok(conn) => conn,
+            Err(err) => return end_all(jobs, Some(&StoreError::from(err))),
+        };
+        let mut ran: Vec<Job> = Vec::with_capacity(jobs.len());
+        loop {
+            while let Some(mut job) = jobs.pop_front() {
+                if conn.is_autocommit() {
+                    if let Err(err) = self.begin(&conn) {
+                        jobs.push_front(job);
+                        return end_all(jobs, Some(&err));
+                    }
+                }
+                job.run(&mut Batch {
+                    conn: &mut conn,
+                    group: &self.group,
+                });
+                self.group.writes.fetch_add(1, Ordering::Relaxed);
+                ran.push(job);
+                if conn.is_autocommit() {
+                    // SQLite rolled the whole transaction back (a full
+                    // disk, an I/O error): every write so far is lost.
+                    *lock(&self.group.unindexed) = None;
+                    let failure = StoreError::unavailable("rolled back by the database");
+                    end_all(ran.drain(..), Some(&failure));
+                }
+            }
+            jobs = self.group.more(MAX_BATCH.saturating_sub(ran.len()));
+            if jobs.is_empty() {
+                break;
+            }
+        }
+        if ran.is_empty() {
+            return;
+        }
+        let outcome = self.commit(&conn);
+        end_all(ran, outcome.as_ref().err());
+    }
+
+    /// Begins a transaction, unless the database path no longer names the
+    /// files opened (see `files`); one open already is checked when it
+    /// commits.
+    fn begin(&self, conn: &Connection) -> Result<(), StoreError> {
+        self.check_files()?;
+        conn.execute_batch("BEGIN IMMEDIATE")?;
+        Ok(())
+    }
+
+    /// Commits the open transaction. A commit that went to files the
+    /// database path no longer names (moved or replaced meanwhile) is not
+    /// acknowledged: those writes would be lost.
+    fn commit(&self, conn: &Connection) -> Result<(), StoreError> {
+        let mut outcome = index_created(&self.group, conn);
+        if outcome.is_ok() {
+            outcome = conn.execute_batch("COMMIT").map_err(StoreError::from);
+        }
+        self.group.commits.fetch_add(1, Ordering::Relaxed);
+        *lock(&self.group.unindexed) = None;
+        if outcome.is_err() && !conn.is_autocommit() {
+            let _ = conn.execute_batch("ROLLBACK");
+        }
+        outcome?;
+        self.check_files()
+    }
+
+    fn check_files(&self) -> Result<(), StoreError> {
+        self.files.as_deref().map_or(Ok(()), FileGuard::check)
     }
 }
 
-impl Drop for WriteBatch<'_> {
-    /// A write that returns early (nothing to change, a refused check) still
-    /// leaves the batch, so the writes before it get committed.
-    fn drop(&mut self) {
-        if let Err(err) = self.leave(false) {
-            log::warn!("leaving a write batch: {err}");
-        }
+fn end_all(jobs: impl IntoIterator<Item = Job>, failure: Option<&StoreError>) {
+    for job in jobs {
+        job.end(failure);
     }
 }
 
-/// Commits batch `id` on `conn` and tells every member how it ended. A
-/// commit that went to files the database path no longer names (moved or
-/// replaced meanwhile) is not acknowledged: those writes would be lost.
-///
-/// The members are woken after the state is unlocked: woken while it was
-/// still locked, each went back to sleep on the lock at once, two thread
-/// switches per member instead of one.
-fn commit(
-    store: &SqliteStore,
-    mut state: MutexGuard<'_, State>,
-    conn: &Pooled,
-    id: u64,
-) -> Result<(), StoreError> {
-    let group = &store.group;
-    let mut outcome = match state.unindexed.take() {
-        Some((first, last)) => index_articles(conn, first, last),
-        None => Ok(()),
-    };
-    if outcome.is_ok() {
-        outcome = conn.execute_batch("COMMIT").map_err(StoreError::from);
+/// A transaction's failure as each write it held sees it: of the same kind
+/// (a full disk is still a full disk, a busy database still busy), with
+/// the transaction's reason.
+fn shared(failure: &StoreError) -> StoreError {
+    let message = format!("the transaction holding this write failed: {failure}");
+    match failure {
+        StoreError::Full => StoreError::Full,
+        StoreError::Busy(_) => StoreError::Busy(message.into()),
+        _ => StoreError::unavailable(message),
     }
-    group.commits.fetch_add(1, Ordering::Relaxed);
-    if outcome.is_err() && !conn.is_autocommit() {
-        let _ = conn.execute_batch("ROLLBACK");
-    }
-    if outcome.is_ok() {
-        outcome = store.check_files();
-    }
-    state.end(id, outcome.as_ref().err().map(ToString::to_string));
-    drop(state);
-    group.ended.notify_all();
-    outcome
 }
 
 /// Puts the articles the open batch created so far in the full-text index.
 fn index_created(group: &Group, conn: &Connection) -> Result<(), StoreError> {
-    let mut state = lock(group);
-    if let Some((first, last)) = state.unindexed {
+    let mut unindexed = lock(&group.unindexed);
+    if let Some((first, last)) = *unindexed {
         index_articles(conn, first, last)?;
-        state.unindexed = None;
+        *unindexed = None;
     }
     Ok(())
 }
 
-fn lock(group: &Group) -> MutexGuard<'_, State> {
-    // The state is consistent at every unlock, so a panic elsewhere while
-    // holding it leaves nothing half-done.
-    group
-        .state
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Both are consistent at every unlock, so a panic elsewhere while
+    // holding one leaves nothing half-done.
+    mutex
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
@@ -448,7 +499,7 @@ fn lock(group: &Group) -> MutexGuard<'_, State> {
 mod tests {
     use std::sync::{mpsc, Arc};
     use std::thread;
-    use std::time::{Duration, Instant};
+    use std::time::Duration;
 
     use super::super::SqliteStore;
     use crate::store::{Articles, Operations};
@@ -543,40 +594,43 @@ mod tests {
     #[test]
     fn a_batch_indexes_its_new_articles_before_it_commits_and_before_changes() {
         use super::super::articles::insert_article;
+        use super::Batch;
 
         let store = SqliteStore::open(":memory:", 2, || {}).unwrap();
         let outbox = Outbox::default();
-        let mut batch = store.write().unwrap();
-        let create = |batch: &mut super::WriteBatch<'_>, title: &str| {
+        let group = store.writes.group();
+        let create = |batch: &mut Batch<'_>, title: &str| {
             let tx = batch.create_savepoint().unwrap();
             let (article, _) =
-                insert_article(&tx, &store.group, &change(title.into()), None, &outbox).unwrap();
+                insert_article(&tx, group, &change(title.into()), None, &outbox).unwrap();
             tx.commit().unwrap();
             article.id
         };
-        let ids = [
-            create(&mut batch, "alpha"),
-            create(&mut batch, "bravo"),
-            create(&mut batch, "charlie"),
-        ];
-        {
-            // Undone: the next creation takes its id again.
-            let tx = batch.create_savepoint().unwrap();
-            insert_article(&tx, &store.group, &change("undone".into()), None, &outbox).unwrap();
-        }
-        // An update and a delete in the same batch, through the triggers
-        // that expect the articles to be in the index already.
-        let tx = batch.savepoint().unwrap();
-        tx.execute(
-            "UPDATE articles SET title = 'delta' WHERE id = ?1",
-            [ids[1]],
-        )
-        .unwrap();
-        tx.execute("DELETE FROM articles WHERE id = ?1", [ids[2]])
+        let (ids, echo) = store
+            .write(|batch| {
+                let ids = [
+                    create(batch, "alpha"),
+                    create(batch, "bravo"),
+                    create(batch, "charlie"),
+                ];
+                {
+                    // Undone: the next creation takes its id again.
+                    let tx = batch.create_savepoint()?;
+                    insert_article(&tx, group, &change("undone".into()), None, &outbox)?;
+                }
+                // An update and a delete in the same batch, through the
+                // triggers that expect the articles to be in the index
+                // already.
+                let tx = batch.savepoint()?;
+                tx.execute(
+                    "UPDATE articles SET title = 'delta' WHERE id = ?1",
+                    [ids[1]],
+                )?;
+                tx.execute("DELETE FROM articles WHERE id = ?1", [ids[2]])?;
+                tx.commit()?;
+                Ok((ids, create(batch, "echo")))
+            })
             .unwrap();
-        tx.commit().unwrap();
-        let echo = create(&mut batch, "echo");
-        batch.finish().unwrap();
 
         let conn = store.writer.get().unwrap();
         // FTS5's check of the index against the articles table itself.
@@ -601,86 +655,55 @@ mod tests {
         }
     }
 
-    /// An in-memory store whose batches wait `hold` for announced writes.
-    fn holding(hold: Duration) -> Arc<SqliteStore> {
-        let mut store = SqliteStore::open(":memory:", 2, || {}).unwrap();
-        store.group.hold = hold;
-        Arc::new(store)
-    }
-
-    /// Creates an article on another thread; the receiver hears when the
-    /// creation returned (committed).
-    fn create_in_background(store: &Arc<SqliteStore>, title: &str) -> mpsc::Receiver<()> {
-        let (store, title, (done, returned)) =
-            (Arc::clone(store), title.to_owned(), mpsc::channel());
-        thread::spawn(move || {
-            store
-                .create_article(&change(title), None, &Outbox::default())
-                .unwrap();
-            done.send(()).unwrap();
-        });
-        returned
-    }
-
-    /// A thread that announces a write, then on each message either writes
-    /// (`true`) or withdraws (`false`), and stops.
-    fn announcer(store: &Arc<SqliteStore>) -> mpsc::Sender<bool> {
-        let (store, (order, orders), (announced, has)) =
-            (Arc::clone(store), mpsc::channel(), mpsc::channel());
-        thread::spawn(move || {
-            store.announce_write();
-            announced.send(()).unwrap();
-            if orders.recv() == Ok(true) {
+    #[test]
+    fn writes_queued_while_a_batch_runs_share_its_commit() {
+        let store = Arc::new(SqliteStore::open(":memory:", 2, || {}).unwrap());
+        let (started, start) = mpsc::channel();
+        let (release, released) = mpsc::channel::<()>();
+        let first = {
+            let store = Arc::clone(&store);
+            thread::spawn(move || {
                 store
-                    .create_article(&change("announced".into()), None, &Outbox::default())
+                    .write(move |_| {
+                        started.send(()).unwrap();
+                        released.recv().unwrap();
+                        Ok(())
+                    })
                     .unwrap();
-            }
-            store.withdraw_write();
-        });
-        has.recv().unwrap();
-        order
+            })
+        };
+        start.recv().unwrap();
+        let queued: Vec<_> = (0..5)
+            .map(|n| {
+                let store = Arc::clone(&store);
+                thread::spawn(move || {
+                    store
+                        .create_article(&change(format!("queued {n}")), None, &Outbox::default())
+                        .unwrap();
+                })
+            })
+            .collect();
+        // Until all five are queued behind the first.
+        while super::lock(&store.writes.group().queue).jobs.len() < 5 {
+            thread::sleep(Duration::from_millis(1));
+        }
+        release.send(()).unwrap();
+        first.join().unwrap();
+        for thread in queued {
+            thread.join().unwrap();
+        }
+        assert_eq!(store.write_counts(), (6, 1), "(writes, commits)");
     }
 
     #[test]
-    fn a_commit_waits_for_an_announced_write_and_carries_it() {
-        let store = holding(Duration::from_secs(60));
-        let announced = announcer(&store);
-        let first = create_in_background(&store, "first");
+    fn a_write_on_a_closed_store_is_refused() {
+        let store = SqliteStore::open(":memory:", 2, || {}).unwrap();
+        store.writes.group().close();
+        let refused = store.write(|_| Ok(()));
         assert!(
-            first.recv_timeout(Duration::from_millis(300)).is_err(),
-            "committed without waiting for the announced write"
+            matches!(refused, Err(StoreError::Unavailable(_))),
+            "{refused:?}"
         );
-        announced.send(true).unwrap();
-        first
-            .recv_timeout(Duration::from_secs(10))
-            .expect("the announced write did not commit the batch");
-        assert_eq!(store.write_counts(), (2, 1), "(writes, commits)");
-    }
-
-    #[test]
-    fn a_withdrawn_announcement_lets_the_batch_commit_at_once() {
-        let store = holding(Duration::from_secs(60));
-        let announced = announcer(&store);
-        let first = create_in_background(&store, "first");
-        thread::sleep(Duration::from_millis(50));
-        announced.send(false).unwrap();
-        first
-            .recv_timeout(Duration::from_secs(10))
-            .expect("still waiting for a withdrawn write");
-        assert_eq!(store.write_counts(), (1, 1), "(writes, commits)");
-    }
-
-    #[test]
-    fn a_batch_waits_for_an_announced_write_only_so_long() {
-        let store = holding(Duration::from_millis(100));
-        let announced = announcer(&store);
-        let started = Instant::now();
-        create_in_background(&store, "first")
-            .recv_timeout(Duration::from_secs(10))
-            .expect("held open past the hold");
-        assert!(started.elapsed() >= Duration::from_millis(100));
-        assert_eq!(store.write_counts(), (1, 1), "(writes, commits)");
-        announced.send(true).unwrap();
     }
 
     #[test]

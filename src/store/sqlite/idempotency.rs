@@ -3,7 +3,6 @@
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use super::articles::insert_article;
-use super::outbox::finish_write;
 use super::SqliteStore;
 use crate::model::article::{Article, ArticleChange};
 use crate::model::User;
@@ -31,29 +30,34 @@ impl IdempotencyKeys for SqliteStore {
         request: &KeyedRequest<'_>,
         author: Option<&User>,
         outbox: &Outbox,
-        decide: &mut dyn FnMut() -> Result<ArticleChange, StoreError>,
-        respond: &mut dyn FnMut(&Article) -> SavedResponse,
+        decide: &mut (dyn FnMut() -> Result<ArticleChange, StoreError> + Send),
+        respond: &mut (dyn FnMut(&Article) -> SavedResponse + Send),
     ) -> Result<Creation, StoreError> {
         let now = now_millis();
         let expired = now - KEY_LIFETIME_MILLIS;
-        let mut batch = self.write()?;
-        let tx = batch.create_savepoint()?;
-        match find_key(&tx, request)? {
-            Some((created_at, saved)) if created_at > expired => {
-                return Ok(Creation::Earlier(saved));
+        let (creation, recorded) = self.write(|batch| {
+            let tx = batch.create_savepoint()?;
+            match find_key(&tx, request)? {
+                Some((created_at, saved)) if created_at > expired => {
+                    return Ok((Creation::Earlier(saved), None));
+                }
+                Some(_) => delete_key(&tx, request)?,
+                None => {}
             }
-            Some(_) => delete_key(&tx, request)?,
-            None => {}
+            let change = decide()?;
+            tx.prepare_cached(PRUNE_KEYS)?
+                .execute(params![expired, KEYS_PRUNED_PER_SAVE])?;
+            let group = self.writes.group();
+            let (article, recorded) = insert_article(&tx, group, &change, author, outbox)?;
+            let response = respond(&article);
+            save_key(&tx, request, now, &response)?;
+            tx.commit()?;
+            Ok((Creation::Created(response), Some(recorded)))
+        })?;
+        if let Some(recorded) = recorded {
+            outbox.committed(recorded);
         }
-        let change = decide()?;
-        tx.prepare_cached(PRUNE_KEYS)?
-            .execute(params![expired, KEYS_PRUNED_PER_SAVE])?;
-        let (article, recorded) = insert_article(&tx, &self.group, &change, author, outbox)?;
-        let response = respond(&article);
-        save_key(&tx, request, now, &response)?;
-        tx.commit()?;
-        finish_write(batch, outbox, recorded)?;
-        Ok(Creation::Created(response))
+        Ok(creation)
     }
 }
 
@@ -157,15 +161,15 @@ mod tests {
 
     /// Makes every saved key older than its lifetime.
     fn expire_all(store: &SqliteStore) {
-        let mut batch = store.write().unwrap();
-        let tx = batch.savepoint().unwrap();
-        tx.execute(
-            "UPDATE idempotency_keys SET created_at = created_at - ?1",
-            [KEY_LIFETIME_MILLIS + 1],
-        )
-        .unwrap();
-        tx.commit().unwrap();
-        batch.finish().unwrap();
+        store
+            .short_write(|tx| {
+                tx.execute(
+                    "UPDATE idempotency_keys SET created_at = created_at - ?1",
+                    [KEY_LIFETIME_MILLIS + 1],
+                )?;
+                Ok(())
+            })
+            .unwrap();
     }
 
     #[test]

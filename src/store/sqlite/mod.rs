@@ -2,10 +2,11 @@
 //!
 //! Two pools over one SQLite database: `readers` (`--pool-size`
 //! connections, `query_only`) for GETs, and `writer`, a single connection,
-//! for every write. One writer means writes queue in the pool, in order,
-//! instead of spinning on SQLite's file lock; WAL lets readers go on while it
-//! writes. Writes queued behind an open `BEGIN IMMEDIATE` transaction join
-//! it, each in a savepoint, and one commit serves them all (`batch`). Every
+//! for every write, used by one thread. One writer means writes queue for
+//! it, in order, instead of spinning on SQLite's file lock; WAL lets readers
+//! go on while it writes. The writer thread runs the writes queued in one
+//! `BEGIN IMMEDIATE` transaction, each in a savepoint, and one commit serves
+//! them all (`batch`). Every
 //! statement is stepped to completion (an unfinished statement pins the WAL
 //! and stops checkpoints).
 //!
@@ -25,7 +26,7 @@ mod users;
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use r2d2::{Pool, PooledConnection};
@@ -113,16 +114,17 @@ fn schema_gone(err: &rusqlite::Error) -> bool {
 
 /// The database: a pool of readers and one writer.
 pub struct SqliteStore {
+    /// The thread that runs every write on `writer`, in batches (group
+    /// commit). Dropped first: it finishes the writes queued.
+    writes: batch::WriterThread,
     readers: Pool<SqliteConnectionManager>,
     writer: Pool<SqliteConnectionManager>,
-    /// Group commit of the writes on `writer`.
-    group: batch::Group,
     /// For `:memory:`, a connection held open for the life of the store: an
     /// in-memory database lives only while a connection to it is open.
     _anchor: Option<Mutex<Connection>>,
     /// For a file, whether its path still names the files opened: writes
     /// are refused once it does not (see `files`).
-    files: Option<FileGuard>,
+    files: Option<Arc<FileGuard>>,
 }
 
 impl SqliteStore {
@@ -147,12 +149,13 @@ impl SqliteStore {
 
         let files = match target.in_memory {
             true => None,
-            false => Some(FileGuard::new(Path::new(location))?),
+            false => Some(Arc::new(FileGuard::new(Path::new(location))?)),
         };
+        let writer = target.pool(1, Role::Writer)?;
         let store = SqliteStore {
             readers: target.pool(readers, Role::Reader)?,
-            writer: target.pool(1, Role::Writer)?,
-            group: batch::Group::new(waiting),
+            writes: batch::WriterThread::start(writer.clone(), files.clone(), waiting)?,
+            writer,
             _anchor: target.in_memory.then(|| Mutex::new(anchor)),
             files,
         };
@@ -172,7 +175,7 @@ impl SqliteStore {
     }
 
     pub(super) fn check_files(&self) -> Result<(), StoreError> {
-        self.files.as_ref().map_or(Ok(()), FileGuard::check)
+        self.files.as_deref().map_or(Ok(()), FileGuard::check)
     }
 }
 
@@ -214,16 +217,8 @@ impl Operations for SqliteStore {
         Ok(())
     }
 
-    fn announce_write(&self) {
-        self.group.announce();
-    }
-
-    fn withdraw_write(&self) {
-        self.group.withdraw();
-    }
-
     fn write_counts(&self) -> (u64, u64) {
-        self.group.write_counts()
+        self.writes.group().write_counts()
     }
 }
 

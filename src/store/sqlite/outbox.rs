@@ -6,7 +6,6 @@ use std::sync::Arc;
 
 use rusqlite::{params, Connection};
 
-use super::batch::WriteBatch;
 use super::SqliteStore;
 use crate::model::article::Article;
 use crate::model::event::{event_body, new_message_id, EventType};
@@ -94,19 +93,6 @@ const DROP_URL: &str = "UPDATE webhook_deliveries SET state = 'gone', done_at = 
 
 const BACKLOG: &str =
     "SELECT count(*), min(created_at) FROM webhook_deliveries WHERE state = 'pending'";
-
-/// Waits for the write's batch to commit, then tells the feed's followers
-/// and, if the write queued deliveries, the dispatcher: only after the
-/// commit, so that they find it.
-pub(super) fn finish_write(
-    batch: WriteBatch<'_>,
-    outbox: &Outbox,
-    recorded: Recorded,
-) -> Result<(), StoreError> {
-    batch.finish()?;
-    outbox.committed(recorded);
-    Ok(())
-}
 
 /// Records the event of a change to `article` inside the caller's write
 /// transaction, with one delivery per live URL of `outbox`. Its id is its
