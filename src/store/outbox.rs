@@ -85,7 +85,7 @@ impl Outbox {
 
     /// `committed`, for a write that returned `(value, recorded)`: returns
     /// the value.
-    pub(crate) fn announce<T>(&self, (value, recorded): (T, Recorded)) -> T {
+    pub(crate) fn after_commit<T>(&self, (value, recorded): (T, Recorded)) -> T {
         self.committed(recorded);
         value
     }

@@ -120,7 +120,7 @@ impl Articles for PgStore {
         outbox: &Outbox,
     ) -> Result<Article, StoreError> {
         let written = self.write(|db| insert_article(db, change, author, outbox))?;
-        Ok(outbox.announce(written))
+        Ok(outbox.after_commit(written))
     }
 
     fn update_article(
@@ -156,7 +156,7 @@ impl Articles for PgStore {
             )?;
             Ok(Some((article, recorded)))
         })?;
-        Ok(written.map(|written| outbox.announce(written)))
+        Ok(written.map(|written| outbox.after_commit(written)))
     }
 
     fn delete_article(
@@ -177,7 +177,7 @@ impl Articles for PgStore {
             let recorded = record_event(db, outbox, EventType::Deleted, at, &article, None)?;
             Ok(Some((article, recorded)))
         })?;
-        Ok(written.map(|written| outbox.announce(written)))
+        Ok(written.map(|written| outbox.after_commit(written)))
     }
 }
 

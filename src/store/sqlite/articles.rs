@@ -124,7 +124,7 @@ impl Articles for SqliteStore {
             tx.commit()?;
             Ok(created)
         })?;
-        Ok(outbox.announce(written))
+        Ok(outbox.after_commit(written))
     }
 
     fn update_article(
@@ -173,7 +173,7 @@ impl Articles for SqliteStore {
             tx.commit()?;
             Ok(Some((article, recorded)))
         })?;
-        Ok(written.map(|written| outbox.announce(written)))
+        Ok(written.map(|written| outbox.after_commit(written)))
     }
 
     fn delete_article(
@@ -196,7 +196,7 @@ impl Articles for SqliteStore {
             tx.commit()?;
             Ok(Some((article, recorded)))
         })?;
-        Ok(written.map(|written| outbox.announce(written)))
+        Ok(written.map(|written| outbox.after_commit(written)))
     }
 }
 

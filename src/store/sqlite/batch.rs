@@ -1,7 +1,8 @@
 //! Group commit, on one writer thread.
 //!
-//! Every write runs on the writer thread, the only user of the writer
-//! connection while the server runs. A write is queued for it as a job (a
+//! Every write of the API runs on the writer thread, over the writer
+//! connection (the import and the last checkpoint take that connection
+//! from its pool between batches). A write is queued for it as a job (a
 //! closure), and the thread that queued it waits for the answer. The writer
 //! takes every job queued, runs each in a savepoint of its own inside one
 //! `BEGIN IMMEDIATE` transaction (so one failing write does not undo the
@@ -23,11 +24,13 @@
 //! answer comes after the commit, and is an error if the commit failed.
 
 use std::any::Any;
+use std::cell::Cell;
 use std::collections::VecDeque;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::{self, JoinHandle, Thread};
+use std::time::Instant;
 
 use r2d2::Pool;
 use r2d2_sqlite::SqliteConnectionManager;
@@ -36,6 +39,7 @@ use rusqlite::{Connection, Savepoint};
 use super::articles::index_articles;
 use super::files::FileGuard;
 use super::{SqliteStore, StoreError};
+use crate::store::{busy, BUSY_TIMEOUT};
 
 /// Most writes in one transaction, to bound the wait of the first one.
 const MAX_BATCH: usize = 64;
@@ -50,7 +54,7 @@ pub(super) struct Group {
     /// in the full-text index, first and last (see `Group::created`). Only
     /// the writer thread uses it.
     unindexed: Mutex<Option<(i64, i64)>>,
-    /// Writes run, and batches committed: their ratio is the batching
+    /// Writes committed, and the commits: their ratio is the batching
     /// achieved.
     writes: AtomicU64,
     commits: AtomicU64,
@@ -222,29 +226,35 @@ impl SqliteStore {
     /// `write`, with the types erased: one copy of the queueing and waiting
     /// for every kind of write.
     fn run_write(&self, work: Work<'_>) -> Result<(), StoreError> {
+        if ON_WRITER.get() {
+            // It would wait for itself for ever.
+            return Err(StoreError::internal("a write made from inside a write"));
+        }
         let slot = Slot {
             answer: Mutex::new(None),
             done: AtomicBool::new(false),
             waiter: thread::current(),
         };
+        let group = self.writes.group();
+        (group.waiting)();
         // SAFETY: the job borrows `work` and `slot` for as long as this
         // call lasts, not 'static: whether it ran or not, the job lets go of
         // `work` before it marks `slot` done (its last use of either), and
         // this call returns only once `slot` is done. Nothing between the
-        // push and that wait can unwind. Only lifetimes change, not types.
+        // push and that wait can unwind (an atomic load and `park`). Only
+        // lifetimes change, not types.
         let job = unsafe {
             Job {
                 work: Some(std::mem::transmute::<Work<'_>, Work<'static>>(work)),
                 answer: None,
                 slot: Some(std::mem::transmute::<&Slot, &'static Slot>(&slot)),
+                queued: Instant::now(),
             }
         };
-        let group = self.writes.group();
         if let Err(job) = group.push(job) {
             drop(job);
             return Err(StoreError::unavailable("the database is closing"));
         }
-        (group.waiting)();
         while !slot.done.load(Ordering::Acquire) {
             thread::park();
         }
@@ -315,6 +325,9 @@ struct Job {
     answer: Option<Answer>,
     /// Until the answer is given (see `Job::give`).
     slot: Option<&'static Slot>,
+    /// When it was queued: one that waited `BUSY_TIMEOUT` for the writer
+    /// is answered busy instead of run.
+    queued: Instant,
 }
 
 impl Job {
@@ -370,6 +383,9 @@ struct Committer {
 
 impl Committer {
     fn work(self) {
+        ON_WRITER.set(true);
+        // However this thread ends, no write waits for it afterwards.
+        let _closing = Closing(&self.group);
         while let Some(jobs) = self.group.next(MAX_BATCH) {
             // Each job's own panic is caught where it runs; one here is a
             // bug of this module. The jobs it held are dropped, which
@@ -393,9 +409,23 @@ impl Committer {
             Ok(conn) => conn,
             Err(err) => return end_all(jobs, Some(&StoreError::from(err))),
         };
+        if !conn.is_autocommit() {
+            // Left open by a batch that failed half-way: its writes were
+            // answered as failed, so they must not commit with these.
+            let _ = conn.execute_batch("ROLLBACK");
+            if !conn.is_autocommit() {
+                let failure = StoreError::unavailable("could not roll back a failed batch");
+                return end_all(jobs, Some(&failure));
+            }
+        }
         let mut ran: Vec<Job> = Vec::with_capacity(jobs.len());
         loop {
             while let Some(mut job) = jobs.pop_front() {
+                if job.queued.elapsed() >= BUSY_TIMEOUT {
+                    let waited = busy("waited too long for the writer");
+                    job.end(Some(&waited));
+                    continue;
+                }
                 if conn.is_autocommit() {
                     if let Err(err) = self.begin(&conn) {
                         jobs.push_front(job);
@@ -406,7 +436,6 @@ impl Committer {
                     conn: &mut conn,
                     group: &self.group,
                 });
-                self.group.writes.fetch_add(1, Ordering::Relaxed);
                 ran.push(job);
                 if conn.is_autocommit() {
                     // SQLite rolled the whole transaction back (a full
@@ -425,6 +454,11 @@ impl Committer {
             return;
         }
         let outcome = self.commit(&conn);
+        if outcome.is_ok() {
+            let group = &self.group;
+            group.writes.fetch_add(ran.len() as u64, Ordering::Relaxed);
+            group.commits.fetch_add(1, Ordering::Relaxed);
+        }
         end_all(ran, outcome.as_ref().err());
     }
 
@@ -445,7 +479,6 @@ impl Committer {
         if outcome.is_ok() {
             outcome = conn.execute_batch("COMMIT").map_err(StoreError::from);
         }
-        self.group.commits.fetch_add(1, Ordering::Relaxed);
         *lock(&self.group.unindexed) = None;
         if outcome.is_err() && !conn.is_autocommit() {
             let _ = conn.execute_batch("ROLLBACK");
@@ -456,6 +489,24 @@ impl Committer {
 
     fn check_files(&self) -> Result<(), StoreError> {
         self.files.as_deref().map_or(Ok(()), FileGuard::check)
+    }
+}
+
+thread_local! {
+    /// Whether this thread is a writer thread.
+    static ON_WRITER: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Closes the queue when the writer thread ends, however it ends, and
+/// answers what is left in it: a write queued afterwards is refused rather
+/// than left waiting.
+struct Closing<'g>(&'g Group);
+
+impl Drop for Closing<'_> {
+    fn drop(&mut self) {
+        self.0.close();
+        let left = std::mem::take(&mut lock(&self.0.queue).jobs);
+        drop(left);
     }
 }
 
@@ -693,6 +744,14 @@ mod tests {
             thread.join().unwrap();
         }
         assert_eq!(store.write_counts(), (6, 1), "(writes, commits)");
+    }
+
+    #[test]
+    fn a_write_made_from_inside_a_write_is_refused_not_deadlocked() {
+        let store = SqliteStore::open(":memory:", 2, || {}).unwrap();
+        let inner = store.write(|_| Ok(store.short_write(|_| Ok(())))).unwrap();
+        assert!(matches!(inner, Err(StoreError::Internal(_))), "{inner:?}");
+        store.short_write(|_| Ok(())).unwrap();
     }
 
     #[test]
