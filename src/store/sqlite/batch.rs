@@ -284,6 +284,8 @@ impl SqliteStore {
 pub(super) struct Batch<'c> {
     conn: &'c mut Connection,
     group: &'c Group,
+    /// Whether the write used the transaction without a savepoint.
+    unguarded: bool,
 }
 
 impl Batch<'_> {
@@ -295,6 +297,21 @@ impl Batch<'_> {
     pub(super) fn savepoint(&mut self) -> Result<Savepoint<'_>, StoreError> {
         index_created(self.group, self.conn)?;
         Ok(self.conn.savepoint()?)
+    }
+
+    /// The transaction itself, with no savepoint, for a write that can
+    /// fail only by the database's own failure (a full disk, an I/O error)
+    /// and that undoes nothing it wrote on its own. Should it fail anyway,
+    /// the whole batch is rolled back, every write in it fails, and the
+    /// writes after it go on in a new transaction.
+    ///
+    /// Why: a savepoint copies every page it changes into its journal
+    /// first, and in a batch the same pages (the tables' last leaves, their
+    /// indexes) are copied again for every write (figures in
+    /// `docs/performance.md`).
+    pub(super) fn unguarded(&mut self) -> &Connection {
+        self.unguarded = true;
+        self.conn
     }
 
     /// A savepoint for a write that only creates articles: the batch's
@@ -337,6 +354,15 @@ impl Job {
             // A panic undoes the write (its savepoint is dropped on the
             // way) and is resumed on the write's own thread.
             self.answer = Some(panic::catch_unwind(AssertUnwindSafe(|| work(batch))));
+        }
+    }
+
+    /// How the batch fails with this write, if it failed.
+    fn failure(&self) -> Option<StoreError> {
+        match &self.answer {
+            Some(Ok(Err(err))) => Some(shared(err)),
+            Some(Err(_)) => Some(StoreError::internal("a write in it panicked")),
+            _ => None,
         }
     }
 
@@ -432,12 +458,28 @@ impl Committer {
                         return end_all(jobs, Some(&err));
                     }
                 }
-                job.run(&mut Batch {
+                let mut batch = Batch {
                     conn: &mut conn,
                     group: &self.group,
-                });
+                    unguarded: false,
+                };
+                job.run(&mut batch);
+                let failure = match batch.unguarded {
+                    true => job.failure(),
+                    false => None,
+                };
                 ran.push(job);
-                if conn.is_autocommit() {
+                if let Some(failure) = failure {
+                    // A write without a savepoint failed half-way: undo
+                    // the batch (see `Batch::unguarded`).
+                    let _ = conn.execute_batch("ROLLBACK");
+                    *lock(&self.group.unindexed) = None;
+                    end_all(ran.drain(..), Some(&failure));
+                    if !conn.is_autocommit() {
+                        // Not even that: the next batch tries again first.
+                        return end_all(jobs, Some(&failure));
+                    }
+                } else if conn.is_autocommit() {
                     // SQLite rolled the whole transaction back (a full
                     // disk, an I/O error): every write so far is lost.
                     *lock(&self.group.unindexed) = None;
@@ -744,6 +786,68 @@ mod tests {
             thread.join().unwrap();
         }
         assert_eq!(store.write_counts(), (6, 1), "(writes, commits)");
+    }
+
+    #[test]
+    fn an_unguarded_write_failing_half_way_undoes_its_whole_batch() {
+        let store = Arc::new(SqliteStore::open(":memory:", 2, || {}).unwrap());
+        let (started, start) = mpsc::channel();
+        let (release, released) = mpsc::channel::<()>();
+        type Work = Box<dyn FnOnce(&SqliteStore) -> Result<(), StoreError> + Send>;
+        let spawn = |work: Work| {
+            let store = Arc::clone(&store);
+            thread::spawn(move || work(&store))
+        };
+        // Holds the writer until the other two are queued behind it.
+        let first = spawn(Box::new(move |store| {
+            store.short_write(move |tx| {
+                tx.execute(
+                    "INSERT INTO users (username, created_at) VALUES ('u', 0)",
+                    [],
+                )?;
+                started.send(()).unwrap();
+                released.recv().unwrap();
+                Ok(())
+            })
+        }));
+        start.recv().unwrap();
+        let created = spawn(Box::new(|store| {
+            store
+                .create_article(&change("created".into()), None, &Outbox::default())
+                .map(drop)
+        }));
+        let failing = spawn(Box::new(|store| {
+            store.write(|batch| {
+                batch.unguarded().execute(
+                    "INSERT INTO users (username, created_at) VALUES ('v', 0)",
+                    [],
+                )?;
+                Err(StoreError::Full)
+            })
+        }));
+        while super::lock(&store.writes.group().queue).jobs.len() < 2 {
+            thread::sleep(Duration::from_millis(1));
+        }
+        release.send(()).unwrap();
+        assert!(matches!(failing.join().unwrap(), Err(StoreError::Full)));
+        for other in [first, created] {
+            let failed = other.join().unwrap();
+            assert!(matches!(failed, Err(StoreError::Full)), "{failed:?}");
+        }
+        let conn = store.read().unwrap();
+        let rows: i64 = conn
+            .query_row(
+                "SELECT (SELECT count(*) FROM users) + (SELECT count(*) FROM articles)",
+                [],
+                |row| row.get(0),
+            )
+            .unwrap();
+        assert_eq!(rows, 0, "the batch was not undone");
+        drop(conn);
+        store
+            .create_article(&change("after".into()), None, &Outbox::default())
+            .unwrap();
+        assert_eq!(store.write_counts(), (1, 1), "(writes, commits)");
     }
 
     #[test]
