@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Instructions per request, counted by callgrind (repeatable, unlike time):
 # a server on a fresh database answers N keep-alive GET /articles/1 (or N
-# POST /articles) from one client; prints the server's total instructions
+# POST /articles, or N GET /articles?page=1 of 25 articles) from one client; prints the server's total instructions
 # and the per-request figure, net of start-up and shutdown (measured with
 # no requests and subtracted).
 #
-#   bench/callgrind.sh BINARY [get|post] [N]
+#   bench/callgrind.sh BINARY [get|post|page] [N]
 set -euo pipefail
 binary=$1 workload=${2:-get} count=${3:-5000}
 command -v valgrind >/dev/null || { echo "needs valgrind (apt-get install valgrind)" >&2; exit 2; }
@@ -39,10 +39,12 @@ def ask(req):
         body += s.recv(65536)
 body = b'{"title":"t","content":"c","tags":["a"]}'
 post = b"POST /articles HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
-ask(post)
+for _ in range(25 if workload == "page" else 1):
+    ask(post)
 get = b"GET /articles/1 HTTP/1.1\r\nHost: x\r\n\r\n"
+page = b"GET /articles?page=1 HTTP/1.1\r\nHost: x\r\n\r\n"
 for _ in range(n):
-    ask(get if workload == "get" else post)
+    ask({"get": get, "page": page}.get(workload, post))
 PY
     kill -TERM "$pid"
     wait "$pid" || true

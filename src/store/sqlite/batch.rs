@@ -811,11 +811,18 @@ mod tests {
             })
         }));
         start.recv().unwrap();
+        let queued = |jobs: usize| {
+            while super::lock(&store.writes.group().queue).jobs.len() < jobs {
+                thread::sleep(Duration::from_millis(1));
+            }
+        };
+        // Queued in this order: the creation first, then the failing write.
         let created = spawn(Box::new(|store| {
             store
                 .create_article(&change("created".into()), None, &Outbox::default())
                 .map(drop)
         }));
+        queued(1);
         let failing = spawn(Box::new(|store| {
             store.write(|batch| {
                 batch.unguarded().execute(
@@ -825,9 +832,7 @@ mod tests {
                 Err(StoreError::Full)
             })
         }));
-        while super::lock(&store.writes.group().queue).jobs.len() < 2 {
-            thread::sleep(Duration::from_millis(1));
-        }
+        queued(2);
         release.send(()).unwrap();
         assert!(matches!(failing.join().unwrap(), Err(StoreError::Full)));
         for other in [first, created] {
