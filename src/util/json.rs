@@ -117,31 +117,31 @@ fn escape(byte: u8) -> Option<Escape> {
 /// `minify` fills, so a document embedded pretty-printed (readable in the
 /// repository) is stored in the binary at its smallest.
 pub const fn minified_len(json: &[u8]) -> usize {
-    let mut len = 0;
-    let mut scan = Scan::new();
-    let mut i = 0;
-    while i < json.len() {
-        if scan.keeps(json[i]) {
-            len += 1;
-        }
-        i += 1;
-    }
-    len
+    minify_into(json, &mut [])
 }
 
 /// `json` without its insignificant whitespace; `N` is `minified_len(json)`.
 pub const fn minify<const N: usize>(json: &[u8]) -> [u8; N] {
     let mut out = [0u8; N];
+    minify_into(json, &mut out);
+    out
+}
+
+/// Writes the bytes `minify` keeps into `out`, as many as fit, and returns
+/// how many it keeps.
+const fn minify_into(json: &[u8], out: &mut [u8]) -> usize {
     let mut scan = Scan::new();
-    let (mut i, mut o) = (0, 0);
+    let (mut i, mut kept) = (0, 0);
     while i < json.len() {
         if scan.keeps(json[i]) {
-            out[o] = json[i];
-            o += 1;
+            if kept < out.len() {
+                out[kept] = json[i];
+            }
+            kept += 1;
         }
         i += 1;
     }
-    out
+    kept
 }
 
 /// Where a byte-by-byte walk through a JSON text is: in a string or not,

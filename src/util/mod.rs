@@ -1,11 +1,19 @@
 //! Small helpers with no knowledge of the rest of the crate: time and
 //! dates, hand-written JSON output, form-urlencoded query strings, request
-//! ids, and strict decimal numbers.
+//! ids, strict decimal numbers, and a lock that outlives a panic.
 
 pub mod ids;
 pub mod json;
 pub mod time;
 pub mod urlencoded;
+
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+/// Locks `mutex` even if a thread panicked while holding it: for state that
+/// is consistent at every unlock, so such a panic leaves nothing half-done.
+pub fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
 
 /// A plain decimal number from a request (a `Content-Length`, an id, a
 /// page): ASCII digits only, not empty, within `u64` (RFC 9110, section 8.6,

@@ -28,8 +28,10 @@ mod dispatcher;
 mod secret;
 mod url;
 
-use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::{Condvar, Mutex, PoisonError};
 use std::time::Duration;
+
+use crate::util::lock;
 
 pub use dispatcher::{Context, Deliveries};
 pub use secret::WebhookSecret;
@@ -73,8 +75,4 @@ impl Signal {
         inbox.stop = stop;
         taken
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }

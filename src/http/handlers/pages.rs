@@ -63,33 +63,33 @@ const ASSETS: &[Asset] = &[
 
 /// The length of `text` without the spaces and tabs that begin its lines.
 const fn dedented_len(text: &[u8]) -> usize {
-    let (mut len, mut i, mut line_start) = (0, 0, true);
-    while i < text.len() {
-        let indent = line_start && (text[i] == b' ' || text[i] == b'\t');
-        if !indent {
-            len += 1;
-            line_start = text[i] == b'\n';
-        }
-        i += 1;
-    }
-    len
+    dedent_into(text, &mut [])
 }
 
 /// `text` without the spaces and tabs that begin its lines; `N` is
 /// `dedented_len(text)`.
 const fn dedent<const N: usize>(text: &[u8]) -> [u8; N] {
     let mut out = [0u8; N];
-    let (mut i, mut o, mut line_start) = (0, 0, true);
+    dedent_into(text, &mut out);
+    out
+}
+
+/// Writes the bytes `dedent` keeps into `out`, as many as fit, and returns
+/// how many it keeps.
+const fn dedent_into(text: &[u8], out: &mut [u8]) -> usize {
+    let (mut i, mut kept, mut line_start) = (0, 0, true);
     while i < text.len() {
         let indent = line_start && (text[i] == b' ' || text[i] == b'\t');
         if !indent {
-            out[o] = text[i];
-            o += 1;
+            if kept < out.len() {
+                out[kept] = text[i];
+            }
+            kept += 1;
             line_start = text[i] == b'\n';
         }
         i += 1;
     }
-    out
+    kept
 }
 
 /// The index for API clients: the same links the HTML index has.

@@ -28,7 +28,7 @@ use std::cell::Cell;
 use std::collections::VecDeque;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::{self, JoinHandle, Thread};
 use std::time::Instant;
 
@@ -40,6 +40,7 @@ use super::articles::index_articles;
 use super::files::FileGuard;
 use super::{SqliteStore, StoreError};
 use crate::store::{busy, BUSY_TIMEOUT};
+use crate::util::lock;
 
 /// Most writes in one transaction, to bound the wait of the first one.
 const MAX_BATCH: usize = 64;
@@ -418,11 +419,8 @@ impl Committer {
             // answers them with an error, and the writer goes on.
             if panic::catch_unwind(AssertUnwindSafe(|| self.batch(jobs))).is_err() {
                 log::error!("the writer panicked; its batch failed");
-                *lock(&self.group.unindexed) = None;
                 if let Ok(conn) = self.pool.get() {
-                    if !conn.is_autocommit() {
-                        let _ = conn.execute_batch("ROLLBACK");
-                    }
+                    self.roll_back(&conn);
                 }
             }
         }
@@ -435,14 +433,11 @@ impl Committer {
             Ok(conn) => conn,
             Err(err) => return end_all(jobs, Some(&StoreError::from(err))),
         };
-        if !conn.is_autocommit() {
-            // Left open by a batch that failed half-way: its writes were
-            // answered as failed, so they must not commit with these.
-            let _ = conn.execute_batch("ROLLBACK");
-            if !conn.is_autocommit() {
-                let failure = StoreError::unavailable("could not roll back a failed batch");
-                return end_all(jobs, Some(&failure));
-            }
+        // A transaction left open by a batch that failed half-way: its
+        // writes were answered as failed, so they must not commit with these.
+        if !self.roll_back(&conn) {
+            let failure = StoreError::unavailable("could not roll back a failed batch");
+            return end_all(jobs, Some(&failure));
         }
         let mut ran: Vec<Job> = Vec::with_capacity(jobs.len());
         loop {
@@ -464,27 +459,26 @@ impl Committer {
                     unguarded: false,
                 };
                 job.run(&mut batch);
-                let failure = match batch.unguarded {
+                // The batch is lost if a write without a savepoint failed
+                // half-way (see `Batch::unguarded`), or if SQLite rolled
+                // the whole transaction back itself (a full disk, an I/O
+                // error).
+                let lost = match batch.unguarded {
                     true => job.failure(),
                     false => None,
-                };
+                }
+                .or_else(|| {
+                    conn.is_autocommit()
+                        .then(|| StoreError::unavailable("rolled back by the database"))
+                });
                 ran.push(job);
-                if let Some(failure) = failure {
-                    // A write without a savepoint failed half-way: undo
-                    // the batch (see `Batch::unguarded`).
-                    let _ = conn.execute_batch("ROLLBACK");
-                    *lock(&self.group.unindexed) = None;
+                if let Some(failure) = lost {
+                    let rolled_back = self.roll_back(&conn);
                     end_all(ran.drain(..), Some(&failure));
-                    if !conn.is_autocommit() {
-                        // Not even that: the next batch tries again first.
+                    if !rolled_back {
+                        // The next batch tries again first.
                         return end_all(jobs, Some(&failure));
                     }
-                } else if conn.is_autocommit() {
-                    // SQLite rolled the whole transaction back (a full
-                    // disk, an I/O error): every write so far is lost.
-                    *lock(&self.group.unindexed) = None;
-                    let failure = StoreError::unavailable("rolled back by the database");
-                    end_all(ran.drain(..), Some(&failure));
                 }
             }
             jobs = self.group.more(MAX_BATCH.saturating_sub(ran.len()));
@@ -521,12 +515,20 @@ impl Committer {
         if outcome.is_ok() {
             outcome = conn.execute_batch("COMMIT").map_err(StoreError::from);
         }
-        *lock(&self.group.unindexed) = None;
-        if outcome.is_err() && !conn.is_autocommit() {
-            let _ = conn.execute_batch("ROLLBACK");
-        }
+        self.roll_back(conn);
         outcome?;
         self.check_files()
+    }
+
+    /// Rolls back the open transaction, if one is (none is after a
+    /// commit), and forgets the articles it created; returns whether no
+    /// transaction is open now.
+    fn roll_back(&self, conn: &Connection) -> bool {
+        *lock(&self.group.unindexed) = None;
+        if !conn.is_autocommit() {
+            let _ = conn.execute_batch("ROLLBACK");
+        }
+        conn.is_autocommit()
     }
 
     fn check_files(&self) -> Result<(), StoreError> {
@@ -578,14 +580,6 @@ fn index_created(group: &Group, conn: &Connection) -> Result<(), StoreError> {
         *unindexed = None;
     }
     Ok(())
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    // Both are consistent at every unlock, so a panic elsewhere while
-    // holding one leaves nothing half-done.
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 #[cfg(test)]
